@@ -1,0 +1,1 @@
+//! Tollgate custom resource types (in progress).

@@ -1,0 +1,83 @@
+//! Figures the engine exports: commands, batches, batch sizes, store write latency.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Default)]
+pub struct EngineStats {
+    submitted: AtomicU64,
+    commands: AtomicU64,
+    batches: AtomicU64,
+    max_batch: AtomicU64,
+    store_writes: AtomicU64,
+    store_write_us_total: AtomicU64,
+    store_write_us_max: AtomicU64,
+    snapshots: AtomicU64,
+    recovered_batches: AtomicU64,
+    last_seq: AtomicU64,
+}
+
+/// A copy of the figures at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub submitted: u64,
+    pub commands: u64,
+    pub batches: u64,
+    pub max_batch: u64,
+    pub store_writes: u64,
+    pub store_write_us_total: u64,
+    pub store_write_us_max: u64,
+    pub snapshots: u64,
+    pub recovered_batches: u64,
+    pub last_seq: u64,
+}
+
+impl StatsSnapshot {
+    /// Mean commands per durable batch.
+    pub fn mean_batch(&self) -> f64 {
+        if self.batches == 0 {
+            0.0
+        } else {
+            self.commands as f64 / self.batches as f64
+        }
+    }
+}
+
+impl EngineStats {
+    pub(crate) fn queued(&self) {
+        self.submitted.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn batch(&self, commands: u64, seq: u64, store_write_us: u64) {
+        self.commands.fetch_add(commands, Relaxed);
+        self.batches.fetch_add(1, Relaxed);
+        self.max_batch.fetch_max(commands, Relaxed);
+        self.store_writes.fetch_add(1, Relaxed);
+        self.store_write_us_total.fetch_add(store_write_us, Relaxed);
+        self.store_write_us_max.fetch_max(store_write_us, Relaxed);
+        self.last_seq.store(seq, Relaxed);
+    }
+
+    pub(crate) fn snapshot_taken(&self) {
+        self.snapshots.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_recovery(&self, batches: u64, last_seq: u64) {
+        self.recovered_batches.store(batches, Relaxed);
+        self.last_seq.store(last_seq, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            submitted: self.submitted.load(Relaxed),
+            commands: self.commands.load(Relaxed),
+            batches: self.batches.load(Relaxed),
+            max_batch: self.max_batch.load(Relaxed),
+            store_writes: self.store_writes.load(Relaxed),
+            store_write_us_total: self.store_write_us_total.load(Relaxed),
+            store_write_us_max: self.store_write_us_max.load(Relaxed),
+            snapshots: self.snapshots.load(Relaxed),
+            recovered_batches: self.recovered_batches.load(Relaxed),
+            last_seq: self.last_seq.load(Relaxed),
+        }
+    }
+}

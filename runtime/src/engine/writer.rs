@@ -1,0 +1,171 @@
+//! The writer thread: recovery, then the group-commit loop.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Clock, EngineConfig, EngineStats, ReadFn, Submission, store_failed};
+use crate::ledger::{CommandResult, Ledger, LedgerConfig, Timestamp};
+use crate::store::{Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode};
+
+pub(crate) struct Recovery {
+    pub(crate) ledger: Ledger,
+    pub(crate) next_seq: u64,
+    pub(crate) replayed_batches: u64,
+}
+
+/// Rebuilds the ledger: the latest snapshot, then every later batch replayed through the
+/// pure ledger. A replay whose chain head differs from the one logged stops start-up.
+pub(crate) fn recover(store: &mut dyn Store, config: LedgerConfig) -> Result<Recovery, StoreError> {
+    let mut ledger = Ledger::new(config);
+    let mut next_seq = 1;
+    let mut replayed_batches = 0;
+    store.recover(&mut |item| {
+        match item {
+            Recovered::Snapshot(snapshot) => {
+                ledger = decode("snapshot", &snapshot.state)?;
+                ledger.set_config(config);
+                next_seq = snapshot.seq + 1;
+            }
+            Recovered::Batch(batch) => {
+                for command in &batch.commands {
+                    apply_logged(&mut ledger, command);
+                }
+                if ledger.chain_head() != batch.chain_head {
+                    return Err(StoreError::Replay {
+                        seq: batch.seq,
+                        what: "the replayed journal differs from the one logged".into(),
+                    });
+                }
+                next_seq = batch.seq + 1;
+                replayed_batches += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Recovery {
+        ledger,
+        next_seq,
+        replayed_batches,
+    })
+}
+
+fn apply_logged(ledger: &mut Ledger, command: &LoggedCommand) {
+    match command {
+        LoggedCommand::Apply { now, request } => {
+            // The result was answered before the crash; replay only rebuilds state.
+            let _ = ledger.apply(*now, request);
+        }
+        LoggedCommand::Advance { now } => ledger.advance(*now),
+    }
+}
+
+pub(crate) struct Writer {
+    pub(crate) ledger: Ledger,
+    pub(crate) next_seq: u64,
+    pub(crate) batches_since_snapshot: u64,
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: EngineConfig,
+    pub(crate) stats: Arc<EngineStats>,
+    pub(crate) stopped: Arc<Mutex<Option<String>>>,
+}
+
+/// What one batch collected before its durable write.
+struct Pending {
+    logged: Vec<LoggedCommand>,
+    replies: Vec<(oneshot::Sender<CommandResult>, CommandResult)>,
+    reads: Vec<ReadFn>,
+}
+
+impl Writer {
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Submission>) {
+        let max = self.config.max_batch;
+        let mut pending = Pending {
+            logged: Vec::with_capacity(max),
+            replies: Vec::with_capacity(max),
+            reads: Vec::new(),
+        };
+        while let Some(first) = rx.blocking_recv() {
+            let now = self.clock.now();
+            self.take(first, now, &mut pending);
+            while pending.logged.len() + pending.reads.len() < max {
+                match rx.try_recv() {
+                    Ok(next) => self.take(next, now, &mut pending),
+                    Err(_) => break,
+                }
+            }
+            if !pending.logged.is_empty() {
+                let batch = Batch {
+                    seq: self.next_seq,
+                    commands: std::mem::take(&mut pending.logged),
+                    chain_head: self.ledger.chain_head(),
+                };
+                let started = Instant::now();
+                if let Err(error) = self.store.append(&batch) {
+                    self.fail(&error);
+                    return; // dropping the replies answers every caller with `Stopped`
+                }
+                let write_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.stats
+                    .batch(batch.commands.len() as u64, batch.seq, write_us);
+                self.next_seq += 1;
+                self.batches_since_snapshot += 1;
+                pending.logged = batch.commands;
+                pending.logged.clear();
+            }
+            for (reply, result) in pending.replies.drain(..) {
+                let _ = reply.send(result);
+            }
+            for read in pending.reads.drain(..) {
+                read(&self.ledger);
+            }
+            if self.batches_since_snapshot >= self.config.snapshot_every_batches
+                && let Err(error) = self.snapshot()
+            {
+                self.fail(&error);
+                return;
+            }
+        }
+        // Every handle is gone: leave a snapshot so the next start replays little.
+        if self.batches_since_snapshot > 0
+            && let Err(error) = self.snapshot()
+        {
+            self.fail(&error);
+        }
+    }
+
+    fn take(&mut self, submission: Submission, now: Timestamp, pending: &mut Pending) {
+        match submission {
+            Submission::Apply { request, reply } => {
+                let result = self.ledger.apply(now, &request);
+                pending.logged.push(LoggedCommand::Apply { now, request });
+                pending.replies.push((reply, result));
+            }
+            Submission::Read(read) => pending.reads.push(read),
+            Submission::Tick => {
+                if self.ledger.has_due(now) {
+                    self.ledger.advance(now);
+                    pending.logged.push(LoggedCommand::Advance { now });
+                }
+            }
+        }
+    }
+
+    fn snapshot(&mut self) -> Result<(), StoreError> {
+        let state = encode("snapshot", &self.ledger)?;
+        self.store.save_snapshot(&Snapshot {
+            seq: self.next_seq - 1,
+            state,
+        })?;
+        self.batches_since_snapshot = 0;
+        self.stats.snapshot_taken();
+        Ok(())
+    }
+
+    fn fail(&self, error: &StoreError) {
+        tracing::error!(%error, "store write failed; the engine stops (acknowledged means durable)");
+        store_failed(&self.stopped, error);
+    }
+}

@@ -1,0 +1,96 @@
+//! The commands the ledger accepts and the outcomes it returns.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::LedgerError;
+use super::types::{EntryId, GrantId, GrantSpec, HoldId, OveragePolicy, Timestamp, WalletRef};
+
+/// A mutating command with the client's idempotency key. The key is scoped to the
+/// customer: two customers may use the same key string independently.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Keyed {
+    pub customer: String,
+    pub key: String,
+    pub command: Command,
+}
+
+/// What a client asks the ledger to do. Every variant is applied all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Command {
+    /// Create the wallet, or change its overage policy if it exists.
+    OpenWallet {
+        wallet: WalletRef,
+        overage: OveragePolicy,
+    },
+    /// Add credits to a wallet as a new grant (opens the wallet if needed).
+    Grant { wallet: WalletRef, grant: GrantSpec },
+    /// Hold `amount` credits for at most `timeout_ms` of ledger time.
+    Reserve {
+        wallet: WalletRef,
+        amount: u64,
+        timeout_ms: u64,
+    },
+    /// Resolve a hold by posting the actual `amount` (the rest of the hold is released;
+    /// usage above the hold is charged as a separate overage entry).
+    Commit { hold: HoldId, amount: u64 },
+    /// Resolve a hold by releasing all of it.
+    Release { hold: HoldId },
+    /// Consume `amount` credits at once, without a hold (metered usage priced by a rate
+    /// card). All or nothing: fails with `InsufficientCredits` when they do not suffice.
+    Debit { wallet: WalletRef, amount: u64 },
+}
+
+impl Command {
+    /// Stable name for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::OpenWallet { .. } => "open_wallet",
+            Command::Grant { .. } => "grant",
+            Command::Reserve { .. } => "reserve",
+            Command::Commit { .. } => "commit",
+            Command::Release { .. } => "release",
+            Command::Debit { .. } => "debit",
+        }
+    }
+}
+
+/// The result of a successful command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    WalletOpened,
+    Granted {
+        grant: GrantId,
+        entry: EntryId,
+        /// Part of the grant that paid back an overdraft at once.
+        repaid_overdraft: u64,
+    },
+    Reserved {
+        hold: HoldId,
+        entry: EntryId,
+        expires_at: Timestamp,
+        /// Credits still available in the wallet after this hold.
+        available_after: u64,
+    },
+    Committed {
+        entry: EntryId,
+        /// Credits posted from the hold.
+        posted: u64,
+        /// Credits of the hold given back.
+        released: u64,
+        /// Usage above the hold that was charged (from credits or overdraft).
+        overage_posted: u64,
+        /// Usage above the hold that could not be charged under the overage policy.
+        overage_unbilled: u64,
+    },
+    Released {
+        entry: EntryId,
+        released: u64,
+    },
+    Debited {
+        entry: EntryId,
+        available_after: u64,
+    },
+}
+
+/// What the ledger stores per idempotency key: the answer it gave.
+pub type CommandResult = Result<Outcome, LedgerError>;

@@ -1,0 +1,46 @@
+//! The credit ledger: a pure, deterministic double-entry state machine.
+//!
+//! No I/O, no async, no clock reads: time is an argument of every command. The engine
+//! feeds it commands in order; the store makes them durable; replaying the same commands
+//! at the same times rebuilds the same state, which `verify` can check from scratch.
+//!
+//! Chart of accounts, per wallet (one wallet per customer and credit currency):
+//!
+//! | event                  | debit                | credit               |
+//! |------------------------|----------------------|----------------------|
+//! | paid grant             | deferred_revenue     | grant                |
+//! | promotional grant      | promotional_expense  | grant                |
+//! | consume paid credits   | grant                | recognized_revenue   |
+//! | consume promotional    | grant                | promotional_consumed |
+//! | consume on overdraft   | overdraft            | recognized_revenue   |
+//! | grant repays overdraft | grant                | overdraft            |
+//! | paid grant expires     | grant                | breakage             |
+//! | promotional expires    | grant                | promotional_expense  |
+//!
+//! Holds are the same legs as consumption, pending instead of posted.
+
+mod account;
+mod command;
+mod entry;
+mod error;
+mod ops;
+mod posting;
+mod query;
+mod state;
+mod types;
+mod verify;
+
+pub use account::{Account, AccountKind, Balances, WalletAccounts};
+pub use command::{Command, CommandResult, Keyed, Outcome};
+pub use entry::{Entry, EntryHash, EntryKind, GENESIS_HASH, Leg, LegKind};
+pub use error::{HoldResolution, LedgerError};
+pub use query::{GrantBalance, WalletBalance};
+pub use state::{Hold, HoldState, Ledger, LedgerConfig, MAX_HOLD_TIMEOUT_MS, MAX_ID_BYTES};
+pub use types::{
+    AccountId, Category, CustomerId, EntryId, GrantId, GrantSpec, HoldId, OveragePolicy, Timestamp,
+    WalletRef,
+};
+pub use verify::{VerifyReport, Violation};
+
+#[cfg(test)]
+mod tests;

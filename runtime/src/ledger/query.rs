@@ -1,0 +1,154 @@
+//! Read-only views of the ledger: balances, grants, holds, the journal.
+
+use serde::{Deserialize, Serialize};
+
+use super::account::{Account, Balances};
+use super::entry::Entry;
+use super::state::{Hold, Ledger};
+use super::types::{Category, EntryId, GrantId, HoldId, OveragePolicy, Timestamp, WalletRef};
+
+/// A wallet's balance, derived from its accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletBalance {
+    pub wallet: WalletRef,
+    /// Credits that can be consumed now.
+    pub available: u64,
+    /// Credits held by open holds.
+    pub pending: u64,
+    /// Credits of grants that are not effective yet.
+    pub upcoming: u64,
+    /// Credits consumed beyond the grants (the overdraft in use).
+    pub overdraft: u64,
+    pub overage: OveragePolicy,
+    pub grants: Vec<GrantBalance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantBalance {
+    pub grant: GrantId,
+    pub category: Category,
+    pub priority: u32,
+    pub effective_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub granted: u64,
+    /// Credits consumed from the grant (or expired, for an expired grant).
+    pub used: u64,
+    pub pending: u64,
+    /// Credits free to consume (0 once expired or before it is effective).
+    pub available: u64,
+    pub expired: bool,
+}
+
+impl Ledger {
+    pub fn wallet_balance(&self, wallet: &WalletRef) -> Option<WalletBalance> {
+        let &index = self.wallet_index.get(wallet)?;
+        let w = &self.wallets[index as usize];
+        let mut balance = WalletBalance {
+            wallet: wallet.clone(),
+            available: 0,
+            pending: 0,
+            upcoming: 0,
+            overdraft: self.balances(w.accounts.overdraft).debit_balance(),
+            overage: w.overage,
+            grants: Vec::with_capacity(w.grants.len()),
+        };
+        let mut available: u128 = 0;
+        let mut pending: u128 = 0;
+        let mut upcoming: u128 = 0;
+        for &g in &w.grants {
+            let grant = self.grant_ref(g);
+            let b = self.balances(grant.account);
+            let effective = grant.spec.effective_at <= self.time;
+            let usable = if grant.expired || !effective {
+                0
+            } else {
+                b.free()
+            };
+            available += u128::from(usable);
+            pending += u128::from(b.debits_pending);
+            if !effective && !grant.expired {
+                upcoming += u128::from(b.free());
+            }
+            balance.grants.push(GrantBalance {
+                grant: g,
+                category: grant.spec.category,
+                priority: grant.spec.priority,
+                effective_at: grant.spec.effective_at,
+                expires_at: grant.spec.expires_at,
+                granted: b.credits_posted,
+                used: b.debits_posted,
+                pending: b.debits_pending,
+                available: usable,
+                expired: grant.expired,
+            });
+        }
+        balance.available = saturate(available);
+        balance.pending = saturate(pending);
+        balance.upcoming = saturate(upcoming);
+        Some(balance)
+    }
+
+    /// Journal entries of one wallet after `after` (exclusive), at most `limit`.
+    pub fn wallet_entries(&self, wallet: &WalletRef, after: EntryId, limit: usize) -> Vec<&Entry> {
+        let Some(&index) = self.wallet_index.get(wallet) else {
+            return Vec::new();
+        };
+        let ids = &self.wallets[index as usize].entries;
+        let start = ids.partition_point(|id| *id <= after);
+        ids[start..]
+            .iter()
+            .take(limit)
+            .map(|id| &self.journal[(id.0 - 1) as usize])
+            .collect()
+    }
+
+    pub fn journal(&self) -> &[Entry] {
+        &self.journal
+    }
+
+    pub fn accounts(&self) -> &[Account] {
+        &self.accounts
+    }
+
+    pub fn hold(&self, id: HoldId) -> Option<&Hold> {
+        self.holds.get(&id)
+    }
+
+    /// Holds not yet resolved, in id order.
+    pub fn open_holds(&self) -> Vec<&Hold> {
+        let mut open: Vec<&Hold> = self
+            .holds
+            .values()
+            .filter(|h| h.state == super::state::HoldState::Open)
+            .collect();
+        open.sort_by_key(|h| h.id);
+        open
+    }
+
+    pub fn wallet_refs(&self) -> impl Iterator<Item = &WalletRef> {
+        self.wallets.iter().map(|w| &w.wallet_ref)
+    }
+
+    /// The command and answer remembered for an idempotency key.
+    pub fn key_record(
+        &self,
+        customer: &str,
+        key: &str,
+    ) -> Option<(&super::command::Command, &super::command::CommandResult)> {
+        let record = self.keys.get(customer)?.get(key)?;
+        Some((&record.command, &record.result))
+    }
+
+    /// Number of idempotency keys currently remembered.
+    pub fn remembered_keys(&self) -> usize {
+        self.keys.values().map(|k| k.len()).sum()
+    }
+
+    pub(crate) fn balances(&self, id: super::types::AccountId) -> Balances {
+        self.accounts[id.0 as usize].balances
+    }
+}
+
+fn saturate(v: u128) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}

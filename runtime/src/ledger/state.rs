@@ -1,0 +1,436 @@
+//! The ledger's state and its entry point, `Ledger::apply`.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use super::account::{Account, AccountKind, Balances, WalletAccounts};
+use super::command::{Command, CommandResult, Keyed};
+use super::entry::{Entry, EntryHash, EntryKind, GENESIS_HASH, Legs};
+use super::error::{HoldResolution, LedgerError};
+use super::posting::Staged;
+use super::types::{
+    AccountId, Category, EntryId, GrantId, GrantSpec, HoldId, OveragePolicy, Timestamp, WalletRef,
+};
+
+pub(crate) type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+
+/// Longest accepted idempotency key or customer id, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// Longest hold timeout: a hold is for one inference call, not for a day.
+pub const MAX_HOLD_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerConfig {
+    /// How long the answer to an idempotency key (and a resolved hold) is kept, in ledger
+    /// time. Longer than any client's retry horizon; it bounds memory together with the
+    /// request rate.
+    pub idempotency_window_ms: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            idempotency_window_ms: 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Wallet {
+    pub wallet_ref: WalletRef,
+    pub accounts: WalletAccounts,
+    pub overage: OveragePolicy,
+    /// Grants not yet expired, in consumption order.
+    pub(crate) live_grants: Vec<GrantId>,
+    /// Every grant ever made to the wallet, in creation order.
+    pub grants: Vec<GrantId>,
+    /// Entries that moved this wallet's accounts, in journal order.
+    pub entries: Vec<EntryId>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: GrantId,
+    pub wallet: u32,
+    pub account: AccountId,
+    pub spec: GrantSpec,
+    pub expired: bool,
+}
+
+impl Grant {
+    /// The deterministic consumption order: priority, earliest expiry (none last),
+    /// promotional before paid, then oldest (ids grow with creation time).
+    pub(crate) fn consumption_key(&self) -> (u32, u64, Category, GrantId) {
+        (
+            self.spec.priority,
+            self.spec.expires_at.map_or(u64::MAX, |t| t.0),
+            self.spec.category,
+            self.id,
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldState {
+    Open,
+    Resolved { how: HoldResolution, at: Timestamp },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hold {
+    pub id: HoldId,
+    pub wallet: u32,
+    pub amount: u64,
+    /// How the hold is split across grants, in consumption order.
+    pub parts: SmallVec<[(GrantId, u64); 2]>,
+    pub expires_at: Timestamp,
+    pub state: HoldState,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct KeyRecord {
+    pub(crate) command: Command,
+    pub(crate) result: CommandResult,
+}
+
+/// The whole ledger of one partition. Pure and deterministic: the same commands at the
+/// same times give the same state, byte for byte.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ledger {
+    pub(crate) config: LedgerConfig,
+    pub(crate) time: Timestamp,
+    pub(crate) accounts: Vec<Account>,
+    pub(crate) wallets: Vec<Wallet>,
+    pub(crate) wallet_index: Map<WalletRef, u32>,
+    /// `grants[i]` has id `i + 1`.
+    pub(crate) grants: Vec<Grant>,
+    pub(crate) holds: Map<HoldId, Hold>,
+    pub(crate) next_hold: u64,
+    pub(crate) journal: Vec<Entry>,
+    pub(crate) last_hash: EntryHash,
+    pub(crate) hold_timeouts: BTreeSet<(Timestamp, HoldId)>,
+    pub(crate) grant_expiries: BTreeSet<(Timestamp, GrantId)>,
+    /// Answers by customer, then idempotency key.
+    pub(crate) keys: Map<String, Map<String, KeyRecord>>,
+    /// Keys and resolved holds in the order they can be forgotten.
+    pub(crate) forget_keys: VecDeque<(Timestamp, String, String)>,
+    pub(crate) forget_holds: VecDeque<(Timestamp, HoldId)>,
+}
+
+impl Ledger {
+    pub fn new(config: LedgerConfig) -> Self {
+        Ledger {
+            config,
+            time: Timestamp(0),
+            accounts: Vec::new(),
+            wallets: Vec::new(),
+            wallet_index: Map::default(),
+            grants: Vec::new(),
+            holds: Map::default(),
+            next_hold: 1,
+            journal: Vec::new(),
+            last_hash: GENESIS_HASH,
+            hold_timeouts: BTreeSet::new(),
+            grant_expiries: BTreeSet::new(),
+            keys: Map::default(),
+            forget_keys: VecDeque::new(),
+            forget_holds: VecDeque::new(),
+        }
+    }
+
+    /// Current ledger time.
+    pub fn time(&self) -> Timestamp {
+        self.time
+    }
+
+    /// Hash of the last journal entry (the chain head); equal ledgers have equal heads.
+    pub fn chain_head(&self) -> EntryHash {
+        self.last_hash
+    }
+
+    /// Applies one keyed command at time `now`.
+    ///
+    /// Same key and same command: the stored answer, no second effect. Same key with a
+    /// different command: `IdempotencyConflict`. Answers, errors included, are kept for
+    /// `idempotency_window_ms` of ledger time.
+    pub fn apply(&mut self, now: Timestamp, request: &Keyed) -> CommandResult {
+        self.advance(now);
+        validate_id("customer", &request.customer)?;
+        validate_id("idempotency_key", &request.key)?;
+        if let Some(record) = self
+            .keys
+            .get(request.customer.as_str())
+            .and_then(|k| k.get(request.key.as_str()))
+        {
+            if record.command == request.command {
+                return record.result.clone();
+            }
+            return Err(LedgerError::IdempotencyConflict {
+                key: request.key.clone(),
+            });
+        }
+        let result = self.execute(&request.customer, &request.command);
+        self.keys
+            .entry(request.customer.clone())
+            .or_default()
+            .insert(
+                request.key.clone(),
+                KeyRecord {
+                    command: request.command.clone(),
+                    result: result.clone(),
+                },
+            );
+        self.forget_keys
+            .push_back((self.time, request.customer.clone(), request.key.clone()));
+        result
+    }
+
+    /// Whether a hold timeout or grant expiry is due at `now`.
+    pub fn has_due(&self, now: Timestamp) -> bool {
+        self.hold_timeouts.first().is_some_and(|(t, _)| *t <= now)
+            || self.grant_expiries.first().is_some_and(|(t, _)| *t <= now)
+    }
+
+    /// Replaces the configuration (a snapshot keeps the one it was taken with).
+    pub fn set_config(&mut self, config: LedgerConfig) {
+        self.config = config;
+    }
+
+    /// Moves ledger time to `now` (never backwards), resolving every hold timeout and
+    /// grant expiry due by then, in time order (at equal times, holds first).
+    /// Each resolution is journalled at its own due time, so journal times never decrease.
+    pub fn advance(&mut self, now: Timestamp) {
+        let now = now.max(self.time);
+        loop {
+            let hold = self
+                .hold_timeouts
+                .first()
+                .copied()
+                .filter(|(t, _)| *t <= now);
+            let grant = self
+                .grant_expiries
+                .first()
+                .copied()
+                .filter(|(t, _)| *t <= now);
+            let due = match (hold, grant) {
+                (Some(h), Some(g)) if h.0 <= g.0 => Due::Hold(h.1, h.0),
+                (Some(h), None) => Due::Hold(h.1, h.0),
+                (_, Some(g)) => Due::Grant(g.1, g.0),
+                (None, None) => break,
+            };
+            match due {
+                Due::Hold(hold, at) => {
+                    self.time = self.time.max(at);
+                    self.time_out_hold(hold);
+                }
+                Due::Grant(grant, at) => {
+                    self.time = self.time.max(at);
+                    self.expire_grant(grant);
+                }
+            }
+        }
+        self.time = now;
+        self.forget_before(now);
+    }
+
+    fn forget_before(&mut self, now: Timestamp) {
+        let horizon = now.0.saturating_sub(self.config.idempotency_window_ms);
+        while let Some((t, _, _)) = self.forget_keys.front() {
+            if t.0 >= horizon {
+                break;
+            }
+            if let Some((_, customer, key)) = self.forget_keys.pop_front()
+                && let Some(keys) = self.keys.get_mut(&customer)
+            {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    self.keys.remove(&customer);
+                }
+            }
+        }
+        while let Some((t, hold)) = self.forget_holds.front().copied() {
+            if t.0 >= horizon {
+                break;
+            }
+            self.forget_holds.pop_front();
+            self.holds.remove(&hold);
+        }
+    }
+
+    fn execute(&mut self, customer: &str, command: &Command) -> CommandResult {
+        match command {
+            Command::OpenWallet { wallet, overage } => {
+                check_owner(customer, wallet)?;
+                self.open_wallet(wallet, Some(*overage));
+                Ok(super::command::Outcome::WalletOpened)
+            }
+            Command::Grant { wallet, grant } => {
+                check_owner(customer, wallet)?;
+                self.grant(wallet, grant)
+            }
+            Command::Reserve {
+                wallet,
+                amount,
+                timeout_ms,
+            } => {
+                check_owner(customer, wallet)?;
+                self.reserve(wallet, *amount, *timeout_ms)
+            }
+            Command::Commit { hold, amount } => self.commit(customer, *hold, *amount),
+            Command::Release { hold } => self.release(customer, *hold),
+            Command::Debit { wallet, amount } => {
+                check_owner(customer, wallet)?;
+                self.debit(wallet, *amount)
+            }
+        }
+    }
+
+    /// Returns the wallet's index, creating the wallet and its fixed accounts if needed.
+    pub(crate) fn open_wallet(
+        &mut self,
+        wallet: &WalletRef,
+        overage: Option<OveragePolicy>,
+    ) -> u32 {
+        if let Some(&index) = self.wallet_index.get(wallet) {
+            if let Some(policy) = overage {
+                self.wallets[index as usize].overage = policy;
+            }
+            return index;
+        }
+        let index = u32::try_from(self.wallets.len()).unwrap_or(u32::MAX);
+        assert!(index < u32::MAX, "wallet table full");
+        let mut account = |kind| self.new_account(index, kind);
+        let accounts = WalletAccounts {
+            deferred_revenue: account(AccountKind::DeferredRevenue),
+            recognized_revenue: account(AccountKind::RecognizedRevenue),
+            breakage: account(AccountKind::Breakage),
+            promotional_expense: account(AccountKind::PromotionalExpense),
+            promotional_consumed: account(AccountKind::PromotionalConsumed),
+            overdraft: account(AccountKind::Overdraft),
+        };
+        self.wallets.push(Wallet {
+            wallet_ref: wallet.clone(),
+            accounts,
+            overage: overage.unwrap_or_default(),
+            live_grants: Vec::new(),
+            grants: Vec::new(),
+            entries: Vec::new(),
+        });
+        self.wallet_index.insert(wallet.clone(), index);
+        index
+    }
+
+    pub(crate) fn new_account(&mut self, wallet: u32, kind: AccountKind) -> AccountId {
+        let id = AccountId(u32::try_from(self.accounts.len()).unwrap_or(u32::MAX));
+        assert!(id.0 < u32::MAX, "account table full");
+        self.accounts.push(Account {
+            id,
+            wallet,
+            kind,
+            balances: Balances::default(),
+        });
+        id
+    }
+
+    /// Appends balanced entries for one command, all or nothing: every leg of every entry
+    /// is staged first, and nothing changes if any would overflow.
+    pub(crate) fn post(
+        &mut self,
+        wallet: u32,
+        entries: &[(EntryKind, Legs)],
+    ) -> Result<SmallVec<[EntryId; 2]>, LedgerError> {
+        let mut staged = Staged::new();
+        for (_, legs) in entries {
+            for leg in legs {
+                staged.stage(&self.accounts, leg)?;
+            }
+        }
+        staged.commit(&mut self.accounts);
+        let mut ids = SmallVec::new();
+        for (kind, legs) in entries {
+            let id = EntryId(self.journal.len() as u64 + 1);
+            let hash = Entry::compute_hash(&self.last_hash, id, self.time, *kind, wallet, legs);
+            self.journal.push(Entry {
+                id,
+                time: self.time,
+                kind: *kind,
+                wallet,
+                legs: legs.clone(),
+                hash,
+            });
+            self.last_hash = hash;
+            self.wallets[wallet as usize].entries.push(id);
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    pub(crate) fn grant_ref(&self, id: GrantId) -> &Grant {
+        &self.grants[(id.0 - 1) as usize]
+    }
+
+    pub(crate) fn grant_mut(&mut self, id: GrantId) -> &mut Grant {
+        &mut self.grants[(id.0 - 1) as usize]
+    }
+
+    /// The account consumption of this grant's credits is credited to.
+    pub(crate) fn consumption_sink(&self, grant: &Grant) -> AccountId {
+        let accounts = &self.wallets[grant.wallet as usize].accounts;
+        match grant.spec.category {
+            Category::Paid => accounts.recognized_revenue,
+            Category::Promotional => accounts.promotional_consumed,
+        }
+    }
+
+    /// The account expiry of this grant's credits is credited to.
+    pub(crate) fn expiry_sink(&self, grant: &Grant) -> AccountId {
+        let accounts = &self.wallets[grant.wallet as usize].accounts;
+        match grant.spec.category {
+            Category::Paid => accounts.breakage,
+            Category::Promotional => accounts.promotional_expense,
+        }
+    }
+
+    pub(crate) fn mark_resolved(&mut self, hold: HoldId, how: HoldResolution) {
+        let now = self.time;
+        if let Some(h) = self.holds.get_mut(&hold) {
+            assert_eq!(h.state, HoldState::Open, "hold {} resolved twice", hold.0);
+            h.state = HoldState::Resolved { how, at: now };
+            self.hold_timeouts.remove(&(h.expires_at, hold));
+            self.forget_holds.push_back((now, hold));
+        }
+    }
+}
+
+enum Due {
+    Hold(HoldId, Timestamp),
+    Grant(GrantId, Timestamp),
+}
+
+fn validate_id(field: &'static str, value: &str) -> Result<(), LedgerError> {
+    if value.is_empty() {
+        return Err(LedgerError::invalid(field, "\"\"", "must not be empty"));
+    }
+    if value.len() > MAX_ID_BYTES {
+        return Err(LedgerError::invalid(
+            field,
+            value.len(),
+            "longer than 128 bytes",
+        ));
+    }
+    Ok(())
+}
+
+fn check_owner(customer: &str, wallet: &WalletRef) -> Result<(), LedgerError> {
+    validate_id("wallet.currency", &wallet.currency)?;
+    if wallet.customer != customer {
+        return Err(LedgerError::invalid(
+            "wallet.customer",
+            &wallet.customer,
+            "must be the customer the request is made for",
+        ));
+    }
+    Ok(())
+}

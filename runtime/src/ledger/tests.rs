@@ -1,0 +1,519 @@
+//! Scenario and boundary tests of the ledger.
+
+use super::*;
+
+const T0: Timestamp = Timestamp(1_000_000);
+
+fn wallet() -> WalletRef {
+    WalletRef::new("acme", "credits")
+}
+
+struct Fixture {
+    ledger: Ledger,
+    key: u64,
+    now: Timestamp,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            ledger: Ledger::new(LedgerConfig::default()),
+            key: 0,
+            now: T0,
+        }
+    }
+
+    fn run(&mut self, command: Command) -> CommandResult {
+        self.key += 1;
+        let request = Keyed {
+            customer: "acme".into(),
+            key: format!("k{}", self.key),
+            command,
+        };
+        let result = self.ledger.apply(self.now, &request);
+        self.ledger
+            .verify()
+            .expect("ledger verifies after every command");
+        result
+    }
+
+    fn grant(
+        &mut self,
+        amount: u64,
+        category: Category,
+        priority: u32,
+        expires_at: Option<u64>,
+    ) -> GrantId {
+        let spec = GrantSpec {
+            amount,
+            category,
+            priority,
+            effective_at: Timestamp(0),
+            expires_at: expires_at.map(Timestamp),
+            cost_basis_micros: if category == Category::Paid { 1000 } else { 0 },
+        };
+        match self.run(Command::Grant {
+            wallet: wallet(),
+            grant: spec,
+        }) {
+            Ok(Outcome::Granted { grant, .. }) => grant,
+            other => panic!("grant failed: {other:?}"),
+        }
+    }
+
+    fn reserve(&mut self, amount: u64, timeout_ms: u64) -> CommandResult {
+        self.run(Command::Reserve {
+            wallet: wallet(),
+            amount,
+            timeout_ms,
+        })
+    }
+
+    fn hold(&mut self, amount: u64) -> HoldId {
+        match self.reserve(amount, 60_000) {
+            Ok(Outcome::Reserved { hold, .. }) => hold,
+            other => panic!("reserve failed: {other:?}"),
+        }
+    }
+
+    fn balance(&self) -> WalletBalance {
+        self.ledger
+            .wallet_balance(&wallet())
+            .expect("wallet exists")
+    }
+}
+
+#[test]
+fn reserve_commit_posts_actual_and_releases_the_rest() {
+    let mut f = Fixture::new();
+    f.grant(1_000, Category::Paid, 0, None);
+    let hold = f.hold(300);
+    assert_eq!(f.balance().available, 700);
+    assert_eq!(f.balance().pending, 300);
+    let out = f.run(Command::Commit { hold, amount: 120 }).unwrap();
+    assert!(matches!(
+        out,
+        Outcome::Committed {
+            posted: 120,
+            released: 180,
+            overage_posted: 0,
+            ..
+        }
+    ));
+    let b = f.balance();
+    assert_eq!((b.available, b.pending), (880, 0));
+    // A hold resolves once.
+    let again = f.run(Command::Commit { hold, amount: 10 });
+    assert!(matches!(
+        again,
+        Err(LedgerError::HoldResolved {
+            resolution: HoldResolution::Committed,
+            ..
+        })
+    ));
+    let release = f.run(Command::Release { hold });
+    assert!(matches!(release, Err(LedgerError::HoldResolved { .. })));
+}
+
+#[test]
+fn consumption_order_priority_expiry_category_age() {
+    let mut f = Fixture::new();
+    let paid_late = f.grant(10, Category::Paid, 1, Some(T0.0 + 10_000));
+    let promo_late = f.grant(10, Category::Promotional, 1, Some(T0.0 + 10_000));
+    let paid_early = f.grant(10, Category::Paid, 1, Some(T0.0 + 5_000));
+    let never = f.grant(10, Category::Paid, 1, None);
+    let first = f.grant(10, Category::Paid, 0, None);
+    let second_old = f.grant(10, Category::Promotional, 1, Some(T0.0 + 10_000));
+    let hold = f.hold(55);
+    let parts: Vec<_> = f.ledger.hold(hold).unwrap().parts.to_vec();
+    assert_eq!(
+        parts,
+        vec![
+            (first, 10),
+            (paid_early, 10),
+            (promo_late, 10),
+            (second_old, 10),
+            (paid_late, 10),
+            (never, 5)
+        ]
+    );
+}
+
+#[test]
+fn insufficient_credits_is_all_or_nothing() {
+    let mut f = Fixture::new();
+    f.grant(100, Category::Paid, 0, None);
+    let before = f.ledger.journal().len();
+    let err = f.reserve(101, 1000).unwrap_err();
+    assert_eq!(
+        err,
+        LedgerError::InsufficientCredits {
+            wallet: wallet(),
+            needed: 101,
+            available: 100
+        }
+    );
+    assert_eq!(f.ledger.journal().len(), before);
+    assert_eq!(f.balance().available, 100);
+}
+
+#[test]
+fn amount_boundaries_zero_one_max() {
+    let mut f = Fixture::new();
+    let zero = f.run(Command::Grant {
+        wallet: wallet(),
+        grant: GrantSpec {
+            amount: 0,
+            category: Category::Paid,
+            priority: 0,
+            effective_at: Timestamp(0),
+            expires_at: None,
+            cost_basis_micros: 0,
+        },
+    });
+    assert!(
+        matches!(zero, Err(LedgerError::InvalidArgument { ref field, .. }) if field == "grant.amount")
+    );
+    f.grant(u64::MAX - 1, Category::Paid, 0, None);
+    f.grant(1, Category::Paid, 0, None);
+    assert_eq!(f.balance().available, u64::MAX);
+    // One more paid credit would overflow deferred revenue: an error, not a wrap.
+    let overflow = f.run(Command::Grant {
+        wallet: wallet(),
+        grant: GrantSpec {
+            amount: 1,
+            category: Category::Paid,
+            priority: 0,
+            effective_at: Timestamp(0),
+            expires_at: None,
+            cost_basis_micros: 0,
+        },
+    });
+    assert!(
+        matches!(overflow, Err(LedgerError::Overflow { .. })),
+        "{overflow:?}"
+    );
+    assert!(matches!(
+        f.reserve(0, 1000),
+        Err(LedgerError::InvalidArgument { .. })
+    ));
+    let hold = f.hold(u64::MAX);
+    assert_eq!(f.balance().available, 0);
+    assert!(matches!(
+        f.reserve(1, 1000),
+        Err(LedgerError::InsufficientCredits { available: 0, .. })
+    ));
+    let out = f
+        .run(Command::Commit {
+            hold,
+            amount: u64::MAX,
+        })
+        .unwrap();
+    assert!(matches!(
+        out,
+        Outcome::Committed {
+            posted: u64::MAX,
+            released: 0,
+            ..
+        }
+    ));
+    assert_eq!(f.balance().available, 0);
+}
+
+#[test]
+fn grant_expiring_exactly_at_reserve_is_not_usable() {
+    let mut f = Fixture::new();
+    f.grant(100, Category::Paid, 0, Some(T0.0 + 1_000));
+    f.now = Timestamp(T0.0 + 999);
+    assert!(f.reserve(100, 10).is_ok());
+    let mut f = Fixture::new();
+    f.grant(100, Category::Paid, 0, Some(T0.0 + 1_000));
+    f.now = Timestamp(T0.0 + 1_000);
+    let err = f.reserve(1, 10).unwrap_err();
+    assert!(matches!(
+        err,
+        LedgerError::InsufficientCredits { available: 0, .. }
+    ));
+    let expiry = f
+        .ledger
+        .journal()
+        .iter()
+        .find(|e| matches!(e.kind, EntryKind::Expire { .. }));
+    assert!(expiry.is_some(), "expiry is an explicit entry");
+    assert_eq!(
+        f.ledger.accounts()[f.ledger.wallets[0].accounts.breakage.0 as usize]
+            .balances
+            .credits_posted,
+        100
+    );
+}
+
+#[test]
+fn hold_times_out_between_reserve_and_commit() {
+    let mut f = Fixture::new();
+    f.grant(100, Category::Paid, 0, None);
+    let hold = match f.reserve(60, 500).unwrap() {
+        Outcome::Reserved {
+            hold, expires_at, ..
+        } => {
+            assert_eq!(expires_at, Timestamp(T0.0 + 500));
+            hold
+        }
+        other => panic!("{other:?}"),
+    };
+    f.now = Timestamp(T0.0 + 499);
+    assert_eq!(f.balance().available, 40);
+    f.now = Timestamp(T0.0 + 500);
+    let err = f.run(Command::Commit { hold, amount: 60 }).unwrap_err();
+    assert_eq!(
+        err,
+        LedgerError::HoldTimedOut {
+            hold,
+            expired_at: Timestamp(T0.0 + 500)
+        }
+    );
+    assert_eq!(f.balance().available, 100);
+    let timeout = f
+        .ledger
+        .journal()
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::HoldTimeout { .. }))
+        .count();
+    assert_eq!(timeout, 1);
+}
+
+#[test]
+fn held_credits_survive_grant_expiry_and_the_released_rest_expires() {
+    let mut f = Fixture::new();
+    f.grant(100, Category::Paid, 0, Some(T0.0 + 1_000));
+    let hold = f.hold(80);
+    f.now = Timestamp(T0.0 + 2_000);
+    f.ledger.advance(f.now);
+    // The free 20 expired; the 80 held stay with the hold.
+    assert_eq!(f.balance().pending, 80);
+    let out = f.run(Command::Commit { hold, amount: 30 }).unwrap();
+    assert!(matches!(
+        out,
+        Outcome::Committed {
+            posted: 30,
+            released: 50,
+            ..
+        }
+    ));
+    let breakage = f.ledger.wallets[0].accounts.breakage;
+    assert_eq!(f.ledger.balances(breakage).credits_posted, 70);
+}
+
+#[test]
+fn commit_above_hold_under_deny_charges_only_available_credits() {
+    let mut f = Fixture::new();
+    f.grant(100, Category::Paid, 0, None);
+    let hold = f.hold(50);
+    let out = f.run(Command::Commit { hold, amount: 130 }).unwrap();
+    assert_eq!(
+        out,
+        Outcome::Committed {
+            entry: EntryId(3),
+            posted: 50,
+            released: 0,
+            overage_posted: 50,
+            overage_unbilled: 30
+        }
+    );
+    assert_eq!(f.balance().available, 0);
+    assert_eq!(f.balance().overdraft, 0);
+    assert!(
+        matches!(f.ledger.journal()[3].kind, EntryKind::Overage { .. }),
+        "overage is its own entry"
+    );
+}
+
+#[test]
+fn commit_above_hold_under_overdraft_goes_down_to_the_floor() {
+    let mut f = Fixture::new();
+    f.run(Command::OpenWallet {
+        wallet: wallet(),
+        overage: OveragePolicy::AllowOverdraft { floor: 40 },
+    })
+    .unwrap();
+    f.grant(100, Category::Paid, 0, None);
+    let hold = f.hold(100);
+    let out = f.run(Command::Commit { hold, amount: 150 }).unwrap();
+    assert!(matches!(
+        out,
+        Outcome::Committed {
+            posted: 100,
+            overage_posted: 40,
+            overage_unbilled: 10,
+            ..
+        }
+    ));
+    assert_eq!(f.balance().overdraft, 40);
+    // The next grant pays the overdraft back first.
+    f.grant(100, Category::Paid, 0, None);
+    let b = f.balance();
+    assert_eq!((b.available, b.overdraft), (60, 0));
+}
+
+#[test]
+fn idempotent_retry_and_conflict() {
+    let mut ledger = Ledger::new(LedgerConfig::default());
+    let grant = Keyed {
+        customer: "acme".into(),
+        key: "g1".into(),
+        command: Command::Grant {
+            wallet: wallet(),
+            grant: GrantSpec {
+                amount: 10,
+                category: Category::Paid,
+                priority: 0,
+                effective_at: Timestamp(0),
+                expires_at: None,
+                cost_basis_micros: 1,
+            },
+        },
+    };
+    let first = ledger.apply(T0, &grant);
+    let again = ledger.apply(T0, &grant);
+    assert_eq!(first, again);
+    assert_eq!(ledger.wallet_balance(&wallet()).unwrap().available, 10);
+    let reserve = |amount| Keyed {
+        customer: "acme".into(),
+        key: "r1".into(),
+        command: Command::Reserve {
+            wallet: wallet(),
+            amount,
+            timeout_ms: 1000,
+        },
+    };
+    // A state-dependent failure stays failed, even once credits arrive.
+    let failed = ledger.apply(T0, &reserve(20));
+    assert!(matches!(
+        failed,
+        Err(LedgerError::InsufficientCredits { .. })
+    ));
+    let mut more = grant.clone();
+    more.key = "g2".into();
+    ledger.apply(T0, &more).unwrap();
+    assert_eq!(ledger.apply(T0, &reserve(20)), failed);
+    assert_eq!(
+        ledger.apply(T0, &reserve(5)),
+        Err(LedgerError::IdempotencyConflict { key: "r1".into() })
+    );
+    // Keys are per customer.
+    let other = Keyed {
+        customer: "globex".into(),
+        ..reserve(5)
+    };
+    assert!(matches!(
+        ledger.apply(T0, &other),
+        Err(LedgerError::InvalidArgument { .. })
+    ));
+    ledger.verify().unwrap();
+}
+
+#[test]
+fn another_customers_hold_is_unknown() {
+    let mut f = Fixture::new();
+    f.grant(100, Category::Paid, 0, None);
+    let hold = f.hold(10);
+    let steal = Keyed {
+        customer: "globex".into(),
+        key: "x".into(),
+        command: Command::Commit { hold, amount: 10 },
+    };
+    let err = f.ledger.apply(f.now, &steal).unwrap_err();
+    assert!(matches!(err, LedgerError::UnknownHold { .. }));
+}
+
+#[test]
+fn promotional_expiry_returns_to_expense_and_debit_is_all_or_nothing() {
+    let mut f = Fixture::new();
+    f.grant(50, Category::Promotional, 0, Some(T0.0 + 100));
+    f.grant(50, Category::Paid, 1, None);
+    assert!(matches!(
+        f.run(Command::Debit {
+            wallet: wallet(),
+            amount: 101
+        }),
+        Err(LedgerError::InsufficientCredits { .. })
+    ));
+    f.run(Command::Debit {
+        wallet: wallet(),
+        amount: 20,
+    })
+    .unwrap();
+    f.now = Timestamp(T0.0 + 100);
+    f.ledger.advance(f.now);
+    let accounts = f.ledger.wallets[0].accounts;
+    let expense = f.ledger.balances(accounts.promotional_expense);
+    assert_eq!((expense.debits_posted, expense.credits_posted), (50, 30));
+    assert_eq!(
+        f.ledger
+            .balances(accounts.promotional_consumed)
+            .credits_posted,
+        20
+    );
+    assert_eq!(f.balance().available, 50);
+    f.ledger.verify().unwrap();
+}
+
+#[test]
+fn tampering_is_detected() {
+    let mut f = Fixture::new();
+    f.grant(100, Category::Paid, 0, None);
+    f.hold(10);
+    let mut tampered = f.ledger.clone();
+    tampered.journal[0].legs[0].amount = 1_000;
+    assert!(matches!(
+        tampered.verify(),
+        Err(Violation::HashChain { entry: 1 })
+    ));
+    let mut tampered = f.ledger.clone();
+    tampered.accounts[6].balances.credits_posted += 1;
+    assert!(matches!(
+        tampered.verify(),
+        Err(Violation::BalanceMismatch { account: 6, .. })
+    ));
+}
+
+#[test]
+fn unknown_wallet_and_bad_ids() {
+    let mut f = Fixture::new();
+    assert!(matches!(
+        f.reserve(1, 10),
+        Err(LedgerError::UnknownWallet { .. })
+    ));
+    let long = Keyed {
+        customer: "acme".into(),
+        key: "k".repeat(129),
+        command: Command::Release { hold: HoldId(1) },
+    };
+    assert!(matches!(
+        f.ledger.apply(f.now, &long),
+        Err(LedgerError::InvalidArgument { ref field, .. }) if field == "idempotency_key"
+    ));
+    assert!(matches!(
+        f.reserve(1, 0),
+        Err(LedgerError::InvalidArgument { .. })
+    ));
+}
+
+#[test]
+fn keys_are_forgotten_after_the_window() {
+    let mut ledger = Ledger::new(LedgerConfig {
+        idempotency_window_ms: 1_000,
+    });
+    let open = Keyed {
+        customer: "acme".into(),
+        key: "o".into(),
+        command: Command::OpenWallet {
+            wallet: wallet(),
+            overage: OveragePolicy::Deny,
+        },
+    };
+    ledger.apply(T0, &open).unwrap();
+    assert_eq!(ledger.remembered_keys(), 1);
+    ledger.advance(Timestamp(T0.0 + 1_001));
+    assert_eq!(ledger.remembered_keys(), 0);
+}

@@ -1,0 +1,286 @@
+//! `Ledger::verify`: recompute everything from the journal and check every invariant.
+
+use super::account::{AccountKind, Balances};
+use super::entry::{Entry, GENESIS_HASH};
+use super::posting::{apply_leg_credit, apply_leg_debit};
+use super::state::{HoldState, Ledger};
+
+/// The first thing found wrong, precisely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("entry #{index}: expected id {expected}, found {found}")]
+    EntryId {
+        index: usize,
+        expected: u64,
+        found: u64,
+    },
+    #[error("entry {entry}: time {time} is before the previous entry's {previous}")]
+    TimeOrder {
+        entry: u64,
+        time: u64,
+        previous: u64,
+    },
+    #[error("entry {entry}: hash does not match its contents and predecessor (chain broken)")]
+    HashChain { entry: u64 },
+    #[error("chain head does not match the last entry's hash")]
+    ChainHead,
+    #[error("entry {entry} leg {leg}: {what}")]
+    Leg {
+        entry: u64,
+        leg: usize,
+        what: String,
+    },
+    #[error("entry {entry}: grant account {account} overdrawn: {balances:?}")]
+    Overdrawn {
+        entry: u64,
+        account: u32,
+        balances: Balances,
+    },
+    #[error("account {account}: stored {stored:?} but the journal gives {recomputed:?}")]
+    BalanceMismatch {
+        account: u32,
+        stored: Balances,
+        recomputed: Balances,
+    },
+    #[error("total {what}: debits {debits} != credits {credits}")]
+    Unbalanced {
+        what: &'static str,
+        debits: u128,
+        credits: u128,
+    },
+    #[error("grant {grant}: {what}")]
+    Grant { grant: u64, what: String },
+    #[error("hold {hold}: {what}")]
+    Hold { hold: u64, what: String },
+    #[error("wallet {wallet}: {what}")]
+    Wallet { wallet: String, what: String },
+}
+
+/// What `verify` checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub accounts: u64,
+    pub open_holds: u64,
+    pub debits_posted: u128,
+}
+
+impl Ledger {
+    /// Recomputes every balance from the journal, checks the hash chain and every
+    /// invariant, and reports the first violation.
+    pub fn verify(&self) -> Result<VerifyReport, Violation> {
+        let mut recomputed = vec![Balances::default(); self.accounts.len()];
+        let mut prev_hash = GENESIS_HASH;
+        let mut prev_time = 0;
+        for (index, entry) in self.journal.iter().enumerate() {
+            check_entry_header(entry, index, prev_time, &prev_hash)?;
+            for (i, leg) in entry.legs.iter().enumerate() {
+                let leg_err = |what: String| Violation::Leg {
+                    entry: entry.id.0,
+                    leg: i,
+                    what,
+                };
+                if leg.amount == 0 {
+                    return Err(leg_err("zero amount".into()));
+                }
+                if leg.debit == leg.credit {
+                    return Err(leg_err("debit and credit are the same account".into()));
+                }
+                for account in [leg.debit, leg.credit] {
+                    let Some(a) = self.accounts.get(account.0 as usize) else {
+                        return Err(leg_err(format!("unknown account {}", account.0)));
+                    };
+                    if a.wallet != entry.wallet {
+                        return Err(leg_err(format!(
+                            "account {} is not the entry's wallet's",
+                            account.0
+                        )));
+                    }
+                }
+                apply_leg_debit(&mut recomputed[leg.debit.0 as usize], leg)
+                    .map_err(|e| leg_err(e.to_string()))?;
+                apply_leg_credit(&mut recomputed[leg.credit.0 as usize], leg)
+                    .map_err(|e| leg_err(e.to_string()))?;
+            }
+            for leg in &entry.legs {
+                for account in [leg.debit, leg.credit] {
+                    let b = recomputed[account.0 as usize];
+                    let is_grant = matches!(
+                        self.accounts[account.0 as usize].kind,
+                        AccountKind::Grant(_)
+                    );
+                    if is_grant
+                        && u128::from(b.debits_posted) + u128::from(b.debits_pending)
+                            > u128::from(b.credits_posted)
+                    {
+                        return Err(Violation::Overdrawn {
+                            entry: entry.id.0,
+                            account: account.0,
+                            balances: b,
+                        });
+                    }
+                }
+            }
+            prev_hash = entry.hash;
+            prev_time = entry.time.0;
+        }
+        if prev_hash != self.last_hash {
+            return Err(Violation::ChainHead);
+        }
+        let mut totals = [0u128; 4];
+        for (account, stored) in self.accounts.iter().zip(&recomputed) {
+            if account.balances != *stored {
+                return Err(Violation::BalanceMismatch {
+                    account: account.id.0,
+                    stored: account.balances,
+                    recomputed: *stored,
+                });
+            }
+            totals[0] += u128::from(stored.debits_posted);
+            totals[1] += u128::from(stored.credits_posted);
+            totals[2] += u128::from(stored.debits_pending);
+            totals[3] += u128::from(stored.credits_pending);
+        }
+        if totals[0] != totals[1] {
+            return Err(Violation::Unbalanced {
+                what: "posted",
+                debits: totals[0],
+                credits: totals[1],
+            });
+        }
+        if totals[2] != totals[3] {
+            return Err(Violation::Unbalanced {
+                what: "pending",
+                debits: totals[2],
+                credits: totals[3],
+            });
+        }
+        let open_holds = self.verify_holds()?;
+        self.verify_grants()?;
+        Ok(VerifyReport {
+            entries: self.journal.len() as u64,
+            accounts: self.accounts.len() as u64,
+            open_holds,
+            debits_posted: totals[0],
+        })
+    }
+
+    /// Every open hold's parts are exactly the pending debits of its grants.
+    fn verify_holds(&self) -> Result<u64, Violation> {
+        let mut held = vec![0u128; self.accounts.len()];
+        let mut open = 0;
+        for hold in self.holds.values() {
+            if hold.state != HoldState::Open {
+                continue;
+            }
+            open += 1;
+            let sum: u128 = hold.parts.iter().map(|(_, a)| u128::from(*a)).sum();
+            if sum != u128::from(hold.amount) {
+                return Err(Violation::Hold {
+                    hold: hold.id.0,
+                    what: format!("parts sum to {sum}, amount is {}", hold.amount),
+                });
+            }
+            if !self.hold_timeouts.contains(&(hold.expires_at, hold.id)) {
+                return Err(Violation::Hold {
+                    hold: hold.id.0,
+                    what: "open but not in the timeout index".into(),
+                });
+            }
+            for (g, a) in &hold.parts {
+                held[self.grant_ref(*g).account.0 as usize] += u128::from(*a);
+            }
+        }
+        for grant in &self.grants {
+            let pending = u128::from(self.balances(grant.account).debits_pending);
+            if pending != held[grant.account.0 as usize] {
+                return Err(Violation::Grant {
+                    grant: grant.id.0,
+                    what: format!(
+                        "pending debits {pending} but open holds hold {}",
+                        held[grant.account.0 as usize]
+                    ),
+                });
+            }
+        }
+        Ok(open)
+    }
+
+    /// Expired grants keep only what their open holds hold; live grants are listed in
+    /// consumption order.
+    fn verify_grants(&self) -> Result<(), Violation> {
+        for grant in &self.grants {
+            let b = self.balances(grant.account);
+            if grant.expired && b.remainder() != b.debits_pending {
+                return Err(Violation::Grant {
+                    grant: grant.id.0,
+                    what: format!("expired but {} credits remain beyond its holds", b.free()),
+                });
+            }
+            if !grant.expired && grant.spec.expires_at.is_some_and(|t| t <= self.time) {
+                return Err(Violation::Grant {
+                    grant: grant.id.0,
+                    what: "past its expiry but not expired".into(),
+                });
+            }
+        }
+        let mut live = vec![0usize; self.wallets.len()];
+        for grant in self.grants.iter().filter(|g| !g.expired) {
+            live[grant.wallet as usize] += 1;
+        }
+        for (index, wallet) in self.wallets.iter().enumerate() {
+            let keys: Vec<_> = wallet
+                .live_grants
+                .iter()
+                .map(|g| self.grant_ref(*g).consumption_key())
+                .collect();
+            let listed_live = wallet
+                .live_grants
+                .iter()
+                .all(|g| !self.grant_ref(*g).expired);
+            if !keys.windows(2).all(|w| w[0] < w[1]) || keys.len() != live[index] || !listed_live {
+                return Err(Violation::Wallet {
+                    wallet: wallet.wallet_ref.to_string(),
+                    what: "live grants are not exactly the unexpired grants in consumption order"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_entry_header(
+    entry: &Entry,
+    index: usize,
+    prev_time: u64,
+    prev_hash: &super::entry::EntryHash,
+) -> Result<(), Violation> {
+    let expected = index as u64 + 1;
+    if entry.id.0 != expected {
+        return Err(Violation::EntryId {
+            index,
+            expected,
+            found: entry.id.0,
+        });
+    }
+    if entry.time.0 < prev_time {
+        return Err(Violation::TimeOrder {
+            entry: entry.id.0,
+            time: entry.time.0,
+            previous: prev_time,
+        });
+    }
+    let hash = Entry::compute_hash(
+        prev_hash,
+        entry.id,
+        entry.time,
+        entry.kind,
+        entry.wallet,
+        &entry.legs,
+    );
+    if hash != entry.hash {
+        return Err(Violation::HashChain { entry: entry.id.0 });
+    }
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! The embedded store: a write-ahead log plus snapshots in one directory per partition.
+//!
+//! # On-disk format (version 1)
+//!
+//! ```text
+//! <dir>/LOCK                          held with an exclusive file lock while open
+//! <dir>/wal-<first seq, 20 digits>.log   log segments, appended in order
+//! <dir>/snapshot-<seq, 20 digits>.snap   the ledger as of the end of batch <seq>
+//! ```
+//!
+//! A log record is one engine batch:
+//!
+//! ```text
+//! offset size
+//!  0      4   magic "TGL1" (0x54474c31, little endian)
+//!  4      4   payload length in bytes (u32 LE, at most 64 MiB)
+//!  8      8   batch seq (u64 LE; 1, 2, 3, ... across segments)
+//! 16      4   CRC-32C of the payload
+//! 20      4   CRC-32C of bytes 0..20
+//! 24      n   payload: postcard { commands: [LoggedCommand], chain_head: [u8; 32] }
+//! ```
+//!
+//! Each record is written with one `write` and made durable with `fdatasync` before the
+//! engine acknowledges any command in it. A segment is sealed when it passes
+//! `SEGMENT_BYTES` or when a snapshot is taken; a new segment starts with the next batch.
+//!
+//! A snapshot file is `"TGSNAP01"`, seq (u64 LE), payload length (u64 LE), CRC-32C of the
+//! payload (u32 LE), then the postcard-encoded ledger. It is written to a temporary file,
+//! fsynced, renamed into place and the directory fsynced; only then are older snapshots
+//! and the segments it covers deleted.
+//!
+//! Recovery: the newest snapshot (a bad checksum stops start-up), then every record after
+//! it. A torn tail of the last segment (a record cut short, or zero-filled up to the end
+//! of the file) is truncated and logged; any other bad record stops start-up with an
+//! error naming the file and offset.
+//!
+//! Why a log of our own rather than an embedded database: the engine already serializes
+//! every write and needs exactly one durable append per batch; a log gives that in one
+//! `write` + one `fdatasync` (about 150 us here, see BENCHMARKS.md), with a format short
+//! enough to document above and recover by hand.
+
+mod wal;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::{Batch, Recovered, Snapshot, Store, StoreError};
+use wal::{ActiveSegment, ScanEnd, encode_record, scan_segment};
+
+/// A segment is sealed once it grows past this size; recovery reads one segment at a time,
+/// so this also bounds the memory recovery needs beyond the ledger itself.
+pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+const _: () = assert!(SEGMENT_BYTES as usize >= wal::MAX_PAYLOAD_BYTES);
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"TGSNAP01";
+const SNAPSHOT_HEADER_BYTES: usize = 8 + 8 + 8 + 4;
+
+pub struct EmbeddedStore {
+    dir: PathBuf,
+    _lock: File,
+    active: Option<ActiveSegment>,
+    /// Seq of the last batch appended or recovered.
+    last_seq: u64,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store in `dir` and locks it against other processes.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| io("create directory", &dir, e))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io("open", &lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked { path: lock_path });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io("lock", &lock_path, e)),
+        }
+        Ok(EmbeddedStore {
+            dir,
+            _lock: lock,
+            active: None,
+            last_seq: 0,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn files(&self, prefix: &str, suffix: &str) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+        let mut found = Vec::new();
+        let entries = fs::read_dir(&self.dir).map_err(|e| io("read directory", &self.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io("read directory", &self.dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(number) = name
+                .strip_prefix(prefix)
+                .and_then(|n| n.strip_suffix(suffix))
+            else {
+                continue;
+            };
+            if let Ok(seq) = number.parse::<u64>() {
+                found.push((seq, entry.path()));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    fn segment_path(&self, first_seq: u64) -> PathBuf {
+        self.dir.join(format!("wal-{first_seq:020}.log"))
+    }
+
+    fn start_segment(&mut self, first_seq: u64) -> Result<(), StoreError> {
+        let path = self.segment_path(first_seq);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io("create", &path, e))?;
+        sync_dir(&self.dir)?;
+        let bytes = file.metadata().map_err(|e| io("stat", &path, e))?.len();
+        self.active = Some(ActiveSegment { file, path, bytes });
+        Ok(())
+    }
+
+    fn load_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        let Some((seq, path)) = self.files("snapshot-", ".snap")?.pop() else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| io("read", &path, e))?;
+        let corrupt = |what: &str| StoreError::Corrupt {
+            path: path.clone(),
+            offset: 0,
+            what: what.into(),
+        };
+        if bytes.len() < SNAPSHOT_HEADER_BYTES || &bytes[..8] != SNAPSHOT_MAGIC {
+            return Err(corrupt("not a snapshot file"));
+        }
+        let header_seq = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or([0; 8]));
+        let len = u64::from_le_bytes(bytes[16..24].try_into().unwrap_or([0; 8]));
+        let crc = u32::from_le_bytes(bytes[24..28].try_into().unwrap_or([0; 4]));
+        let payload = &bytes[SNAPSHOT_HEADER_BYTES..];
+        if header_seq != seq || payload.len() as u64 != len {
+            return Err(corrupt("snapshot header does not match its name or length"));
+        }
+        if crc32c::crc32c(payload) != crc {
+            return Err(corrupt("snapshot checksum mismatch"));
+        }
+        Ok(Some(Snapshot {
+            seq,
+            state: payload.to_vec(),
+        }))
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn recover(
+        &mut self,
+        restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let after = match self.load_snapshot()? {
+            Some(snapshot) => {
+                let seq = snapshot.seq;
+                restore(Recovered::Snapshot(snapshot))?;
+                seq
+            }
+            None => 0,
+        };
+        let segments = self.files("wal-", ".log")?;
+        let mut expected = after + 1;
+        let mut last_seq = after;
+        for (i, (first_seq, path)) in segments.iter().enumerate() {
+            let is_last = i + 1 == segments.len();
+            let mut bytes = Vec::new();
+            File::open(path)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .map_err(|e| io("read", path, e))?;
+            let mut position = *first_seq;
+            let mut visit = |batch: Batch| {
+                if batch.seq != position {
+                    return Err(StoreError::Corrupt {
+                        path: path.clone(),
+                        offset: 0,
+                        what: format!("batch {} found where batch {position} belongs", batch.seq),
+                    });
+                }
+                position += 1;
+                if batch.seq < expected {
+                    return Ok(()); // covered by the snapshot
+                }
+                if batch.seq > expected {
+                    return Err(StoreError::Corrupt {
+                        path: path.clone(),
+                        offset: 0,
+                        what: format!("batches {expected}..{} are missing", batch.seq),
+                    });
+                }
+                expected += 1;
+                last_seq = batch.seq;
+                restore(Recovered::Batch(batch))
+            };
+            match scan_segment(path, &bytes, is_last, &mut visit)? {
+                ScanEnd::Clean => {}
+                ScanEnd::Torn { offset, why } => {
+                    tracing::warn!(
+                        file = %path.display(),
+                        offset,
+                        dropped_bytes = bytes.len() as u64 - offset,
+                        "{why}: truncating the torn tail (it was never acknowledged)"
+                    );
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| io("open", path, e))?;
+                    file.set_len(offset).map_err(|e| io("truncate", path, e))?;
+                    file.sync_all().map_err(|e| io("fsync", path, e))?;
+                }
+            }
+        }
+        self.last_seq = last_seq;
+        match segments.last() {
+            Some((first_seq, _)) => self.start_segment(*first_seq)?,
+            None => self.start_segment(last_seq + 1)?,
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        assert_eq!(
+            batch.seq,
+            self.last_seq + 1,
+            "batches are appended in order"
+        );
+        let record = encode_record(batch)?;
+        let needs_roll = self
+            .active
+            .as_ref()
+            .is_none_or(|a| a.bytes >= SEGMENT_BYTES);
+        if needs_roll {
+            self.start_segment(batch.seq)?;
+        }
+        let Some(active) = self.active.as_mut() else {
+            unreachable!("start_segment sets the active segment");
+        };
+        active.append(&record)?;
+        self.last_seq = batch.seq;
+        Ok(())
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        assert_eq!(
+            snapshot.seq, self.last_seq,
+            "a snapshot covers exactly the log so far"
+        );
+        let path = self.dir.join(format!("snapshot-{:020}.snap", snapshot.seq));
+        let tmp = self.dir.join(format!("snapshot-{:020}.tmp", snapshot.seq));
+        let mut bytes = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + snapshot.state.len());
+        bytes.extend_from_slice(SNAPSHOT_MAGIC);
+        bytes.extend_from_slice(&snapshot.seq.to_le_bytes());
+        bytes.extend_from_slice(&(snapshot.state.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32c::crc32c(&snapshot.state).to_le_bytes());
+        bytes.extend_from_slice(&snapshot.state);
+        let mut file = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
+        file.write_all(&bytes).map_err(|e| io("write", &tmp, e))?;
+        file.sync_all().map_err(|e| io("fsync", &tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, e))?;
+        sync_dir(&self.dir)?;
+        // Seal the log here: later batches go to a new segment, and everything before the
+        // snapshot can go.
+        self.start_segment(snapshot.seq + 1)?;
+        for (seq, old) in self.files("snapshot-", ".snap")? {
+            if seq < snapshot.seq {
+                fs::remove_file(&old).map_err(|e| io("remove", &old, e))?;
+            }
+        }
+        for (first_seq, old) in self.files("wal-", ".log")? {
+            if first_seq <= snapshot.seq {
+                fs::remove_file(&old).map_err(|e| io("remove", &old, e))?;
+            }
+        }
+        sync_dir(&self.dir)
+    }
+}
+
+fn io(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("fsync directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+use super::*;
+use crate::ledger::{Command, Keyed, OveragePolicy, Timestamp, WalletRef};
+use crate::store::LoggedCommand;
+
+fn batch(seq: u64) -> Batch {
+    Batch {
+        seq,
+        commands: vec![LoggedCommand::Apply {
+            now: Timestamp(seq),
+            request: Keyed {
+                customer: "acme".into(),
+                key: format!("k{seq}"),
+                command: Command::OpenWallet {
+                    wallet: WalletRef::new("acme", "credits"),
+                    overage: OveragePolicy::Deny,
+                },
+            },
+        }],
+        chain_head: [seq as u8; 32],
+    }
+}
+
+fn recover_all(dir: &Path) -> Result<(Option<Snapshot>, Vec<u64>), StoreError> {
+    let mut store = EmbeddedStore::open(dir)?;
+    let mut seqs = Vec::new();
+    let mut snapshot = None;
+    store.recover(&mut |item| {
+        match item {
+            Recovered::Snapshot(s) => snapshot = Some(s),
+            Recovered::Batch(b) => seqs.push(b.seq),
+        }
+        Ok(())
+    })?;
+    Ok((snapshot, seqs))
+}
+
+fn write_batches(dir: &Path, n: u64) {
+    let mut store = EmbeddedStore::open(dir).unwrap();
+    store.recover(&mut |_| Ok(())).unwrap();
+    for seq in 1..=n {
+        store.append(&batch(seq)).unwrap();
+    }
+}
+
+fn only_segment(dir: &Path) -> PathBuf {
+    let segments: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    assert_eq!(segments.len(), 1);
+    segments[0].clone()
+}
+
+#[test]
+fn appends_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    write_batches(dir.path(), 5);
+    let (snapshot, seqs) = recover_all(dir.path()).unwrap();
+    assert!(snapshot.is_none());
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn a_second_process_cannot_open_the_same_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = EmbeddedStore::open(dir.path()).unwrap();
+    assert!(matches!(
+        EmbeddedStore::open(dir.path()),
+        Err(StoreError::Locked { .. })
+    ));
+}
+
+#[test]
+fn torn_tail_is_truncated_at_every_cut_point() {
+    let dir = tempfile::tempdir().unwrap();
+    write_batches(dir.path(), 3);
+    let path = only_segment(dir.path());
+    let full = fs::read(&path).unwrap();
+    let record = full.len() / 3;
+    for cut in (2 * record + 1)..full.len() {
+        fs::write(&path, &full[..cut]).unwrap();
+        let (_, seqs) = recover_all(dir.path()).unwrap();
+        assert_eq!(seqs, vec![1, 2], "cut at {cut}");
+        assert_eq!(
+            fs::metadata(&path).unwrap().len() as usize,
+            2 * record,
+            "tail truncated"
+        );
+    }
+}
+
+#[test]
+fn zero_filled_tail_is_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    write_batches(dir.path(), 3);
+    let path = only_segment(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    let record = bytes.len() / 3;
+    for b in &mut bytes[2 * record + 30..] {
+        *b = 0;
+    }
+    bytes.extend_from_slice(&[0; 100]);
+    fs::write(&path, &bytes).unwrap();
+    let (_, seqs) = recover_all(dir.path()).unwrap();
+    assert_eq!(seqs, vec![1, 2]);
+}
+
+#[test]
+fn flipped_byte_in_a_committed_record_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    write_batches(dir.path(), 3);
+    let path = only_segment(dir.path());
+    let full = fs::read(&path).unwrap();
+    let record = full.len() / 3;
+    // Every byte of every record, the last one included: a flip is never a torn write,
+    // unless it turns the file's last bytes into zeros.
+    for position in 0..full.len() {
+        if full[position] ^ 0x5a == 0 && position == full.len() - 1 {
+            continue;
+        }
+        let mut bytes = full.clone();
+        bytes[position] ^= 0x5a;
+        fs::write(&path, &bytes).unwrap();
+        match recover_all(dir.path()) {
+            Err(StoreError::Corrupt {
+                path: p, offset, ..
+            }) => {
+                assert_eq!(p, path);
+                assert_eq!(
+                    offset as usize,
+                    position / record * record,
+                    "offset of byte {position}"
+                );
+            }
+            other => panic!("flip at {position} was not detected: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn snapshot_drops_covered_log_and_recovery_replays_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = EmbeddedStore::open(dir.path()).unwrap();
+        store.recover(&mut |_| Ok(())).unwrap();
+        for seq in 1..=4 {
+            store.append(&batch(seq)).unwrap();
+        }
+        store
+            .save_snapshot(&Snapshot {
+                seq: 4,
+                state: b"state-4".to_vec(),
+            })
+            .unwrap();
+        for seq in 5..=6 {
+            store.append(&batch(seq)).unwrap();
+        }
+    }
+    let (snapshot, seqs) = recover_all(dir.path()).unwrap();
+    assert_eq!(
+        snapshot,
+        Some(Snapshot {
+            seq: 4,
+            state: b"state-4".to_vec()
+        })
+    );
+    assert_eq!(seqs, vec![5, 6]);
+    assert_eq!(
+        only_segment(dir.path()),
+        dir.path().join(format!("wal-{:020}.log", 5))
+    );
+}
+
+#[test]
+fn corrupt_snapshot_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = EmbeddedStore::open(dir.path()).unwrap();
+        store.recover(&mut |_| Ok(())).unwrap();
+        store.append(&batch(1)).unwrap();
+        store
+            .save_snapshot(&Snapshot {
+                seq: 1,
+                state: vec![7; 64],
+            })
+            .unwrap();
+    }
+    let path = dir.path().join(format!("snapshot-{:020}.snap", 1));
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[40] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        recover_all(dir.path()),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn missing_batches_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    write_batches(dir.path(), 2);
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    store.recover(&mut |_| Ok(())).unwrap();
+    store.start_segment(10).unwrap();
+    store.last_seq = 9;
+    store.append(&batch(10)).unwrap();
+    drop(store);
+    let err = recover_all(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+}

@@ -1,0 +1,176 @@
+//! Write-ahead log segments: framing, scanning, torn-tail repair.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::EntryHash;
+use crate::store::{Batch, LoggedCommand, StoreError, decode, encode};
+
+/// `"TGL1"`: a record starts here.
+pub(crate) const RECORD_MAGIC: u32 = 0x5447_4c31;
+/// magic u32, payload length u32, batch seq u64, payload crc32c u32, header crc32c u32.
+pub(crate) const HEADER_BYTES: usize = 24;
+/// The largest payload a record may carry. The engine's batch limits keep far below it;
+/// a header claiming more is corrupt, not a reason to allocate.
+pub(crate) const MAX_PAYLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    commands: Vec<LoggedCommand>,
+    chain_head: EntryHash,
+}
+
+/// Encodes a batch as one record: header and payload, written with one `write`.
+pub(crate) fn encode_record(batch: &Batch) -> Result<Vec<u8>, StoreError> {
+    let payload = encode(
+        "log record",
+        &Payload {
+            commands: batch.commands.clone(),
+            chain_head: batch.chain_head,
+        },
+    )?;
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(StoreError::Codec {
+            what: "log record",
+            reason: format!(
+                "{} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit",
+                payload.len()
+            ),
+        });
+    }
+    let mut record = Vec::with_capacity(HEADER_BYTES + payload.len());
+    record.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(&batch.seq.to_le_bytes());
+    record.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    let header_crc = crc32c::crc32c(&record[..20]);
+    record.extend_from_slice(&header_crc.to_le_bytes());
+    record.extend_from_slice(&payload);
+    Ok(record)
+}
+
+/// How a segment scan ended.
+pub(crate) enum ScanEnd {
+    /// Every byte belonged to a valid record.
+    Clean,
+    /// The segment ends in a torn write at this offset: the tail must be cut there.
+    Torn { offset: u64, why: &'static str },
+}
+
+/// Reads every record of a segment in order and hands each batch to `visit`.
+///
+/// A torn write can only be the last record of the last segment, and shows as a record
+/// cut short by the end of the file, or one whose bytes are zeros from some point up to
+/// the end of the file. Anything else that fails a check is corruption of a committed
+/// record: an error naming the file and offset.
+pub(crate) fn scan_segment(
+    path: &Path,
+    bytes: &[u8],
+    is_last: bool,
+    visit: &mut dyn FnMut(Batch) -> Result<(), StoreError>,
+) -> Result<ScanEnd, StoreError> {
+    let corrupt = |offset: usize, what: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        what,
+    };
+    // Everything from `zero_tail` to the end of the file is zero bytes.
+    let zero_tail = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let rest = &bytes[offset..];
+        let torn = |why| {
+            Ok(ScanEnd::Torn {
+                offset: offset as u64,
+                why,
+            })
+        };
+        if rest.len() < HEADER_BYTES {
+            if is_last {
+                return torn("partial record header at end of log");
+            }
+            return Err(corrupt(
+                offset,
+                "partial record header in a sealed segment".into(),
+            ));
+        }
+        let header = &rest[..HEADER_BYTES];
+        let magic = u32::from_le_bytes(array(&header[0..4]));
+        let len = u32::from_le_bytes(array(&header[4..8])) as usize;
+        let seq = u64::from_le_bytes(array(&header[8..16]));
+        let payload_crc = u32::from_le_bytes(array(&header[16..20]));
+        let header_crc = u32::from_le_bytes(array(&header[20..24]));
+        if magic != RECORD_MAGIC || crc32c::crc32c(&header[..20]) != header_crc {
+            if is_last && zero_tail < offset + HEADER_BYTES {
+                return torn("zero-filled record header at end of log");
+            }
+            return Err(corrupt(offset, "record header checksum mismatch".into()));
+        }
+        if len > MAX_PAYLOAD_BYTES {
+            return Err(corrupt(
+                offset,
+                format!("record length {len} exceeds the limit"),
+            ));
+        }
+        let end = offset + HEADER_BYTES + len;
+        if end > bytes.len() {
+            if is_last {
+                return torn("record cut short at end of log");
+            }
+            return Err(corrupt(
+                offset,
+                "record cut short in a sealed segment".into(),
+            ));
+        }
+        let payload = &rest[HEADER_BYTES..HEADER_BYTES + len];
+        if crc32c::crc32c(payload) != payload_crc {
+            if is_last && zero_tail < end {
+                return torn("zero-filled record payload at end of log");
+            }
+            return Err(corrupt(
+                offset,
+                format!("payload checksum mismatch in batch {seq}"),
+            ));
+        }
+        let decoded: Payload = decode("log record", payload)
+            .map_err(|e| corrupt(offset, format!("batch {seq} does not decode: {e}")))?;
+        visit(Batch {
+            seq,
+            commands: decoded.commands,
+            chain_head: decoded.chain_head,
+        })?;
+        offset = end;
+    }
+    Ok(ScanEnd::Clean)
+}
+
+fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(bytes);
+    out
+}
+
+/// The segment being appended to.
+pub(crate) struct ActiveSegment {
+    pub(crate) file: File,
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) bytes: u64,
+}
+
+impl ActiveSegment {
+    /// Appends one record and makes it durable (fdatasync: the data and the file size).
+    pub(crate) fn append(&mut self, record: &[u8]) -> Result<(), StoreError> {
+        let io = |op, source| StoreError::Io {
+            op,
+            path: self.path.clone(),
+            source,
+        };
+        self.file.write_all(record).map_err(|e| io("write", e))?;
+        self.file.sync_data().map_err(|e| io("fdatasync", e))?;
+        self.bytes += record.len() as u64;
+        Ok(())
+    }
+}

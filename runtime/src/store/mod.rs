@@ -1,0 +1,122 @@
+//! Durability. One small trait; the engine is its only caller.
+//!
+//! The engine logs *commands* (with the ledger time they were applied at) in batches, and
+//! from time to time a snapshot of the whole ledger. Recovery loads the latest snapshot and
+//! replays the batches after it through the pure ledger, which rebuilds the exact state;
+//! each batch also records the ledger's chain head after it, so a replay that diverges
+//! (a bug, or a code change that alters results) stops start-up instead of going unseen.
+
+pub mod embedded;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{EntryHash, Keyed, Timestamp};
+
+/// One command as the engine applied it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoggedCommand {
+    /// A client request applied at `now`.
+    Apply { now: Timestamp, request: Keyed },
+    /// Ledger time moved to `now` with no request (hold timeouts, grant expiries).
+    Advance { now: Timestamp },
+}
+
+/// What the engine makes durable with one store write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// 1 for the first batch of a partition, then consecutive.
+    pub seq: u64,
+    pub commands: Vec<LoggedCommand>,
+    /// The ledger's chain head after applying the batch.
+    pub chain_head: EntryHash,
+}
+
+/// A snapshot: the encoded ledger as of the end of batch `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub state: Vec<u8>,
+}
+
+/// What recovery reads back, in order: at most one snapshot, then batches.
+#[derive(Debug)]
+pub enum Recovered {
+    Snapshot(Snapshot),
+    Batch(Batch),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt record in {path} at offset {offset}: {what}")]
+    Corrupt {
+        path: std::path::PathBuf,
+        offset: u64,
+        what: String,
+    },
+    #[error("cannot encode or decode {what}: {reason}")]
+    Codec { what: &'static str, reason: String },
+    #[error("store is locked by another process: {path}")]
+    Locked { path: std::path::PathBuf },
+    #[error("replaying batch {seq} failed: {what}")]
+    Replay { seq: u64, what: String },
+}
+
+impl StoreError {
+    /// Whether retrying the same call may succeed. The embedded store treats every I/O
+    /// failure as fatal (an fsync that failed may have lost the page cache's data).
+    pub fn is_transient(&self) -> bool {
+        false
+    }
+
+    /// Stable code for metrics labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Io { .. } => "io",
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::Codec { .. } => "codec",
+            StoreError::Locked { .. } => "locked",
+            StoreError::Replay { .. } => "replay",
+        }
+    }
+}
+
+/// The durable log and snapshots of one partition.
+pub trait Store: Send {
+    /// Reads what is durable: hands the latest snapshot (if any) to `restore` first, then
+    /// every batch logged after it, in order. Repairs a torn tail; refuses corruption.
+    /// Must be called once, before `append`.
+    fn recover(
+        &mut self,
+        restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Makes `batch` durable; returns only once it is.
+    fn append(&mut self, batch: &Batch) -> Result<(), StoreError>;
+
+    /// Makes `snapshot` durable; the log it covers may then be dropped.
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError>;
+}
+
+pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(value).map_err(|e| StoreError::Codec {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn decode<'a, T: Deserialize<'a>>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Codec {
+        what,
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,149 @@
+//! Many concurrent tasks against one wallet through the engine on the embedded store.
+
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock};
+use tollgate_runtime::ledger::{
+    Category, Command, EntryKind, GrantSpec, Keyed, LedgerError, Outcome, Timestamp, WalletRef,
+};
+use tollgate_runtime::store::embedded::EmbeddedStore;
+
+const GRANTED: u64 = 100_000;
+const TASKS: usize = 1_000;
+
+fn keyed(key: String, command: Command) -> Keyed {
+    Keyed {
+        customer: "acme".into(),
+        key,
+        command,
+    }
+}
+
+fn wallet() -> WalletRef {
+    WalletRef::new("acme", "credits")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_tasks_never_overspend_and_retries_have_one_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let (engine, thread) = Engine::start(
+        Box::new(store),
+        Arc::new(SystemClock),
+        EngineConfig::default(),
+    )
+    .unwrap();
+    let grant = GrantSpec {
+        amount: GRANTED,
+        category: Category::Paid,
+        priority: 0,
+        effective_at: Timestamp(0),
+        expires_at: None,
+        cost_basis_micros: 1_000,
+    };
+    engine
+        .submit(keyed(
+            "grant".into(),
+            Command::Grant {
+                wallet: wallet(),
+                grant,
+            },
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(t as u64);
+            let amount = rng.random_range(1..=400u64);
+            let reserve = keyed(
+                format!("reserve-{t}"),
+                Command::Reserve {
+                    wallet: wallet(),
+                    amount,
+                    timeout_ms: 600_000,
+                },
+            );
+            // Every reserve is sent twice at once, as a client retry would.
+            let (a, b) = tokio::join!(engine.submit(reserve.clone()), engine.submit(reserve));
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_eq!(a, b, "a retried key returns the same answer");
+            let hold = match a {
+                Ok(Outcome::Reserved { hold, .. }) => hold,
+                Err(LedgerError::InsufficientCredits { .. }) => return (0, 0),
+                other => panic!("unexpected {other:?}"),
+            };
+            match rng.random_range(0..3) {
+                0 => {
+                    let used = rng.random_range(0..=amount);
+                    let commit = keyed(
+                        format!("commit-{t}"),
+                        Command::Commit { hold, amount: used },
+                    );
+                    let (a, b) = tokio::join!(engine.submit(commit.clone()), engine.submit(commit));
+                    assert_eq!(a.unwrap(), b.as_ref().unwrap().clone());
+                    (used, 0)
+                }
+                1 => {
+                    let release = keyed(format!("release-{t}"), Command::Release { hold });
+                    engine.submit(release).await.unwrap().unwrap();
+                    (0, 0)
+                }
+                _ => (0, amount),
+            }
+        }));
+    }
+    let mut committed = 0;
+    let mut outstanding = 0;
+    for task in tasks {
+        let (c, o) = task.await.unwrap();
+        committed += c;
+        outstanding += o;
+    }
+    assert!(committed + outstanding <= GRANTED);
+
+    let (balance, holds, report) = engine
+        .read(|ledger| {
+            let holds = ledger
+                .journal()
+                .iter()
+                .filter(|e| matches!(e.kind, EntryKind::Hold { .. }))
+                .count();
+            (
+                ledger.wallet_balance(&wallet()).unwrap(),
+                holds,
+                ledger.verify(),
+            )
+        })
+        .await
+        .unwrap();
+    report.unwrap();
+    assert_eq!(balance.pending, outstanding);
+    assert_eq!(balance.available, GRANTED - committed - outstanding);
+    let stats = engine.stats().snapshot();
+    assert!(
+        stats.max_batch > 1,
+        "concurrent submissions share durable writes: {stats:?}"
+    );
+    // One hold entry per distinct successful reserve key, however often it was sent.
+    let successful = engine
+        .read(|ledger| {
+            (0..TASKS)
+                .filter(|t| {
+                    matches!(
+                        ledger.key_record("acme", &format!("reserve-{t}")),
+                        Some((_, Ok(Outcome::Reserved { .. })))
+                    )
+                })
+                .count()
+        })
+        .await
+        .unwrap();
+    assert_eq!(holds, successful);
+    drop(engine);
+    thread.join();
+}
