@@ -3,4 +3,5 @@
 
 pub mod engine;
 pub mod ledger;
+pub mod period;
 pub mod store;

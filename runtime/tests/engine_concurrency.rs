@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Many concurrent tasks against one wallet through the engine on the embedded store.
 
 use std::sync::Arc;
@@ -66,6 +67,7 @@ async fn a_thousand_tasks_never_overspend_and_retries_have_one_effect() {
                     wallet: wallet(),
                     amount,
                     timeout_ms: 600_000,
+                    limits: vec![],
                 },
             );
             // Every reserve is sent twice at once, as a client retry would.
@@ -82,7 +84,11 @@ async fn a_thousand_tasks_never_overspend_and_retries_have_one_effect() {
                     let used = rng.random_range(0..=amount);
                     let commit = keyed(
                         format!("commit-{t}"),
-                        Command::Commit { hold, amount: used },
+                        Command::Commit {
+                            hold,
+                            amount: used,
+                            units: 0,
+                        },
                     );
                     let (a, b) = tokio::join!(engine.submit(commit.clone()), engine.submit(commit));
                     assert_eq!(a.unwrap(), b.as_ref().unwrap().clone());

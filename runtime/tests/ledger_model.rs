@@ -129,6 +129,7 @@ fn answer(result: &Result<Outcome, LedgerError>) -> Answer {
         }) => Answer::Debited {
             available_after: *available_after,
         },
+        Ok(other) => panic!("the model does not generate {other:?}"),
         Err(e) => Answer::Error(e.clone()),
     }
 }
@@ -298,6 +299,11 @@ impl Model {
             })
         };
         match command {
+            Command::UpsertCustomer { .. }
+            | Command::Subscribe { .. }
+            | Command::RecordUsage { .. } => {
+                unreachable!("the model does not generate {command:?}")
+            }
             Command::OpenWallet { overage, .. } => {
                 self.wallets.entry(c).or_default().policy = *overage;
                 Answer::Opened
@@ -361,6 +367,7 @@ impl Model {
                 wallet,
                 amount,
                 timeout_ms,
+                ..
             } => {
                 if *amount == 0 {
                     return invalid("amount", "0".into(), "must be at least 1");
@@ -403,7 +410,7 @@ impl Model {
                     available_after: self.available(c),
                 }
             }
-            Command::Commit { hold, amount } => {
+            Command::Commit { hold, amount, .. } => {
                 let h = match self.hold_of(c, *hold) {
                     Ok(h) => h,
                     Err(e) => return err(e),
@@ -566,10 +573,12 @@ fn command(customer: usize, now: u64, op: &Op) -> Command {
             wallet,
             amount: *amount,
             timeout_ms: *timeout_ms,
+            limits: vec![],
         },
         Op::Commit { hold, amount } => Command::Commit {
             hold: HoldId(*hold),
             amount: *amount,
+            units: 0,
         },
         Op::Release { hold } => Command::Release {
             hold: HoldId(*hold),

@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::LedgerError;
-use super::types::{EntryId, GrantId, GrantSpec, HoldId, OveragePolicy, Timestamp, WalletRef};
+use super::types::{
+    EntryId, GrantId, GrantSpec, HoldId, IncludedGrant, LimitCharge, OveragePolicy, Timestamp,
+    UsageCharge, WalletRef,
+};
 
 /// A mutating command with the client's idempotency key. The key is scoped to the
 /// customer: two customers may use the same key string independently.
@@ -24,20 +27,43 @@ pub enum Command {
     },
     /// Add credits to a wallet as a new grant (opens the wallet if needed).
     Grant { wallet: WalletRef, grant: GrantSpec },
-    /// Hold `amount` credits for at most `timeout_ms` of ledger time.
+    /// Hold `amount` credits and every counter in `limits` for at most `timeout_ms` of
+    /// ledger time; all or nothing. Counters are checked in order, before the credits.
     Reserve {
         wallet: WalletRef,
         amount: u64,
         timeout_ms: u64,
+        limits: Vec<LimitCharge>,
     },
-    /// Resolve a hold by posting the actual `amount` (the rest of the hold is released;
-    /// usage above the hold is charged as a separate overage entry).
-    Commit { hold: HoldId, amount: u64 },
+    /// Resolve a hold by posting the actual `amount` of credits (the rest of the hold is
+    /// released; usage above the hold is charged as a separate overage entry). Counters
+    /// of the hold are charged the credits posted or `units`, by their measure.
+    Commit {
+        hold: HoldId,
+        amount: u64,
+        units: u64,
+    },
     /// Resolve a hold by releasing all of it.
     Release { hold: HoldId },
     /// Consume `amount` credits at once, without a hold (metered usage priced by a rate
     /// card). All or nothing: fails with `InsufficientCredits` when they do not suffice.
     Debit { wallet: WalletRef, amount: u64 },
+    /// Create the customer, or rename it.
+    UpsertCustomer { display_name: String },
+    /// Put the customer on `plan` from `since`; its included grants are issued by the
+    /// ledger at the start of every period from then on. Replaces an earlier subscription.
+    Subscribe {
+        plan: String,
+        since: Timestamp,
+        overage: OveragePolicy,
+        included: Vec<IncludedGrant>,
+    },
+    /// Record usage that has happened: events already seen are skipped; the rest are
+    /// charged from credits (then overdraft, by policy) and counted, never refused.
+    RecordUsage {
+        wallet: WalletRef,
+        events: Vec<UsageCharge>,
+    },
 }
 
 impl Command {
@@ -50,6 +76,9 @@ impl Command {
             Command::Commit { .. } => "commit",
             Command::Release { .. } => "release",
             Command::Debit { .. } => "debit",
+            Command::UpsertCustomer { .. } => "upsert_customer",
+            Command::Subscribe { .. } => "subscribe",
+            Command::RecordUsage { .. } => "record_usage",
         }
     }
 }
@@ -89,6 +118,22 @@ pub enum Outcome {
     Debited {
         entry: EntryId,
         available_after: u64,
+    },
+    CustomerUpserted {
+        created: bool,
+    },
+    Subscribed {
+        plan: String,
+        since: Timestamp,
+        grants_issued: u32,
+    },
+    UsageRecorded {
+        entry: Option<EntryId>,
+        accepted: u32,
+        duplicates: u32,
+        credits_posted: u64,
+        /// Credits the usage cost that could not be charged under the overage policy.
+        unbilled: u64,
     },
 }
 

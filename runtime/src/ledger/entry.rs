@@ -50,6 +50,8 @@ pub enum EntryKind {
         hold: HoldId,
     },
     Debit,
+    /// Recorded usage (metering), charged without a hold.
+    Usage,
     Expire {
         grant: GrantId,
     },
@@ -65,6 +67,7 @@ impl EntryKind {
             EntryKind::HoldTimeout { .. } => "hold_timeout",
             EntryKind::Overage { .. } => "overage",
             EntryKind::Debit => "debit",
+            EntryKind::Usage => "usage",
             EntryKind::Expire { .. } => "expire",
         }
     }
@@ -114,6 +117,7 @@ impl Entry {
             EntryKind::Overage { hold } => (6, hold.0),
             EntryKind::Debit => (7, 0),
             EntryKind::Expire { grant } => (8, grant.0),
+            EntryKind::Usage => (9, 0),
         };
         hasher.update(&[tag]);
         hasher.update(&subject.to_le_bytes());

@@ -36,6 +36,21 @@ pub enum LedgerError {
     #[error("hold {} timed out at {} ms", hold.0, expired_at.0)]
     HoldTimedOut { hold: HoldId, expired_at: Timestamp },
 
+    #[error(
+        "limit {counter} allows {limit}: {used} used and {pending} held, {requested} more requested"
+    )]
+    LimitExceeded {
+        index: u32,
+        counter: String,
+        limit: u64,
+        used: u64,
+        pending: u64,
+        requested: u64,
+    },
+
+    #[error("customer {customer} does not exist")]
+    UnknownCustomer { customer: String },
+
     #[error("idempotency key {key:?} was used before with a different request")]
     IdempotencyConflict { key: String },
 
@@ -78,6 +93,8 @@ impl LedgerError {
             LedgerError::HoldResolved { .. } => "hold_resolved",
             LedgerError::HoldTimedOut { .. } => "hold_timed_out",
             LedgerError::IdempotencyConflict { .. } => "idempotency_conflict",
+            LedgerError::LimitExceeded { .. } => "limit_exceeded",
+            LedgerError::UnknownCustomer { .. } => "unknown_customer",
             LedgerError::Overflow { .. } => "overflow",
         }
     }

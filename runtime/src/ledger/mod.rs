@@ -21,6 +21,8 @@
 
 mod account;
 mod command;
+mod counters;
+mod customers;
 mod entry;
 mod error;
 mod ops;
@@ -28,18 +30,22 @@ mod posting;
 mod query;
 mod state;
 mod types;
+mod usage;
 mod verify;
 
 pub use account::{Account, AccountKind, Balances, WalletAccounts};
 pub use command::{Command, CommandResult, Keyed, Outcome};
+pub use counters::{Counter, HeldLimit, MAX_COUNTER_BYTES, MAX_LIMITS_PER_REQUEST};
+pub use customers::{Customer, MAX_INCLUDED_GRANTS, Subscription};
 pub use entry::{Entry, EntryHash, EntryKind, GENESIS_HASH, Leg, LegKind};
 pub use error::{HoldResolution, LedgerError};
 pub use query::{GrantBalance, WalletBalance};
 pub use state::{Hold, HoldState, Ledger, LedgerConfig, MAX_HOLD_TIMEOUT_MS, MAX_ID_BYTES};
 pub use types::{
-    AccountId, Category, CustomerId, EntryId, GrantId, GrantSpec, HoldId, OveragePolicy, Timestamp,
-    WalletRef,
+    AccountId, Category, CustomerId, DEFAULT_CURRENCY, EntryId, GrantId, GrantSpec, HoldId,
+    IncludedGrant, LimitCharge, Measure, OveragePolicy, Timestamp, UsageCharge, WalletRef,
 };
+pub use usage::MAX_EVENTS_PER_COMMAND;
 pub use verify::{VerifyReport, Violation};
 
 #[cfg(test)]

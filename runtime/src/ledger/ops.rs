@@ -7,7 +7,7 @@ use super::command::{CommandResult, Outcome};
 use super::entry::{EntryKind, Leg, LegKind, Legs};
 use super::error::{HoldResolution, LedgerError};
 use super::state::{Grant, Hold, HoldState, Ledger, MAX_HOLD_TIMEOUT_MS};
-use super::types::{Category, GrantId, GrantSpec, HoldId, OveragePolicy, WalletRef};
+use super::types::{Category, GrantId, GrantSpec, HoldId, LimitCharge, OveragePolicy, WalletRef};
 
 /// How an amount is split across a wallet's grants.
 pub(crate) type Split = SmallVec<[(GrantId, u64); 2]>;
@@ -117,8 +117,10 @@ impl Ledger {
         wallet: &WalletRef,
         amount: u64,
         timeout_ms: u64,
+        limits: &[LimitCharge],
     ) -> CommandResult {
-        if amount == 0 {
+        super::counters::validate(limits)?;
+        if amount == 0 && limits.is_empty() {
             return Err(LedgerError::invalid("amount", 0, "must be at least 1"));
         }
         if timeout_ms == 0 || timeout_ms > MAX_HOLD_TIMEOUT_MS {
@@ -129,6 +131,7 @@ impl Ledger {
             ));
         }
         let index = self.wallet(wallet)?;
+        self.check_limits(limits)?;
         let split = self.split(index, amount);
         let taken: u64 = split.iter().map(|(_, a)| a).sum();
         if taken < amount {
@@ -157,6 +160,7 @@ impl Ledger {
             .collect();
         let entries = self.post(index, &[(EntryKind::Hold { hold: id }, legs)])?;
         self.next_hold += 1;
+        let held_limits = self.hold_limits(limits);
         self.holds.insert(
             id,
             Hold {
@@ -166,6 +170,7 @@ impl Ledger {
                 parts: split,
                 expires_at,
                 state: HoldState::Open,
+                limits: held_limits,
             },
         );
         self.hold_timeouts.insert((expires_at, id));
@@ -177,7 +182,13 @@ impl Ledger {
         })
     }
 
-    pub(crate) fn commit(&mut self, customer: &str, hold_id: HoldId, amount: u64) -> CommandResult {
+    pub(crate) fn commit(
+        &mut self,
+        customer: &str,
+        hold_id: HoldId,
+        amount: u64,
+        units: u64,
+    ) -> CommandResult {
         let hold = self.open_hold(customer, hold_id)?.clone();
         let posted = amount.min(hold.amount);
         let mut legs = self.unhold_legs(&hold, posted);
@@ -201,6 +212,7 @@ impl Ledger {
         }
         let ids = self.post(hold.wallet, &entries)?;
         self.mark_resolved(hold_id, HoldResolution::Committed);
+        self.resolve_limits(&hold.limits, posted + overage_posted, units);
         Ok(Outcome::Committed {
             entry: ids[0],
             posted,
@@ -215,6 +227,7 @@ impl Ledger {
         let legs = self.unhold_legs(&hold, 0);
         let ids = self.post(hold.wallet, &[(EntryKind::Release { hold: hold_id }, legs)])?;
         self.mark_resolved(hold_id, HoldResolution::Released);
+        self.resolve_limits(&hold.limits, 0, 0);
         Ok(Outcome::Released {
             entry: ids[0],
             released: hold.amount,
@@ -258,6 +271,7 @@ impl Ledger {
             panic!("timeout of hold {} failed: {e}", hold_id.0);
         }
         self.mark_resolved(hold_id, HoldResolution::TimedOut);
+        self.resolve_limits(&hold.limits, 0, 0);
     }
 
     /// Expires a grant at its due time: what is free goes to breakage (paid) or back to
@@ -320,7 +334,7 @@ impl Ledger {
     /// Legs that consume up to `amount` credits now: from live grants in consumption
     /// order, then from the overdraft the wallet's policy allows. Returns how much the
     /// legs charge.
-    fn charge_legs(&self, wallet: u32, amount: u64) -> (Legs, u64) {
+    pub(crate) fn charge_legs(&self, wallet: u32, amount: u64) -> (Legs, u64) {
         let split = self.split(wallet, amount);
         let mut legs: Legs = split
             .iter()

@@ -1,6 +1,6 @@
 //! The ledger's state and its entry point, `Ledger::apply`.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -15,6 +15,7 @@ use super::types::{
 };
 
 pub(crate) type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+pub(crate) type Set<T> = HashSet<T, foldhash::quality::RandomState>;
 
 /// Longest accepted idempotency key or customer id, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
@@ -87,6 +88,8 @@ pub struct Hold {
     pub parts: SmallVec<[(GrantId, u64); 2]>,
     pub expires_at: Timestamp,
     pub state: HoldState,
+    /// Counters the hold also holds (limits and caps), in the order they were checked.
+    pub limits: Vec<super::counters::HeldLimit>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,6 +120,14 @@ pub struct Ledger {
     /// Keys and resolved holds in the order they can be forgotten.
     pub(crate) forget_keys: VecDeque<(Timestamp, String, String)>,
     pub(crate) forget_holds: VecDeque<(Timestamp, HoldId)>,
+    /// Usage and spend counters by name, then window start.
+    pub(crate) counters: Map<String, BTreeMap<Timestamp, super::counters::Counter>>,
+    pub(crate) customers: Map<String, super::customers::Customer>,
+    /// Included grants due: (time, customer, index in the subscription).
+    pub(crate) grant_schedule: BTreeSet<(Timestamp, String, u32)>,
+    /// Usage event ids seen, by customer, and the order they can be forgotten in.
+    pub(crate) seen_events: Map<String, Set<String>>,
+    pub(crate) forget_events: VecDeque<(Timestamp, String, String)>,
 }
 
 impl Ledger {
@@ -137,6 +148,11 @@ impl Ledger {
             keys: Map::default(),
             forget_keys: VecDeque::new(),
             forget_holds: VecDeque::new(),
+            counters: Map::default(),
+            customers: Map::default(),
+            grant_schedule: BTreeSet::new(),
+            seen_events: Map::default(),
+            forget_events: VecDeque::new(),
         }
     }
 
@@ -189,8 +205,7 @@ impl Ledger {
 
     /// Whether a hold timeout or grant expiry is due at `now`.
     pub fn has_due(&self, now: Timestamp) -> bool {
-        self.hold_timeouts.first().is_some_and(|(t, _)| *t <= now)
-            || self.grant_expiries.first().is_some_and(|(t, _)| *t <= now)
+        self.next_due(now).is_some()
     }
 
     /// Replaces the configuration (a snapshot keeps the one it was taken with).
@@ -203,23 +218,7 @@ impl Ledger {
     /// Each resolution is journalled at its own due time, so journal times never decrease.
     pub fn advance(&mut self, now: Timestamp) {
         let now = now.max(self.time);
-        loop {
-            let hold = self
-                .hold_timeouts
-                .first()
-                .copied()
-                .filter(|(t, _)| *t <= now);
-            let grant = self
-                .grant_expiries
-                .first()
-                .copied()
-                .filter(|(t, _)| *t <= now);
-            let due = match (hold, grant) {
-                (Some(h), Some(g)) if h.0 <= g.0 => Due::Hold(h.1, h.0),
-                (Some(h), None) => Due::Hold(h.1, h.0),
-                (_, Some(g)) => Due::Grant(g.1, g.0),
-                (None, None) => break,
-            };
+        while let Some(due) = self.next_due(now) {
             match due {
                 Due::Hold(hold, at) => {
                     self.time = self.time.max(at);
@@ -229,10 +228,40 @@ impl Ledger {
                     self.time = self.time.max(at);
                     self.expire_grant(grant);
                 }
+                Due::Issue(customer, index, at) => {
+                    self.time = self.time.max(at);
+                    self.grant_schedule.remove(&(at, customer.clone(), index));
+                    self.issue_included(&customer, index);
+                }
             }
         }
         self.time = now;
         self.forget_before(now);
+    }
+
+    /// The earliest event due by `now`: hold timeouts, then grant expiries, then included
+    /// grants, at equal times (so a period's grant expires before the next is issued).
+    fn next_due(&self, now: Timestamp) -> Option<Due> {
+        let hold = self.hold_timeouts.first().filter(|(t, _)| *t <= now);
+        let grant = self.grant_expiries.first().filter(|(t, _)| *t <= now);
+        let issue = self.grant_schedule.first().filter(|(t, _, _)| *t <= now);
+        let mut best: Option<(Timestamp, u8)> = None;
+        for (t, rank) in [
+            (hold.map(|h| h.0), 0u8),
+            (grant.map(|g| g.0), 1),
+            (issue.map(|i| i.0), 2),
+        ] {
+            if let Some(t) = t
+                && best.is_none_or(|b| (t, rank) < b)
+            {
+                best = Some((t, rank));
+            }
+        }
+        match best? {
+            (_, 0) => hold.map(|&(t, h)| Due::Hold(h, t)),
+            (_, 1) => grant.map(|&(t, g)| Due::Grant(g, t)),
+            _ => issue.map(|(t, c, i)| Due::Issue(c.clone(), *i, *t)),
+        }
     }
 
     fn forget_before(&mut self, now: Timestamp) {
@@ -247,6 +276,19 @@ impl Ledger {
                 keys.remove(&key);
                 if keys.is_empty() {
                     self.keys.remove(&customer);
+                }
+            }
+        }
+        while let Some((t, _, _)) = self.forget_events.front() {
+            if t.0 >= horizon {
+                break;
+            }
+            if let Some((_, customer, event)) = self.forget_events.pop_front()
+                && let Some(seen) = self.seen_events.get_mut(&customer)
+            {
+                seen.remove(&event);
+                if seen.is_empty() {
+                    self.seen_events.remove(&customer);
                 }
             }
         }
@@ -274,15 +316,33 @@ impl Ledger {
                 wallet,
                 amount,
                 timeout_ms,
+                limits,
             } => {
                 check_owner(customer, wallet)?;
-                self.reserve(wallet, *amount, *timeout_ms)
+                self.reserve(wallet, *amount, *timeout_ms, limits)
             }
-            Command::Commit { hold, amount } => self.commit(customer, *hold, *amount),
+            Command::Commit {
+                hold,
+                amount,
+                units,
+            } => self.commit(customer, *hold, *amount, *units),
             Command::Release { hold } => self.release(customer, *hold),
             Command::Debit { wallet, amount } => {
                 check_owner(customer, wallet)?;
                 self.debit(wallet, *amount)
+            }
+            Command::UpsertCustomer { display_name } => {
+                self.upsert_customer(customer, display_name)
+            }
+            Command::Subscribe {
+                plan,
+                since,
+                overage,
+                included,
+            } => self.subscribe(customer, plan, *since, *overage, included),
+            Command::RecordUsage { wallet, events } => {
+                check_owner(customer, wallet)?;
+                self.record_usage(wallet, events)
             }
         }
     }
@@ -407,9 +467,10 @@ impl Ledger {
 enum Due {
     Hold(HoldId, Timestamp),
     Grant(GrantId, Timestamp),
+    Issue(String, u32, Timestamp),
 }
 
-fn validate_id(field: &'static str, value: &str) -> Result<(), LedgerError> {
+pub(crate) fn validate_id(field: &'static str, value: &str) -> Result<(), LedgerError> {
     if value.is_empty() {
         return Err(LedgerError::invalid(field, "\"\"", "must not be empty"));
     }

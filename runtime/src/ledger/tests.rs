@@ -66,6 +66,7 @@ impl Fixture {
             wallet: wallet(),
             amount,
             timeout_ms,
+            limits: vec![],
         })
     }
 
@@ -90,7 +91,13 @@ fn reserve_commit_posts_actual_and_releases_the_rest() {
     let hold = f.hold(300);
     assert_eq!(f.balance().available, 700);
     assert_eq!(f.balance().pending, 300);
-    let out = f.run(Command::Commit { hold, amount: 120 }).unwrap();
+    let out = f
+        .run(Command::Commit {
+            hold,
+            amount: 120,
+            units: 0,
+        })
+        .unwrap();
     assert!(matches!(
         out,
         Outcome::Committed {
@@ -103,7 +110,11 @@ fn reserve_commit_posts_actual_and_releases_the_rest() {
     let b = f.balance();
     assert_eq!((b.available, b.pending), (880, 0));
     // A hold resolves once.
-    let again = f.run(Command::Commit { hold, amount: 10 });
+    let again = f.run(Command::Commit {
+        hold,
+        amount: 10,
+        units: 0,
+    });
     assert!(matches!(
         again,
         Err(LedgerError::HoldResolved {
@@ -207,6 +218,7 @@ fn amount_boundaries_zero_one_max() {
         .run(Command::Commit {
             hold,
             amount: u64::MAX,
+            units: 0,
         })
         .unwrap();
     assert!(matches!(
@@ -264,7 +276,13 @@ fn hold_times_out_between_reserve_and_commit() {
     f.now = Timestamp(T0.0 + 499);
     assert_eq!(f.balance().available, 40);
     f.now = Timestamp(T0.0 + 500);
-    let err = f.run(Command::Commit { hold, amount: 60 }).unwrap_err();
+    let err = f
+        .run(Command::Commit {
+            hold,
+            amount: 60,
+            units: 0,
+        })
+        .unwrap_err();
     assert_eq!(
         err,
         LedgerError::HoldTimedOut {
@@ -291,7 +309,13 @@ fn held_credits_survive_grant_expiry_and_the_released_rest_expires() {
     f.ledger.advance(f.now);
     // The free 20 expired; the 80 held stay with the hold.
     assert_eq!(f.balance().pending, 80);
-    let out = f.run(Command::Commit { hold, amount: 30 }).unwrap();
+    let out = f
+        .run(Command::Commit {
+            hold,
+            amount: 30,
+            units: 0,
+        })
+        .unwrap();
     assert!(matches!(
         out,
         Outcome::Committed {
@@ -309,7 +333,13 @@ fn commit_above_hold_under_deny_charges_only_available_credits() {
     let mut f = Fixture::new();
     f.grant(100, Category::Paid, 0, None);
     let hold = f.hold(50);
-    let out = f.run(Command::Commit { hold, amount: 130 }).unwrap();
+    let out = f
+        .run(Command::Commit {
+            hold,
+            amount: 130,
+            units: 0,
+        })
+        .unwrap();
     assert_eq!(
         out,
         Outcome::Committed {
@@ -338,7 +368,13 @@ fn commit_above_hold_under_overdraft_goes_down_to_the_floor() {
     .unwrap();
     f.grant(100, Category::Paid, 0, None);
     let hold = f.hold(100);
-    let out = f.run(Command::Commit { hold, amount: 150 }).unwrap();
+    let out = f
+        .run(Command::Commit {
+            hold,
+            amount: 150,
+            units: 0,
+        })
+        .unwrap();
     assert!(matches!(
         out,
         Outcome::Committed {
@@ -384,6 +420,7 @@ fn idempotent_retry_and_conflict() {
             wallet: wallet(),
             amount,
             timeout_ms: 1000,
+            limits: vec![],
         },
     };
     // A state-dependent failure stays failed, even once credits arrive.
@@ -420,7 +457,11 @@ fn another_customers_hold_is_unknown() {
     let steal = Keyed {
         customer: "globex".into(),
         key: "x".into(),
-        command: Command::Commit { hold, amount: 10 },
+        command: Command::Commit {
+            hold,
+            amount: 10,
+            units: 0,
+        },
     };
     let err = f.ledger.apply(f.now, &steal).unwrap_err();
     assert!(matches!(err, LedgerError::UnknownHold { .. }));
@@ -516,4 +557,201 @@ fn keys_are_forgotten_after_the_window() {
     assert_eq!(ledger.remembered_keys(), 1);
     ledger.advance(Timestamp(T0.0 + 1_001));
     assert_eq!(ledger.remembered_keys(), 0);
+}
+
+fn limit(
+    counter: &str,
+    limit: Option<u64>,
+    measure: Measure,
+    amount: u64,
+    enforce: bool,
+) -> LimitCharge {
+    LimitCharge {
+        counter: counter.into(),
+        window: crate::period::Window {
+            start: Timestamp(0),
+            end: Timestamp(u64::MAX),
+        },
+        limit,
+        measure,
+        amount,
+        enforce,
+    }
+}
+
+#[test]
+fn limits_are_held_with_the_credits_all_or_nothing() {
+    let mut f = Fixture::new();
+    f.grant(1_000, Category::Paid, 0, None);
+    let reserve = |f: &mut Fixture, units: u64, credits: u64| {
+        f.run(Command::Reserve {
+            wallet: wallet(),
+            amount: credits,
+            timeout_ms: 10_000,
+            limits: vec![
+                limit("tokens", Some(100), Measure::Units, units, true),
+                limit("cap/agent", Some(500), Measure::Credits, credits, true),
+                limit("cap/alert", Some(1), Measure::Credits, credits, false),
+            ],
+        })
+    };
+    let Ok(Outcome::Reserved { hold, .. }) = reserve(&mut f, 60, 200) else {
+        panic!()
+    };
+    // 60 units held: 41 more would pass the token limit.
+    let err = reserve(&mut f, 41, 10).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LedgerError::LimitExceeded {
+                index: 0,
+                limit: 100,
+                pending: 60,
+                requested: 41,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(f.balance().pending, 200, "a refused reserve holds nothing");
+    // The credit cap: 200 held + 301 > 500.
+    let err = reserve(&mut f, 1, 301).unwrap_err();
+    assert!(matches!(err, LedgerError::LimitExceeded { index: 1, .. }));
+    f.run(Command::Commit {
+        hold,
+        amount: 150,
+        units: 55,
+    })
+    .unwrap();
+    let tokens = f.ledger.counter("tokens", Timestamp(0)).unwrap();
+    assert_eq!((tokens.used, tokens.pending), (55, 0));
+    let cap = f.ledger.counter("cap/agent", Timestamp(0)).unwrap();
+    assert_eq!((cap.used, cap.pending), (150, 0));
+    // Alert-only counters count past their limit but never refuse.
+    assert_eq!(
+        f.ledger.counter("cap/alert", Timestamp(0)).unwrap().used,
+        150
+    );
+    let Ok(Outcome::Reserved { hold, .. }) = reserve(&mut f, 45, 0) else {
+        panic!()
+    };
+    f.run(Command::Release { hold }).unwrap();
+    assert_eq!(f.ledger.counter("tokens", Timestamp(0)).unwrap().pending, 0);
+}
+
+#[test]
+fn subscription_issues_included_grants_every_period() {
+    let mut f = Fixture::new();
+    f.run(Command::UpsertCustomer {
+        display_name: "Acme".into(),
+    })
+    .unwrap();
+    let included = IncludedGrant {
+        id: "monthly".into(),
+        amount: 500,
+        category: Category::Promotional,
+        priority: 0,
+        period: crate::period::Period::Day,
+        calendar: false,
+        expires_after_ms: None,
+    };
+    let out = f
+        .run(Command::Subscribe {
+            plan: "pro".into(),
+            since: f.now,
+            overage: OveragePolicy::Deny,
+            included: vec![included],
+        })
+        .unwrap();
+    assert!(matches!(
+        out,
+        Outcome::Subscribed {
+            grants_issued: 1,
+            ..
+        }
+    ));
+    f.run(Command::Debit {
+        wallet: wallet(),
+        amount: 100,
+    })
+    .unwrap();
+    assert_eq!(f.balance().available, 400);
+    // A day later the rest expires and a fresh grant arrives.
+    f.now = Timestamp(f.now.0 + 24 * 3_600_000);
+    f.ledger.advance(f.now);
+    f.ledger.verify().unwrap();
+    let b = f.balance();
+    assert_eq!((b.available, b.grants.len()), (500, 2));
+    assert!(b.grants[0].expired);
+    assert_eq!(
+        f.ledger
+            .customer("acme")
+            .unwrap()
+            .subscription
+            .as_ref()
+            .unwrap()
+            .plan,
+        "pro"
+    );
+    let unknown = Keyed {
+        customer: "nobody".into(),
+        key: "s".into(),
+        command: Command::Subscribe {
+            plan: "pro".into(),
+            since: f.now,
+            overage: OveragePolicy::Deny,
+            included: vec![],
+        },
+    };
+    assert!(matches!(
+        f.ledger.apply(f.now, &unknown),
+        Err(LedgerError::UnknownCustomer { .. })
+    ));
+}
+
+#[test]
+fn usage_is_deduplicated_charged_and_counted() {
+    let mut f = Fixture::new();
+    f.grant(100, Category::Paid, 0, None);
+    let event = |id: &str, credits| UsageCharge {
+        event_id: id.into(),
+        credits,
+        counters: vec![limit("tokens", None, Measure::Units, 10, false)],
+    };
+    let out = f.run(Command::RecordUsage {
+        wallet: wallet(),
+        events: vec![event("e1", 30), event("e2", 30), event("e1", 30)],
+    });
+    assert!(
+        matches!(
+            out,
+            Ok(Outcome::UsageRecorded {
+                accepted: 2,
+                duplicates: 1,
+                credits_posted: 60,
+                unbilled: 0,
+                ..
+            })
+        ),
+        "{out:?}"
+    );
+    let out = f.run(Command::RecordUsage {
+        wallet: wallet(),
+        events: vec![event("e2", 30), event("e3", 70)],
+    });
+    assert!(
+        matches!(
+            out,
+            Ok(Outcome::UsageRecorded {
+                accepted: 1,
+                duplicates: 1,
+                credits_posted: 40,
+                unbilled: 30,
+                ..
+            })
+        ),
+        "{out:?}"
+    );
+    assert_eq!(f.ledger.counter("tokens", Timestamp(0)).unwrap().used, 30);
+    assert_eq!(f.balance().available, 0);
 }

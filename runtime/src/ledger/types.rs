@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 /// Ledger time in milliseconds since the Unix epoch. The ledger never reads a clock:
 /// every command is applied at a time the caller passes in, and ledger time never goes
 /// backwards (an earlier time is treated as the current ledger time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
@@ -89,4 +91,59 @@ pub struct GrantSpec {
     /// What the customer paid per credit, in micro-units of the billing currency
     /// (0 for promotional grants). Finance uses it to value deferred revenue.
     pub cost_basis_micros: u64,
+}
+
+/// The currency of wallets the API creates. Other currencies exist only if a client
+/// opens them explicitly.
+pub const DEFAULT_CURRENCY: &str = "credits";
+
+/// What a counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Measure {
+    /// Credits consumed (budget caps in credits).
+    Credits,
+    /// The meter's own units (metered entitlement limits, usage caps).
+    Units,
+}
+
+/// A usage or spend counter that a request also charges: a metered entitlement's limit or
+/// a budget cap, for one window of its period. The edge works out which counters apply
+/// (policy); the ledger checks and holds them together with the credits, all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LimitCharge {
+    /// Stable name of the counter (for example `cap/agent-daily/acme/agent:bot-1`).
+    pub counter: String,
+    pub window: crate::period::Window,
+    /// `None`: count only (unlimited).
+    pub limit: Option<u64>,
+    pub measure: Measure,
+    /// What this request charges the counter (an estimate for a hold).
+    pub amount: u64,
+    /// Refuse the request when the counter would pass its limit (a hard limit or a deny
+    /// cap); otherwise only count (a soft limit or an alert-only cap).
+    pub enforce: bool,
+}
+
+/// A recurring credit grant that comes with a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IncludedGrant {
+    pub id: String,
+    pub amount: u64,
+    pub category: Category,
+    pub priority: u32,
+    pub period: crate::period::Period,
+    /// Periods follow the calendar instead of the subscription start.
+    pub calendar: bool,
+    /// The unspent rest expires this long after issue; `None`: at the end of the period.
+    pub expires_after_ms: Option<u64>,
+}
+
+/// One usage event, priced by the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UsageCharge {
+    /// The event's id: a second event with the same id (per customer) is a duplicate.
+    pub event_id: String,
+    pub credits: u64,
+    /// Counters the usage counts toward (never refused: the usage has happened).
+    pub counters: Vec<LimitCharge>,
 }

@@ -191,6 +191,29 @@ impl Ledger {
                 held[self.grant_ref(*g).account.0 as usize] += u128::from(*a);
             }
         }
+        let mut counter_held: std::collections::HashMap<(&str, super::types::Timestamp), u128> =
+            std::collections::HashMap::new();
+        for hold in self.holds.values().filter(|h| h.state == HoldState::Open) {
+            for limit in &hold.limits {
+                *counter_held
+                    .entry((limit.counter.as_str(), limit.window_start))
+                    .or_default() += u128::from(limit.amount);
+            }
+        }
+        for (name, windows) in &self.counters {
+            for (start, counter) in windows {
+                let held = counter_held
+                    .get(&(name.as_str(), *start))
+                    .copied()
+                    .unwrap_or(0);
+                if u128::from(counter.pending) != held {
+                    return Err(Violation::Wallet {
+                        wallet: format!("counter {name}@{}", start.0),
+                        what: format!("pending {} but open holds hold {held}", counter.pending),
+                    });
+                }
+            }
+        }
         for grant in &self.grants {
             let pending = u128::from(self.balances(grant.account).debits_pending);
             if pending != held[grant.account.0 as usize] {

@@ -1,0 +1,279 @@
+use super::*;
+use crate::load_catalog_yaml;
+
+fn catalog(yaml: &str) -> Catalog {
+    load_catalog_yaml(yaml)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .catalog
+}
+
+/// (object, path, code) of every violation.
+fn found(yaml: &str) -> Vec<(String, String, &'static str)> {
+    validate_catalog(&catalog(yaml))
+        .iter()
+        .map(|v| (v.object.to_string(), v.path.clone(), v.problem.code()))
+        .collect()
+}
+
+fn one(object: &str, path: &str, code: &'static str) -> Vec<(String, String, &'static str)> {
+    vec![(object.to_string(), path.to_string(), code)]
+}
+
+const BASE: &str = r#"
+apiVersion: tollgate.dev/v1alpha1
+kind: Plan
+metadata: {name: pro}
+spec:
+  features:
+    - {id: model.large, kind: boolean}
+    - {id: tier, kind: configuration, choices: [low, high], value: {choice: high}}
+    - {id: tokens, kind: metered, meter: llm.tokens, limit: {amount: 1000}}
+  rateCard:
+    - {feature: tokens, microCredits: 5, perUnits: 1000}
+"#;
+
+fn with(extra: &str) -> String {
+    format!("{BASE}---\n{extra}")
+}
+
+#[test]
+fn a_good_catalog_has_no_violation() {
+    assert_eq!(found(BASE), vec![]);
+}
+
+#[test]
+fn a_duplicate_feature_id_is_named() {
+    let yaml = BASE.replace(
+        "- {id: tier,",
+        "- {id: model.large, kind: boolean}\n    - {id: tier,",
+    );
+    assert_eq!(
+        found(&yaml),
+        one("Plan/pro", "spec.features[].id[1]", "duplicate")
+    );
+}
+
+#[test]
+fn a_rate_card_on_a_non_metered_feature_is_refused() {
+    let yaml = BASE.replace(
+        "- {feature: tokens,",
+        "- {feature: model.large, microCredits: 1}\n    - {feature: tokens,",
+    );
+    assert_eq!(
+        found(&yaml),
+        one("Plan/pro", "spec.rateCard[0].feature", "wrong_feature_kind")
+    );
+}
+
+#[test]
+fn a_duplicate_rate_line_is_refused() {
+    let yaml = BASE.replace(
+        "  rateCard:\n",
+        "  rateCard:\n    - {feature: tokens, microCredits: 7}\n",
+    );
+    assert_eq!(
+        found(&yaml),
+        one("Plan/pro", "spec.rateCard[1]", "duplicate")
+    );
+}
+
+#[test]
+fn zero_limits_and_amounts_are_refused_with_their_value() {
+    let yaml = BASE
+        .replace("limit: {amount: 1000}", "limit: {amount: 0}")
+        .replace(
+            "  rateCard:",
+            "  includedGrants:\n    - {id: monthly, amountMicroCredits: 0}\n  rateCard:",
+        );
+    let violations = validate_catalog(&catalog(&yaml));
+    let shown: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "Plan/pro: spec.features[2].limit.amount = 0: must be greater than 0",
+            "Plan/pro: spec.includedGrants[0].amountMicroCredits = 0: must be greater than 0",
+        ]
+    );
+}
+
+#[test]
+fn fields_of_another_feature_kind_are_refused() {
+    let yaml = BASE.replace(
+        "{id: model.large, kind: boolean}",
+        "{id: model.large, kind: boolean, meter: x}",
+    );
+    assert_eq!(
+        found(&yaml),
+        one("Plan/pro", "spec.features[0].meter", "not_for_this_kind")
+    );
+    let yaml = BASE.replace(
+        "meter: llm.tokens, limit: {amount: 1000}",
+        "meter: llm.tokens",
+    );
+    assert_eq!(
+        found(&yaml),
+        one("Plan/pro", "spec.features[2].limit", "required")
+    );
+}
+
+#[test]
+fn a_choice_outside_the_choices_is_refused() {
+    let yaml = BASE.replace("value: {choice: high}", "value: {choice: medium}");
+    assert_eq!(
+        found(&yaml),
+        one(
+            "Plan/pro",
+            "spec.features[1].value.choice",
+            "unknown_choice"
+        )
+    );
+}
+
+#[test]
+fn a_feature_declared_differently_by_two_plans_is_refused_on_the_later_plan() {
+    let yaml = with(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Plan\nmetadata: {name: zeta}\nspec:\n  features:\n    - {id: tokens, kind: metered, meter: other.meter, limit: {unlimited: true}}\n",
+    );
+    assert_eq!(
+        found(&yaml),
+        one("Plan/zeta", "spec.features[0]", "inconsistent_feature")
+    );
+}
+
+#[test]
+fn overdraft_needs_a_floor() {
+    let yaml = BASE.to_string() + "  overage: {action: allowOverdraft}\n";
+    assert_eq!(
+        found(&yaml),
+        one(
+            "Plan/pro",
+            "spec.overage.overdraftFloorMicroCredits",
+            "required"
+        )
+    );
+}
+
+#[test]
+fn an_entitlement_with_unknown_references_reports_each() {
+    let yaml = with(
+        r#"apiVersion: tollgate.dev/v1alpha1
+kind: Entitlement
+metadata: {name: addon}
+spec:
+  target: {plans: [pro, gold]}
+  features:
+    - {feature: model.huge, enabled: true}
+    - {feature: tokens, enabled: true}
+    - {feature: tokens, limit: {amount: 5}}
+"#,
+    );
+    assert_eq!(
+        found(&yaml),
+        vec![
+            (
+                "Entitlement/addon".into(),
+                "spec.target.plans[1]".into(),
+                "unknown_plan"
+            ),
+            (
+                "Entitlement/addon".into(),
+                "spec.features[].feature[2]".into(),
+                "duplicate"
+            ),
+            (
+                "Entitlement/addon".into(),
+                "spec.features[0].feature".into(),
+                "unknown_feature"
+            ),
+            (
+                "Entitlement/addon".into(),
+                "spec.features[1].feature".into(),
+                "wrong_feature_kind"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_window_that_ends_before_it_starts_is_refused() {
+    let yaml = with(
+        r#"apiVersion: tollgate.dev/v1alpha1
+kind: Entitlement
+metadata: {name: promo}
+spec:
+  target: {customers: [cus_1]}
+  window: {start: "2026-02-01T00:00:00Z", end: "2026-01-01T00:00:00Z"}
+  features: [{feature: model.large, enabled: true}]
+"#,
+    );
+    assert_eq!(
+        found(&yaml),
+        one(
+            "Entitlement/promo",
+            "spec.window.end",
+            "window_ends_before_start"
+        )
+    );
+}
+
+#[test]
+fn an_entitlement_needs_exactly_one_target() {
+    let yaml = with(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Entitlement\nmetadata: {name: e}\nspec:\n  target: {}\n  features: [{feature: model.large, enabled: true}]\n",
+    );
+    assert_eq!(
+        found(&yaml),
+        one("Entitlement/e", "spec.target", "exactly_one_of")
+    );
+}
+
+#[test]
+fn budget_caps_check_their_feature_and_scope() {
+    let yaml = with(
+        r#"apiVersion: tollgate.dev/v1alpha1
+kind: BudgetCap
+metadata: {name: cap}
+spec:
+  scope: {level: customer, subjects: [team-a]}
+  limit: {usage: {feature: model.large, units: 0}}
+"#,
+    );
+    assert_eq!(
+        found(&yaml),
+        vec![
+            (
+                "BudgetCap/cap".into(),
+                "spec.scope.subjects".into(),
+                "not_for_this_kind"
+            ),
+            (
+                "BudgetCap/cap".into(),
+                "spec.limit.usage.feature".into(),
+                "wrong_feature_kind"
+            ),
+            (
+                "BudgetCap/cap".into(),
+                "spec.limit.usage.units".into(),
+                "not_positive"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn duplicate_object_names_are_refused() {
+    let yaml =
+        with("apiVersion: tollgate.dev/v1alpha1\nkind: Plan\nmetadata: {name: pro}\nspec: {}\n");
+    assert_eq!(
+        found(&yaml),
+        one("Plan/pro", "metadata.name", "duplicate_name")
+    );
+}
+
+#[test]
+fn ids_follow_the_id_rules() {
+    assert!(is_valid_id("model.gpt-4o_mini"));
+    for bad in ["", "Model", "-x", "x-", "a b", &"x".repeat(64)] {
+        assert!(!is_valid_id(bad), "{bad:?}");
+    }
+}

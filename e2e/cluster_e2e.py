@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Real-cluster end-to-end test (runs only with TOLLGATE_E2E_KUBECONFIG set).
+
+Installs the chart into a fresh namespace, applies the example embedded TollgateRuntime and
+the example catalog, then waits until: the runtime's pods are Ready, every Plan is Valid with
+all pods on the current policy version, and the runtime answers a Check (through the API
+server's service proxy to the runtime's HTTP port). Uninstalls at the end.
+
+Usage: cluster_e2e.py REPO_ROOT
+Env: TOLLGATE_E2E_KUBECONFIG (required), TOLLGATE_E2E_TIMEOUT_S (default 600),
+     TOLLGATE_E2E_CHECK_PATH (default /v1/check: the runtime's HTTP Check route).
+"""
+
+import json
+import os
+import pathlib
+import sys
+import time
+import uuid
+
+import helm_python as helm
+import yaml
+from kubernetes import client, config
+
+GROUP, VERSION = "tollgate.dev", "v1alpha1"
+PLURALS = {"Plan": "plans", "Entitlement": "entitlements", "BudgetCap": "budgetcaps", "TollgateRuntime": "tollgateruntimes"}
+
+
+def wait_for(what: str, probe, deadline: float, every_s: float = 3.0):
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            ok, last = probe()
+            if ok:
+                print(f"ok: {what}")
+                return last
+        except Exception as e:  # noqa: BLE001 - the API may not be ready yet; report the last
+            last = repr(e)
+        time.sleep(every_s)
+    sys.exit(f"FAIL: timed out waiting for {what}; last seen: {last}")
+
+
+def main() -> None:
+    root = pathlib.Path(sys.argv[1]).resolve()
+    kubeconfig = os.environ["TOLLGATE_E2E_KUBECONFIG"]
+    deadline = time.monotonic() + int(os.environ.get("TOLLGATE_E2E_TIMEOUT_S", "600"))
+    check_path = os.environ.get("TOLLGATE_E2E_CHECK_PATH", "/v1/check")
+    ns = f"tollgate-e2e-{uuid.uuid4().hex[:6]}"
+
+    config.load_kube_config(config_file=kubeconfig)
+    core, custom = client.CoreV1Api(), client.CustomObjectsApi()
+    with helm.Config(kubeconfig_path=kubeconfig, namespace=ns) as cfg:
+        cfg.install(str(root / "charts" / "tollgate"), "tollgate", {}, namespace=ns, create_namespace=True, wait="watcher", timeout=300)
+        print(f"ok: chart installed in {ns}")
+        try:
+            docs = [d for f in sorted((root / "examples" / "catalog").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+            docs.append(yaml.safe_load((root / "examples" / "runtime" / "embedded.yaml").read_text()))
+            docs[-1]["spec"]["store"]["embedded"].pop("storageClassName", None)  # the cluster's default
+            for doc in docs:
+                custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURALS[doc["kind"]], doc)
+            print(f"ok: applied {len(docs)} custom resources")
+
+            def runtime_ready():
+                rt = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "tollgateruntimes", "tollgate")
+                conds = {c["type"]: c for c in rt.get("status", {}).get("conditions", [])}
+                return conds.get("Ready", {}).get("status") == "True", rt.get("status")
+            wait_for("TollgateRuntime Ready (pods ready, policy applied)", runtime_ready, deadline)
+
+            def plans_applied():
+                plans = custom.list_namespaced_custom_object(GROUP, VERSION, ns, "plans")["items"]
+                rows = [(p["metadata"]["name"], p.get("status", {}).get("applied"), [c["status"] for c in p.get("status", {}).get("conditions", []) if c["type"] == "Valid"]) for p in plans]
+                ok = all(valid == ["True"] and applied and applied.split("/")[0] == applied.split("/")[1] != "0" for _, applied, valid in rows)
+                return ok, rows
+            wait_for("every Plan Valid and applied on every pod", plans_applied, deadline)
+
+            def check_answered():
+                body = {"customerId": "cus_e2e", "feature": "model.gpt-small"}
+                answer = core.connect_post_namespaced_service_proxy_with_path("tollgate:http", ns, check_path.lstrip("/"), body=json.dumps(body))
+                return bool(answer), answer
+            answer = wait_for(f"a Check answered at {check_path}", check_answered, deadline)
+            print(f"  Check answer: {answer}")
+        finally:
+            cfg.uninstall("tollgate", namespace=ns)
+            core.delete_namespace(ns)
+            print(f"cleaned up {ns}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+//! Start-up: logging, the health server, leader election, then both controllers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use prometheus::Registry;
+use tollgate_crds::{BudgetCap, Entitlement, Plan, TollgateRuntime};
+
+use crate::builders::{BuildDefaults, INSTANCE_LABEL, NAME_LABEL, RUNTIME_APP_NAME};
+use crate::config::Config;
+use crate::context::Context;
+use crate::http::{Health, router};
+use crate::leader::LeaderElector;
+use crate::metrics::Metrics;
+use crate::{plan_controller, runtime_controller};
+
+/// Runs the operator until a signal or a lost lease.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    init_logging(config.log_json);
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let registry = Registry::new();
+    let metrics = Metrics::register(&registry).context("registering metrics")?;
+    let started = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding {}", config.http_addr))?;
+    let app = router(Health {
+        registry,
+        started: started.clone(),
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "health server stopped");
+        }
+    });
+    started.store(true, Ordering::Relaxed);
+
+    let elector = LeaderElector::new(
+        client.clone(),
+        &config.lease_namespace,
+        &config.lease_name,
+        &config.identity,
+    );
+    tracing::info!(identity = %config.identity, lease = %config.lease_name, "waiting for leadership");
+    elector.acquire().await;
+    tracing::info!("leading: starting controllers");
+
+    let defaults = BuildDefaults {
+        runtime_image: config.runtime_image.clone(),
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        metrics,
+        defaults,
+        Some(config.identity.clone()),
+    ));
+    tokio::select! {
+        () = controllers(client, ctx) => tracing::info!("controllers stopped"),
+        () = elector.hold() => anyhow::bail!("lost the leader lease; exiting so a standby takes over"),
+    }
+    Ok(())
+}
+
+async fn controllers(client: Client, ctx: Arc<Context>) {
+    let runtimes = Api::<TollgateRuntime>::all(client.clone());
+    let runtime_controller = Controller::new(runtimes, watcher::Config::default());
+    let store = runtime_controller.store();
+    // Every runtime of a namespace compiles that namespace's policy objects.
+    let in_namespace = move |ns: Option<String>| {
+        store
+            .state()
+            .into_iter()
+            .filter(|rt| rt.namespace() == ns)
+            .map(|rt| ObjectRef::from_obj(&*rt))
+            .collect::<Vec<_>>()
+    };
+    let (for_plans, for_ents, for_caps) =
+        (in_namespace.clone(), in_namespace.clone(), in_namespace);
+    let pod_selector =
+        watcher::Config::default().labels(&format!("{NAME_LABEL}={RUNTIME_APP_NAME}"));
+    let runtimes = runtime_controller
+        .owns(
+            Api::<StatefulSet>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .owns(
+            Api::<ConfigMap>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .watches(
+            Api::<Plan>::all(client.clone()),
+            watcher::Config::default(),
+            move |o| for_plans(o.namespace()),
+        )
+        .watches(
+            Api::<Entitlement>::all(client.clone()),
+            watcher::Config::default(),
+            move |o| for_ents(o.namespace()),
+        )
+        .watches(
+            Api::<BudgetCap>::all(client.clone()),
+            watcher::Config::default(),
+            move |o| for_caps(o.namespace()),
+        )
+        .watches(Api::<Pod>::all(client.clone()), pod_selector, |pod: Pod| {
+            let runtime = pod.labels().get(INSTANCE_LABEL).cloned();
+            runtime.map(|name| ObjectRef::new(&name).within(&pod.namespace().unwrap_or_default()))
+        })
+        .shutdown_on_signal()
+        .run(
+            runtime_controller::reconcile,
+            runtime_controller::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
+    let plans = Controller::new(Api::<Plan>::all(client), watcher::Config::default())
+        .shutdown_on_signal()
+        .run(
+            plan_controller::reconcile,
+            plan_controller::error_policy,
+            ctx,
+        )
+        .for_each(|_| futures::future::ready(()));
+    tokio::join!(runtimes, plans);
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
