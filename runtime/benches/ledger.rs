@@ -58,6 +58,7 @@ fn reserve_commit(c: &mut Criterion) {
                         amount: 1_000,
                         timeout_ms: 30_000,
                         limits: vec![],
+                        price: None,
                     },
                 );
                 let commit = keyed(

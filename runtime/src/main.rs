@@ -1,48 +1,87 @@
 //! The `tollgate` binary: wiring only.
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
 use tollgate_runtime::engine::recover_ledger;
 use tollgate_runtime::ledger::LedgerConfig;
+use tollgate_runtime::serve::{ServeArgs, serve};
 use tollgate_runtime::store::embedded::EmbeddedStore;
 
 #[derive(Parser)]
-#[command(name = "tollgate", version, about = "Tollgate usage runtime")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Tollgate: decide, before the inference runs, whether a customer may use it and can pay"
+)]
 struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        env = "TOLLGATE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the runtime: gRPC API, HTTP health and metrics, catalog watching.
+    Serve(ServeArgs),
     /// Recover every partition of an embedded store, recompute it from its journal and
     /// check every ledger invariant. Exits non-zero on the first violation.
     Verify {
-        /// Data directory of the embedded store.
         #[arg(long, env = "TOLLGATE_DATA_DIR", default_value = "./tollgate-data")]
         data_dir: PathBuf,
-        /// Number of partitions the data directory was created with.
-        #[arg(long, env = "TOLLGATE_PARTITIONS", default_value_t = 1)]
+        #[arg(long, env = "TOLLGATE_PARTITIONS", default_value_t = 4)]
         partitions: u32,
     },
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let result = match cli.command {
+        Cmd::Serve(args) => serve(args).await,
         Cmd::Verify {
             data_dir,
             partitions,
-        } => verify(data_dir, partitions).await,
+        } => verify(data_dir, partitions),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-async fn verify(data_dir: PathBuf, partitions: u32) -> anyhow::Result<()> {
+fn verify(data_dir: PathBuf, partitions: u32) -> anyhow::Result<()> {
     for p in 0..partitions {
         let dir = data_dir.join(format!("partition-{p:04}"));
         let mut store = EmbeddedStore::open(&dir)?;
@@ -52,7 +91,7 @@ async fn verify(data_dir: PathBuf, partitions: u32) -> anyhow::Result<()> {
             .verify()
             .with_context(|| format!("verifying {}", dir.display()))?;
         println!(
-            "partition {p}: ok: {} entries, {} accounts, {} open holds, {} credits posted",
+            "partition {p}: ok: {} entries, {} accounts, {} open holds, {} micro-credits posted",
             report.entries, report.accounts, report.open_holds, report.debits_posted
         );
     }

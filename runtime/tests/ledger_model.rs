@@ -574,6 +574,7 @@ fn command(customer: usize, now: u64, op: &Op) -> Command {
             amount: *amount,
             timeout_ms: *timeout_ms,
             limits: vec![],
+            price: None,
         },
         Op::Commit { hold, amount } => Command::Commit {
             hold: HoldId(*hold),

@@ -7,5 +7,6 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+ensure_dynamodb_local
 log "cargo test"
 cargo test --workspace --locked

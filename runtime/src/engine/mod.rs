@@ -32,6 +32,14 @@ pub const DEFAULT_QUEUE_DEPTH: usize = 4096;
 /// callers at the front of a batch wait for the ones behind them.
 pub const DEFAULT_MAX_BATCH: usize = 2048;
 const _: () = assert!(DEFAULT_MAX_BATCH <= DEFAULT_QUEUE_DEPTH);
+/// Largest encoded command the engine accepts: bounds one log record and one DynamoDB
+/// item chunk set. Larger requests are refused before they are applied.
+pub const MAX_COMMAND_BYTES: usize = 256 * 1024;
+/// A batch is cut once its encoded commands pass this size (a DynamoDB transaction
+/// carries at most 4 MB; the embedded log's record limit is larger still).
+pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+const _: () = assert!(MAX_COMMAND_BYTES <= MAX_BATCH_BYTES);
+const _: () = assert!(MAX_BATCH_BYTES + MAX_COMMAND_BYTES < 4_000_000);
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -60,7 +68,12 @@ impl Default for EngineConfig {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     #[error("the engine has stopped: {reason}")]
-    Stopped { reason: String },
+    Stopped {
+        reason: String,
+        /// The store failed in a way that may pass (unreachable, throttled): restarting
+        /// the partition may succeed.
+        transient: bool,
+    },
     #[error("recovery failed: {0}")]
     Recovery(String),
 }
@@ -93,7 +106,7 @@ pub(crate) enum Submission {
 pub struct Engine {
     tx: mpsc::Sender<Submission>,
     stats: Arc<EngineStats>,
-    stopped: Arc<std::sync::Mutex<Option<String>>>,
+    stopped: Arc<StopReason>,
 }
 
 /// Returned by `Engine::start` to wait for the writer thread to finish.
@@ -143,7 +156,7 @@ impl Engine {
                         && let Ok(mut reason) = stopped.lock()
                     {
                         // A broken ledger invariant: a bug. Never serve from that state.
-                        *reason = Some("writer panicked (see the log)".into());
+                        *reason = Some((false, "writer panicked (see the log)".into()));
                     }
                 }
             })
@@ -222,8 +235,11 @@ impl Engine {
             .lock()
             .ok()
             .and_then(|r| r.clone())
-            .unwrap_or_else(|| "writer exited".to_string());
-        EngineError::Stopped { reason }
+            .unwrap_or_else(|| (false, "writer exited".to_string()));
+        EngineError::Stopped {
+            reason: reason.1,
+            transient: reason.0,
+        }
     }
 }
 
@@ -233,8 +249,11 @@ pub fn recover_ledger(store: &mut dyn Store, config: LedgerConfig) -> Result<Led
     writer::recover(store, config).map(|r| r.ledger)
 }
 
-pub(crate) fn store_failed(stopped: &std::sync::Mutex<Option<String>>, error: &StoreError) {
+pub(crate) fn store_failed(stopped: &StopReason, error: &StoreError) {
     if let Ok(mut reason) = stopped.lock() {
-        *reason = Some(format!("store failed: {error}"));
+        *reason = Some((error.is_transient(), format!("store failed: {error}")));
     }
 }
+
+/// Why the writer stopped: (transient, reason).
+pub(crate) type StopReason = std::sync::Mutex<Option<(bool, String)>>;

@@ -1,12 +1,15 @@
 //! The writer thread: recovery, then the group-commit loop.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Clock, EngineConfig, EngineStats, ReadFn, Submission, store_failed};
-use crate::ledger::{CommandResult, Ledger, LedgerConfig, Timestamp};
+use super::{
+    Clock, EngineConfig, EngineStats, MAX_BATCH_BYTES, MAX_COMMAND_BYTES, ReadFn, StopReason,
+    Submission, store_failed,
+};
+use crate::ledger::{CommandResult, Ledger, LedgerConfig, LedgerError, Timestamp};
 use crate::store::{Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode};
 
 pub(crate) struct Recovery {
@@ -69,7 +72,7 @@ pub(crate) struct Writer {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
     pub(crate) stats: Arc<EngineStats>,
-    pub(crate) stopped: Arc<Mutex<Option<String>>>,
+    pub(crate) stopped: Arc<StopReason>,
 }
 
 /// What one batch collected before its durable write.
@@ -77,6 +80,8 @@ struct Pending {
     logged: Vec<LoggedCommand>,
     replies: Vec<(oneshot::Sender<CommandResult>, CommandResult)>,
     reads: Vec<ReadFn>,
+    /// Encoded size of `logged`.
+    bytes: usize,
 }
 
 impl Writer {
@@ -86,11 +91,14 @@ impl Writer {
             logged: Vec::with_capacity(max),
             replies: Vec::with_capacity(max),
             reads: Vec::new(),
+            bytes: 0,
         };
         while let Some(first) = rx.blocking_recv() {
             let now = self.clock.now();
             self.take(first, now, &mut pending);
-            while pending.logged.len() + pending.reads.len() < max {
+            while pending.logged.len() + pending.reads.len() < max
+                && pending.bytes < MAX_BATCH_BYTES - MAX_COMMAND_BYTES
+            {
                 match rx.try_recv() {
                     Ok(next) => self.take(next, now, &mut pending),
                     Err(_) => break,
@@ -114,6 +122,7 @@ impl Writer {
                 self.batches_since_snapshot += 1;
                 pending.logged = batch.commands;
                 pending.logged.clear();
+                pending.bytes = 0;
             }
             for (reply, result) in pending.replies.drain(..) {
                 let _ = reply.send(result);
@@ -139,8 +148,23 @@ impl Writer {
     fn take(&mut self, submission: Submission, now: Timestamp, pending: &mut Pending) {
         match submission {
             Submission::Apply { request, reply } => {
-                let result = self.ledger.apply(now, &request);
-                pending.logged.push(LoggedCommand::Apply { now, request });
+                let logged = LoggedCommand::Apply { now, request };
+                let bytes = encoded_size(&logged);
+                if bytes > MAX_COMMAND_BYTES {
+                    let refused = Err(LedgerError::InvalidArgument {
+                        field: "request".into(),
+                        value: format!("{bytes} bytes"),
+                        reason: format!("larger than the {MAX_COMMAND_BYTES}-byte limit"),
+                    });
+                    let _ = reply.send(refused);
+                    return;
+                }
+                let LoggedCommand::Apply { request, .. } = &logged else {
+                    unreachable!()
+                };
+                let result = self.ledger.apply(now, request);
+                pending.logged.push(logged);
+                pending.bytes += bytes;
                 pending.replies.push((reply, result));
             }
             Submission::Read(read) => pending.reads.push(read),
@@ -148,6 +172,7 @@ impl Writer {
                 if self.ledger.has_due(now) {
                     self.ledger.advance(now);
                     pending.logged.push(LoggedCommand::Advance { now });
+                    pending.bytes += 16;
                 }
             }
         }
@@ -168,4 +193,10 @@ impl Writer {
         tracing::error!(%error, "store write failed; the engine stops (acknowledged means durable)");
         store_failed(&self.stopped, error);
     }
+}
+
+/// Encoded size of a logged command, without allocating.
+fn encoded_size(command: &LoggedCommand) -> usize {
+    postcard::serialize_with_flavor(command, postcard::ser_flavors::Size::default())
+        .unwrap_or(usize::MAX)
 }

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::LedgerError;
 use super::types::{
-    EntryId, GrantId, GrantSpec, HoldId, IncludedGrant, LimitCharge, OveragePolicy, Timestamp,
-    UsageCharge, WalletRef,
+    EntryId, GrantId, GrantSpec, HoldId, IncludedGrant, LimitCharge, OveragePolicy, Price,
+    Timestamp, UsageCharge, WalletRef,
 };
 
 /// A mutating command with the client's idempotency key. The key is scoped to the
@@ -34,10 +34,13 @@ pub enum Command {
         amount: u64,
         timeout_ms: u64,
         limits: Vec<LimitCharge>,
+        /// The rate the hold was priced at: a commit then gives units, not credits.
+        price: Option<Price>,
     },
     /// Resolve a hold by posting the actual `amount` of credits (the rest of the hold is
     /// released; usage above the hold is charged as a separate overage entry). Counters
-    /// of the hold are charged the credits posted or `units`, by their measure.
+    /// of the hold are charged the credits posted or `units`, by their measure. A hold
+    /// with a price posts `price.cost(units)` and `amount` must be 0.
     Commit {
         hold: HoldId,
         amount: u64,
@@ -99,6 +102,8 @@ pub enum Outcome {
         expires_at: Timestamp,
         /// Credits still available in the wallet after this hold.
         available_after: u64,
+        /// Each counter of the request after the hold: (used, pending), in order.
+        limits_after: Vec<(u64, u64)>,
     },
     Committed {
         entry: EntryId,

@@ -10,7 +10,7 @@ use super::state::Ledger;
 use super::types::{LimitCharge, Measure, Timestamp};
 
 /// Longest counter name, in bytes.
-pub const MAX_COUNTER_BYTES: usize = 256;
+pub const MAX_COUNTER_BYTES: usize = 512;
 /// Most counters one request may charge (an entitlement limit plus caps at four levels,
 /// with room to spare).
 pub const MAX_LIMITS_PER_REQUEST: usize = 16;
@@ -47,7 +47,7 @@ pub(crate) fn validate(limits: &[LimitCharge]) -> Result<(), LedgerError> {
             return Err(LedgerError::invalid(
                 "limits.counter",
                 &limit.counter,
-                "must be 1 to 256 bytes",
+                "must be 1 to 512 bytes",
             ));
         }
         if limit.window.start >= limit.window.end {

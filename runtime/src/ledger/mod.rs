@@ -25,6 +25,8 @@ mod counters;
 mod customers;
 mod entry;
 mod error;
+mod journal;
+mod numbered;
 mod ops;
 mod posting;
 mod query;
@@ -39,11 +41,12 @@ pub use counters::{Counter, HeldLimit, MAX_COUNTER_BYTES, MAX_LIMITS_PER_REQUEST
 pub use customers::{Customer, MAX_INCLUDED_GRANTS, Subscription};
 pub use entry::{Entry, EntryHash, EntryKind, GENESIS_HASH, Leg, LegKind};
 pub use error::{HoldResolution, LedgerError};
+pub use journal::Journal;
 pub use query::{GrantBalance, WalletBalance};
 pub use state::{Hold, HoldState, Ledger, LedgerConfig, MAX_HOLD_TIMEOUT_MS, MAX_ID_BYTES};
 pub use types::{
     AccountId, Category, CustomerId, DEFAULT_CURRENCY, EntryId, GrantId, GrantSpec, HoldId,
-    IncludedGrant, LimitCharge, Measure, OveragePolicy, Timestamp, UsageCharge, WalletRef,
+    IncludedGrant, LimitCharge, Measure, OveragePolicy, Price, Timestamp, UsageCharge, WalletRef,
 };
 pub use usage::MAX_EVENTS_PER_COMMAND;
 pub use verify::{VerifyReport, Violation};

@@ -7,7 +7,9 @@ use super::command::{CommandResult, Outcome};
 use super::entry::{EntryKind, Leg, LegKind, Legs};
 use super::error::{HoldResolution, LedgerError};
 use super::state::{Grant, Hold, HoldState, Ledger, MAX_HOLD_TIMEOUT_MS};
-use super::types::{Category, GrantId, GrantSpec, HoldId, LimitCharge, OveragePolicy, WalletRef};
+use super::types::{
+    Category, GrantId, GrantSpec, HoldId, LimitCharge, OveragePolicy, Price, WalletRef,
+};
 
 /// How an amount is split across a wallet's grants.
 pub(crate) type Split = SmallVec<[(GrantId, u64); 2]>;
@@ -118,8 +120,16 @@ impl Ledger {
         amount: u64,
         timeout_ms: u64,
         limits: &[LimitCharge],
+        price: Option<Price>,
     ) -> CommandResult {
         super::counters::validate(limits)?;
+        if price.is_some_and(|p| p.per_units == 0) {
+            return Err(LedgerError::invalid(
+                "price.per_units",
+                0,
+                "must be at least 1",
+            ));
+        }
         if amount == 0 && limits.is_empty() {
             return Err(LedgerError::invalid("amount", 0, "must be at least 1"));
         }
@@ -145,7 +155,7 @@ impl Ledger {
             .time
             .checked_add_ms(timeout_ms)
             .ok_or_else(|| LedgerError::overflow("hold expiry time"))?;
-        let id = HoldId(self.next_hold);
+        let id = HoldId(self.holds.next_number());
         let legs: Legs = split
             .iter()
             .map(|&(g, a)| {
@@ -159,26 +169,32 @@ impl Ledger {
             })
             .collect();
         let entries = self.post(index, &[(EntryKind::Hold { hold: id }, legs)])?;
-        self.next_hold += 1;
         let held_limits = self.hold_limits(limits);
-        self.holds.insert(
+        let number = self.holds.push(Hold {
             id,
-            Hold {
-                id,
-                wallet: index,
-                amount,
-                parts: split,
-                expires_at,
-                state: HoldState::Open,
-                limits: held_limits,
-            },
-        );
+            wallet: index,
+            amount,
+            parts: split,
+            expires_at,
+            state: HoldState::Open,
+            limits: held_limits,
+            price,
+        });
+        assert_eq!(number, id.0, "hold ids are consecutive");
         self.hold_timeouts.insert((expires_at, id));
+        let limits_after = limits
+            .iter()
+            .map(|l| {
+                self.counter(&l.counter, l.window.start)
+                    .map_or((0, 0), |c| (c.used, c.pending))
+            })
+            .collect();
         Ok(Outcome::Reserved {
             hold: id,
             entry: entries[0],
             expires_at,
             available_after: self.available(index),
+            limits_after,
         })
     }
 
@@ -190,6 +206,19 @@ impl Ledger {
         units: u64,
     ) -> CommandResult {
         let hold = self.open_hold(customer, hold_id)?.clone();
+        let amount = match hold.price {
+            None => amount,
+            Some(_) if amount != 0 => {
+                return Err(LedgerError::invalid(
+                    "amount",
+                    amount,
+                    "must be 0 for a priced hold (give units)",
+                ));
+            }
+            Some(price) => price
+                .cost(units)
+                .ok_or_else(|| LedgerError::overflow("price of the units"))?,
+        };
         let posted = amount.min(hold.amount);
         let mut legs = self.unhold_legs(&hold, posted);
         let overage = amount - posted;
@@ -256,7 +285,7 @@ impl Ledger {
 
     /// Resolves an open hold as timed out (called by `advance` at the hold's due time).
     pub(crate) fn time_out_hold(&mut self, hold_id: HoldId) {
-        let Some(hold) = self.holds.get(&hold_id).cloned() else {
+        let Some(hold) = self.holds.get(hold_id.0).cloned() else {
             panic!(
                 "hold {} is in the timeout index but not in the hold table",
                 hold_id.0
@@ -427,7 +456,7 @@ impl Ledger {
     fn open_hold(&self, customer: &str, id: HoldId) -> Result<&Hold, LedgerError> {
         let hold = self
             .holds
-            .get(&id)
+            .get(id.0)
             .filter(|h| self.wallets[h.wallet as usize].wallet_ref.customer == customer)
             .ok_or_else(|| LedgerError::UnknownHold {
                 customer: customer.to_string(),

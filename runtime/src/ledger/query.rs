@@ -98,12 +98,21 @@ impl Ledger {
         ids[start..]
             .iter()
             .take(limit)
-            .map(|id| &self.journal[(id.0 - 1) as usize])
+            .filter_map(|id| self.journal.get(*id))
             .collect()
     }
 
-    pub fn journal(&self) -> &[Entry] {
+    pub fn journal(&self) -> &super::journal::Journal {
         &self.journal
+    }
+
+    /// A name for people: `grant/<id>` or the account's kind.
+    pub fn account_name(&self, id: super::types::AccountId) -> String {
+        match self.accounts.get(id.0 as usize).map(|a| a.kind) {
+            Some(super::account::AccountKind::Grant(g)) => format!("grant/{}", g.0),
+            Some(kind) => kind.name().to_string(),
+            None => format!("account/{}", id.0),
+        }
     }
 
     pub fn accounts(&self) -> &[Account] {
@@ -111,14 +120,14 @@ impl Ledger {
     }
 
     pub fn hold(&self, id: HoldId) -> Option<&Hold> {
-        self.holds.get(&id)
+        self.holds.get(id.0)
     }
 
     /// Holds not yet resolved, in id order.
     pub fn open_holds(&self) -> Vec<&Hold> {
         let mut open: Vec<&Hold> = self
             .holds
-            .values()
+            .iter()
             .filter(|h| h.state == super::state::HoldState::Open)
             .collect();
         open.sort_by_key(|h| h.id);
@@ -135,13 +144,14 @@ impl Ledger {
         customer: &str,
         key: &str,
     ) -> Option<(&super::command::Command, &super::command::CommandResult)> {
-        let record = self.keys.get(customer)?.get(key)?;
+        let number = self.keys.get(customer)?.get(key)?;
+        let record = &self.answers.get(*number)?.record;
         Some((&record.command, &record.result))
     }
 
     /// Number of idempotency keys currently remembered.
     pub fn remembered_keys(&self) -> usize {
-        self.keys.values().map(|k| k.len()).sum()
+        self.answers.len()
     }
 
     pub(crate) fn balances(&self, id: super::types::AccountId) -> Balances {

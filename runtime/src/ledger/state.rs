@@ -1,6 +1,9 @@
 //! The ledger's state and its entry point, `Ledger::apply`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use super::numbered::Numbered;
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -90,6 +93,16 @@ pub struct Hold {
     pub state: HoldState,
     /// Counters the hold also holds (limits and caps), in the order they were checked.
     pub limits: Vec<super::counters::HeldLimit>,
+    /// The rate the hold was priced at (commits then give units).
+    pub price: Option<super::types::Price>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct KeyEntry {
+    pub(crate) at: Timestamp,
+    pub(crate) customer: Arc<str>,
+    pub(crate) key: Arc<str>,
+    pub(crate) record: KeyRecord,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,16 +122,17 @@ pub struct Ledger {
     pub(crate) wallet_index: Map<WalletRef, u32>,
     /// `grants[i]` has id `i + 1`.
     pub(crate) grants: Vec<Grant>,
-    pub(crate) holds: Map<HoldId, Hold>,
-    pub(crate) next_hold: u64,
-    pub(crate) journal: Vec<Entry>,
+    /// Holds by id (ids are consecutive from 1).
+    pub(crate) holds: Numbered<Hold>,
+    pub(crate) journal: super::journal::Journal,
     pub(crate) last_hash: EntryHash,
     pub(crate) hold_timeouts: BTreeSet<(Timestamp, HoldId)>,
     pub(crate) grant_expiries: BTreeSet<(Timestamp, GrantId)>,
     /// Answers by customer, then idempotency key.
-    pub(crate) keys: Map<String, Map<String, KeyRecord>>,
+    pub(crate) keys: Map<Arc<str>, Map<Arc<str>, u64>>,
+    /// Answers in the order they were given; `keys` holds their numbers.
+    pub(crate) answers: Numbered<KeyEntry>,
     /// Keys and resolved holds in the order they can be forgotten.
-    pub(crate) forget_keys: VecDeque<(Timestamp, String, String)>,
     pub(crate) forget_holds: VecDeque<(Timestamp, HoldId)>,
     /// Usage and spend counters by name, then window start.
     pub(crate) counters: Map<String, BTreeMap<Timestamp, super::counters::Counter>>,
@@ -139,14 +153,13 @@ impl Ledger {
             wallets: Vec::new(),
             wallet_index: Map::default(),
             grants: Vec::new(),
-            holds: Map::default(),
-            next_hold: 1,
-            journal: Vec::new(),
+            holds: Numbered::starting_at(1),
+            journal: super::journal::Journal::default(),
             last_hash: GENESIS_HASH,
             hold_timeouts: BTreeSet::new(),
             grant_expiries: BTreeSet::new(),
             keys: Map::default(),
-            forget_keys: VecDeque::new(),
+            answers: Numbered::starting_at(0),
             forget_holds: VecDeque::new(),
             counters: Map::default(),
             customers: Map::default(),
@@ -175,31 +188,37 @@ impl Ledger {
         self.advance(now);
         validate_id("customer", &request.customer)?;
         validate_id("idempotency_key", &request.key)?;
-        if let Some(record) = self
+        let known = self
             .keys
             .get(request.customer.as_str())
             .and_then(|k| k.get(request.key.as_str()))
-        {
-            if record.command == request.command {
-                return record.result.clone();
+            .and_then(|n| self.answers.get(*n));
+        if let Some(entry) = known {
+            if entry.record.command == request.command {
+                return entry.record.result.clone();
             }
             return Err(LedgerError::IdempotencyConflict {
                 key: request.key.clone(),
             });
         }
         let result = self.execute(&request.customer, &request.command);
-        self.keys
-            .entry(request.customer.clone())
-            .or_default()
-            .insert(
-                request.key.clone(),
-                KeyRecord {
-                    command: request.command.clone(),
-                    result: result.clone(),
-                },
-            );
-        self.forget_keys
-            .push_back((self.time, request.customer.clone(), request.key.clone()));
+        // The customer's name is shared by its keys and the forget queue; the key by both.
+        let customer: Arc<str> = match self.keys.get_key_value(request.customer.as_str()) {
+            Some((customer, _)) => customer.clone(),
+            None => Arc::from(request.customer.as_str()),
+        };
+        let key: Arc<str> = Arc::from(request.key.as_str());
+        let record = KeyRecord {
+            command: request.command.clone(),
+            result: result.clone(),
+        };
+        let number = self.answers.push(KeyEntry {
+            at: self.time,
+            customer: customer.clone(),
+            key: key.clone(),
+            record,
+        });
+        self.keys.entry(customer).or_default().insert(key, number);
         result
     }
 
@@ -266,16 +285,16 @@ impl Ledger {
 
     fn forget_before(&mut self, now: Timestamp) {
         let horizon = now.0.saturating_sub(self.config.idempotency_window_ms);
-        while let Some((t, _, _)) = self.forget_keys.front() {
-            if t.0 >= horizon {
+        while let Some(entry) = self.answers.front() {
+            if entry.at.0 >= horizon {
                 break;
             }
-            if let Some((_, customer, key)) = self.forget_keys.pop_front()
-                && let Some(keys) = self.keys.get_mut(&customer)
+            if let Some(entry) = self.answers.pop_front()
+                && let Some(keys) = self.keys.get_mut(&entry.customer)
             {
-                keys.remove(&key);
+                keys.remove(&entry.key);
                 if keys.is_empty() {
-                    self.keys.remove(&customer);
+                    self.keys.remove(&entry.customer);
                 }
             }
         }
@@ -297,7 +316,7 @@ impl Ledger {
                 break;
             }
             self.forget_holds.pop_front();
-            self.holds.remove(&hold);
+            self.holds.remove(hold.0);
         }
     }
 
@@ -317,9 +336,10 @@ impl Ledger {
                 amount,
                 timeout_ms,
                 limits,
+                price,
             } => {
                 check_owner(customer, wallet)?;
-                self.reserve(wallet, *amount, *timeout_ms, limits)
+                self.reserve(wallet, *amount, *timeout_ms, limits, *price)
             }
             Command::Commit {
                 hold,
@@ -455,7 +475,7 @@ impl Ledger {
 
     pub(crate) fn mark_resolved(&mut self, hold: HoldId, how: HoldResolution) {
         let now = self.time;
-        if let Some(h) = self.holds.get_mut(&hold) {
+        if let Some(h) = self.holds.get_mut(hold.0) {
             assert_eq!(h.state, HoldState::Open, "hold {} resolved twice", hold.0);
             h.state = HoldState::Resolved { how, at: now };
             self.hold_timeouts.remove(&(h.expires_at, hold));

@@ -67,6 +67,7 @@ impl Fixture {
             amount,
             timeout_ms,
             limits: vec![],
+            price: None,
         })
     }
 
@@ -421,6 +422,7 @@ fn idempotent_retry_and_conflict() {
             amount,
             timeout_ms: 1000,
             limits: vec![],
+            price: None,
         },
     };
     // A state-dependent failure stays failed, even once credits arrive.
@@ -593,6 +595,7 @@ fn limits_are_held_with_the_credits_all_or_nothing() {
                 limit("cap/agent", Some(500), Measure::Credits, credits, true),
                 limit("cap/alert", Some(1), Measure::Credits, credits, false),
             ],
+            price: None,
         })
     };
     let Ok(Outcome::Reserved { hold, .. }) = reserve(&mut f, 60, 200) else {

@@ -124,6 +124,24 @@ pub struct LimitCharge {
     pub enforce: bool,
 }
 
+/// A rate: `micro_credits` per `per_units` units, rounded up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Price {
+    pub micro_credits: u64,
+    pub per_units: u64,
+}
+
+impl Price {
+    /// Credits for `units`, rounded up; `None` on overflow or a zero `per_units`.
+    pub fn cost(&self, units: u64) -> Option<u64> {
+        if self.per_units == 0 {
+            return None;
+        }
+        let total = u128::from(units) * u128::from(self.micro_credits);
+        u64::try_from(total.div_ceil(u128::from(self.per_units))).ok()
+    }
+}
+
 /// A recurring credit grant that comes with a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct IncludedGrant {

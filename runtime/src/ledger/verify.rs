@@ -169,7 +169,7 @@ impl Ledger {
     fn verify_holds(&self) -> Result<u64, Violation> {
         let mut held = vec![0u128; self.accounts.len()];
         let mut open = 0;
-        for hold in self.holds.values() {
+        for hold in self.holds.iter() {
             if hold.state != HoldState::Open {
                 continue;
             }
@@ -193,7 +193,7 @@ impl Ledger {
         }
         let mut counter_held: std::collections::HashMap<(&str, super::types::Timestamp), u128> =
             std::collections::HashMap::new();
-        for hold in self.holds.values().filter(|h| h.state == HoldState::Open) {
+        for hold in self.holds.iter().filter(|h| h.state == HoldState::Open) {
             for limit in &hold.limits {
                 *counter_held
                     .entry((limit.counter.as_str(), limit.window_start))

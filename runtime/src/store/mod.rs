@@ -6,6 +6,8 @@
 //! each batch also records the ledger's chain head after it, so a replay that diverges
 //! (a bug, or a code change that alters results) stops start-up instead of going unseen.
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 pub mod embedded;
 
 use serde::{Deserialize, Serialize};
@@ -66,13 +68,20 @@ pub enum StoreError {
     Locked { path: std::path::PathBuf },
     #[error("replaying batch {seq} failed: {what}")]
     Replay { seq: u64, what: String },
+    #[cfg(feature = "dynamodb")]
+    #[error(transparent)]
+    Dynamo(#[from] dynamodb::DynamoError),
 }
 
 impl StoreError {
     /// Whether retrying the same call may succeed. The embedded store treats every I/O
     /// failure as fatal (an fsync that failed may have lost the page cache's data).
     pub fn is_transient(&self) -> bool {
-        false
+        match self {
+            #[cfg(feature = "dynamodb")]
+            StoreError::Dynamo(e) => e.is_transient(),
+            _ => false,
+        }
     }
 
     /// Stable code for metrics labels.
@@ -83,6 +92,8 @@ impl StoreError {
             StoreError::Codec { .. } => "codec",
             StoreError::Locked { .. } => "locked",
             StoreError::Replay { .. } => "replay",
+            #[cfg(feature = "dynamodb")]
+            StoreError::Dynamo(e) => e.code(),
         }
     }
 }

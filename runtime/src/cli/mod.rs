@@ -1,0 +1,1 @@
+//! Client subcommands of the `tollgate` binary (next increment).

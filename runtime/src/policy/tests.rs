@@ -1,0 +1,142 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::*;
+use crate::ledger::{Measure, Timestamp};
+
+/// 2026-03-10T12:00:00Z
+const NOW: Timestamp = Timestamp(1_773_144_000_000);
+
+fn example() -> Policy {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
+    let loaded = tollgate_crds::load_catalog_dir(&dir).expect("example catalog loads");
+    compile(&loaded.catalog).expect("example catalog compiles")
+}
+
+fn sub(plan: &str) -> SubscriptionView {
+    SubscriptionView {
+        plan: plan.into(),
+        since: Timestamp(NOW.0 - 5 * 86_400_000),
+    }
+}
+
+fn request<'a>(
+    customer: &'a str,
+    s: &'a SubscriptionView,
+    subject: &'a Subject,
+    feature: &'a str,
+    dims: &'a BTreeMap<String, String>,
+    units: u64,
+) -> Request<'a> {
+    Request {
+        customer,
+        subscription: Some(s),
+        subject,
+        feature,
+        dimensions: dims,
+        units,
+        now: NOW,
+    }
+}
+
+#[test]
+fn the_example_catalog_compiles_with_a_content_version() {
+    let policy = example();
+    assert!(policy.version.starts_with("sha256:"), "{}", policy.version);
+    assert!(policy.plan("pro").is_some() && policy.has_feature("llm-tokens"));
+}
+
+#[test]
+fn prices_the_dimension_line_before_the_default() {
+    let policy = example();
+    let mut dims = BTreeMap::new();
+    dims.insert("model".to_string(), "gpt-large".to_string());
+    let s = sub("pro");
+    let subject = Subject::default();
+    let eval = policy
+        .evaluate(&request("cus_1", &s, &subject, "llm-tokens", &dims, 2_000))
+        .unwrap();
+    assert_eq!(eval.credits, 1_000_000, "2k tokens at 0.5 credits per 1k");
+    dims.insert("model".to_string(), "other".to_string());
+    let eval = policy
+        .evaluate(&request("cus_1", &s, &subject, "llm-tokens", &dims, 2_000))
+        .unwrap();
+    assert_eq!(eval.credits, 200_000, "the default line");
+    assert_eq!(eval.limits[0].charge.measure, Measure::Units);
+    assert!(
+        !eval.limits[0].charge.enforce,
+        "pro tokens are a soft limit"
+    );
+}
+
+#[test]
+fn no_entitlement_and_no_subscription() {
+    let policy = example();
+    let s = sub("free");
+    let subject = Subject::default();
+    let dims = BTreeMap::new();
+    let denial = policy
+        .evaluate(&request("cus_1", &s, &subject, "model.gpt-large", &dims, 0))
+        .unwrap_err();
+    assert_eq!(
+        denial,
+        Denial::NoEntitlement {
+            feature: "model.gpt-large".into()
+        }
+    );
+    let none = Request {
+        subscription: None,
+        ..request("cus_1", &s, &subject, "llm-tokens", &dims, 1)
+    };
+    assert_eq!(policy.evaluate(&none).unwrap_err(), Denial::NoSubscription);
+}
+
+#[test]
+fn agent_caps_apply_only_with_an_agent_and_in_level_order() {
+    let policy = example();
+    let s = sub("pro");
+    let mut dims = BTreeMap::new();
+    dims.insert("model".to_string(), "gpt-large".to_string());
+    let agent = Subject {
+        agent: Some("bot-1".into()),
+        ..Subject::default()
+    };
+    let eval = policy
+        .evaluate(&request("cus_1", &s, &agent, "llm-tokens", &dims, 1_000))
+        .unwrap();
+    let names: Vec<_> = eval
+        .limits
+        .iter()
+        .map(|l| l.charge.counter.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "ent/cus_1/llm-tokens",
+            "cap/agent-daily-spend/cus_1/agent:bot-1",
+            "cap/agent-large-model-tokens/cus_1/agent:bot-1"
+        ]
+    );
+    let nobody = Subject::default();
+    let eval = policy
+        .evaluate(&request("cus_1", &s, &nobody, "llm-tokens", &dims, 1_000))
+        .unwrap();
+    assert_eq!(eval.limits.len(), 1, "no agent, no agent caps");
+}
+
+#[test]
+fn the_most_generous_entitlement_wins_inside_its_window() {
+    let policy = example();
+    let s = sub("enterprise");
+    let during = Timestamp(1_775_000_000_000); // 2026-04
+    let globex = policy
+        .effective_feature("cus_globex", Some(&s), "context-window", during)
+        .unwrap();
+    assert_eq!(globex.value, Some(FeatureValue::Number(1_000_000)));
+    assert_eq!(globex.source, "entitlement/contract-globex");
+    let after = Timestamp(1_800_000_000_000); // 2027
+    let later = policy
+        .effective_feature("cus_globex", Some(&s), "context-window", after)
+        .unwrap();
+    assert_eq!(later.value, Some(FeatureValue::Number(200_000)));
+}

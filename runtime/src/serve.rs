@@ -1,0 +1,214 @@
+//! `tollgate serve`: opens the store, loads the catalog, and serves gRPC and HTTP until
+//! SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use crate::engine::{Engine, EngineConfig, EngineThread, Partitions, SystemClock};
+use crate::http::{HttpState, Metrics, PolicyStatus};
+use crate::service::Runtime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// Write-ahead log and snapshots in `--data-dir` (the default).
+    Embedded,
+    /// DynamoDB tables (`--dynamodb-region`, `--table-prefix`, `--dynamodb-endpoint`).
+    Dynamodb,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory of Plan, Entitlement and BudgetCap YAML (what `kubectl apply -f` takes).
+    #[arg(long, env = "TOLLGATE_CATALOG", default_value = "examples/catalog")]
+    pub catalog: PathBuf,
+    /// Data directory of the embedded store.
+    #[arg(long, env = "TOLLGATE_DATA_DIR", default_value = "./tollgate-data")]
+    pub data_dir: PathBuf,
+    #[arg(long, env = "TOLLGATE_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    #[arg(long, env = "TOLLGATE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Customers hash to this many partitions, each with one writer. Fixed for a store.
+    #[arg(long, env = "TOLLGATE_PARTITIONS", default_value_t = 4)]
+    pub partitions: u32,
+    #[arg(long, env = "TOLLGATE_STORE", value_enum, default_value = "embedded")]
+    pub store: StoreKind,
+    /// DynamoDB endpoint override (for DynamoDB Local); the regional endpoint by default.
+    #[arg(long, env = "TOLLGATE_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+    #[arg(
+        long = "region",
+        alias = "dynamodb-region",
+        env = "TOLLGATE_DYNAMODB_REGION",
+        default_value = "us-east-1"
+    )]
+    pub dynamodb_region: String,
+    #[arg(long, env = "TOLLGATE_TABLE_PREFIX", default_value = "tollgate-")]
+    pub table_prefix: String,
+    /// Create missing DynamoDB tables at start (development only).
+    #[arg(long, env = "TOLLGATE_DYNAMODB_AUTO_CREATE")]
+    pub dynamodb_auto_create: bool,
+    /// Name of this process as a partition owner (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME", default_value = "tollgate-0")]
+    pub owner: String,
+}
+
+/// Runs the server until a signal arrives.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let policy = crate::catalog::load(&args.catalog)
+        .map_err(|why| anyhow::anyhow!("catalog {}: {why}", args.catalog.display()))?;
+    tracing::info!(version = %policy.version, objects = policy.objects(), dir = %args.catalog.display(), "catalog loaded");
+    let clock = Arc::new(SystemClock);
+    let config = EngineConfig::default();
+    let (engines, stores) = match args.store {
+        StoreKind::Embedded => {
+            let partitions =
+                Partitions::open_embedded(&args.data_dir, args.partitions, clock.clone(), config)
+                    .with_context(|| {
+                    format!("opening the embedded store in {}", args.data_dir.display())
+                })?;
+            (partitions.engines().to_vec(), Stores::Embedded(partitions))
+        }
+        StoreKind::Dynamodb => open_dynamodb(&args, clock.clone(), config)?,
+    };
+    let status = Arc::new(RwLock::new(PolicyStatus {
+        version: policy.version.clone(),
+        objects: policy.objects(),
+        last_error: None,
+        loaded_at_ms: crate::catalog::now_ms(),
+        directory: args.catalog.display().to_string(),
+    }));
+    let runtime = Arc::new(Runtime::new(engines, policy, clock));
+    let metrics = Arc::new(Metrics::new()?);
+    let ready = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(crate::catalog::watch(
+        args.catalog.clone(),
+        runtime.clone(),
+        status.clone(),
+        metrics.clone(),
+    ));
+
+    let http = crate::http::router(Arc::new(HttpState {
+        runtime: runtime.clone(),
+        metrics: metrics.clone(),
+        policy: status,
+        ready: ready.clone(),
+    }));
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP {}", args.http_addr))?;
+    tracing::info!(addr = %args.http_addr, "HTTP listening");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(listener, http)
+            .with_graceful_shutdown(async move {
+                while http_stop.changed().await.is_ok() && !*http_stop.borrow() {}
+            })
+            .await
+    });
+    let grpc_listener_check = std::net::TcpListener::bind(args.grpc_addr)
+        .with_context(|| format!("binding gRPC {}", args.grpc_addr))?;
+    drop(grpc_listener_check);
+    let mut grpc_stop = stop_rx;
+    let grpc_task = tokio::spawn(crate::grpc::serve(
+        crate::grpc::GrpcConfig {
+            addr: args.grpc_addr,
+        },
+        runtime.clone(),
+        metrics,
+        async move { while grpc_stop.changed().await.is_ok() && !*grpc_stop.borrow() {} },
+    ));
+    ready.store(true, Ordering::Release);
+    tracing::info!("ready");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining requests, then a final snapshot per partition");
+    ready.store(false, Ordering::Release);
+    let _ = stop_tx.send(true);
+    let grpc_result = grpc_task.await;
+    let _ = http_task.await;
+    watcher.abort();
+    let _ = watcher.await;
+    drop(runtime);
+    stores.shutdown();
+    match grpc_result {
+        Ok(result) => result,
+        Err(join) => Err(anyhow::anyhow!("gRPC server task failed: {join}")),
+    }
+}
+
+enum Stores {
+    Embedded(Partitions),
+    Threads(Vec<EngineThread>),
+}
+
+impl Stores {
+    fn shutdown(self) {
+        match self {
+            Stores::Embedded(p) => p.shutdown(),
+            Stores::Threads(threads) => threads.into_iter().for_each(EngineThread::join),
+        }
+    }
+}
+
+#[cfg(feature = "dynamodb")]
+fn open_dynamodb(
+    args: &ServeArgs,
+    clock: Arc<SystemClock>,
+    config: EngineConfig,
+) -> anyhow::Result<(Vec<Engine>, Stores)> {
+    use crate::store::dynamodb::{DynamoConfig, DynamoConnection};
+    let mut dynamo = DynamoConfig::new(&args.dynamodb_region, &args.table_prefix);
+    dynamo.endpoint = args.dynamodb_endpoint.clone();
+    dynamo.auto_create_tables = args.dynamodb_auto_create;
+    let connection = DynamoConnection::connect(dynamo).context("connecting to DynamoDB")?;
+    let mut engines = Vec::new();
+    let mut threads = Vec::new();
+    for p in 0..args.partitions {
+        let store = connection
+            .store(&format!("p{p:04}"), &args.owner)
+            .with_context(|| format!("taking partition {p}"))?;
+        let (engine, thread) = Engine::start(Box::new(store), clock.clone(), config.clone())?;
+        engines.push(engine);
+        threads.push(thread);
+    }
+    Ok((engines, Stores::Threads(threads)))
+}
+
+#[cfg(not(feature = "dynamodb"))]
+fn open_dynamodb(
+    _args: &ServeArgs,
+    _clock: Arc<SystemClock>,
+    _config: EngineConfig,
+) -> anyhow::Result<(Vec<Engine>, Stores)> {
+    anyhow::bail!("this build has no DynamoDB store (build with the `dynamodb` feature)")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,337 @@
+//! Check, Reserve, Commit, Release.
+
+use std::collections::BTreeMap;
+
+use super::decision::{self, Decision, Reason, remaining_of, wallet_remaining};
+use super::{DEFAULT_HOLD_TIMEOUT_MS, Runtime, ServiceError, require_id, unexpected};
+use crate::ledger::{
+    Command, DEFAULT_CURRENCY, HoldId, LedgerError, MAX_HOLD_TIMEOUT_MS, Outcome, WalletRef,
+};
+use crate::policy::{FeatureValue, Request, Subject, SubscriptionView};
+
+/// A request for a feature: who, what, how much.
+#[derive(Debug, Clone, Default)]
+pub struct UsageRequest {
+    pub customer: String,
+    pub subject: Subject,
+    pub feature: String,
+    pub dimensions: BTreeMap<String, String>,
+    pub units: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    pub decision: Decision,
+    pub value: Option<FeatureValue>,
+    pub price_micro_credits: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReserveOutcome {
+    pub decision: Decision,
+    /// 0 when nothing needed holding (or denied).
+    pub hold: u64,
+    pub held_micro_credits: u64,
+    pub expires_at_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitOutcome {
+    pub posted: u64,
+    pub released: u64,
+    pub overage: u64,
+    pub unbilled: u64,
+}
+
+fn validate(request: &UsageRequest) -> Result<(), ServiceError> {
+    require_id("customer_id", &request.customer)?;
+    require_id("feature", &request.feature)?;
+    for (field, value) in [
+        ("subject.team", &request.subject.team),
+        ("subject.user", &request.subject.user),
+        ("subject.agent", &request.subject.agent),
+    ] {
+        if let Some(value) = value {
+            require_id(field, value)?;
+        }
+    }
+    if request.dimensions.len() > 16 {
+        return Err(ServiceError::invalid("dimensions", "more than 16"));
+    }
+    for (k, v) in &request.dimensions {
+        require_id("dimensions.key", k)?;
+        require_id("dimensions.value", v)?;
+    }
+    Ok(())
+}
+
+impl Runtime {
+    /// May the customer use the feature (and afford the units)? Reads only.
+    pub async fn check(&self, request: UsageRequest) -> Result<CheckOutcome, ServiceError> {
+        validate(&request)?;
+        let policy = self.policy();
+        if !policy.has_feature(&request.feature) {
+            return Err(ServiceError::NotFound {
+                what: "feature",
+                id: request.feature,
+            });
+        }
+        let now = self.now();
+        let customer = request.customer.clone();
+        self.read(&customer, move |ledger| {
+            let version = policy.version.as_str();
+            let Some(record) = ledger.customer(&request.customer) else {
+                let message = format!("customer {} does not exist", request.customer);
+                return unpriced(Decision::deny(Reason::UnknownCustomer, message, version));
+            };
+            let subscription = record.subscription.as_ref().map(|s| SubscriptionView {
+                plan: s.plan.clone(),
+                since: s.since,
+            });
+            let evaluation = match policy.evaluate(&Request {
+                customer: &request.customer,
+                subscription: subscription.as_ref(),
+                subject: &request.subject,
+                feature: &request.feature,
+                dimensions: &request.dimensions,
+                units: request.units,
+                now,
+            }) {
+                Ok(e) => e,
+                Err(denial) => {
+                    return unpriced(Decision::from_denial(&denial, &request.customer, version));
+                }
+            };
+            let mut remaining = Vec::new();
+            let mut after = Vec::new();
+            for planned in &evaluation.limits {
+                let counter = ledger
+                    .counter(&planned.charge.counter, planned.charge.window.start)
+                    .unwrap_or_default();
+                let over = planned.charge.limit.is_some_and(|limit| {
+                    u128::from(counter.used)
+                        + u128::from(counter.pending)
+                        + u128::from(planned.charge.amount)
+                        > u128::from(limit)
+                });
+                if over && planned.charge.enforce {
+                    return CheckOutcome {
+                        decision: Decision::limit_denied(
+                            planned,
+                            counter.used,
+                            counter.pending,
+                            version,
+                        ),
+                        value: evaluation.feature.value.clone(),
+                        price_micro_credits: evaluation.credits,
+                    };
+                }
+                remaining.push(remaining_of(
+                    &planned.charge,
+                    &planned.source,
+                    counter.used,
+                    counter.pending,
+                ));
+                after.push((
+                    counter.used.saturating_add(planned.charge.amount),
+                    counter.pending,
+                ));
+            }
+            let wallet = WalletRef::new(&request.customer, DEFAULT_CURRENCY);
+            let (available, pending) = ledger
+                .wallet_balance(&wallet)
+                .map_or((0, 0), |b| (b.available, b.pending));
+            if evaluation.credits > available {
+                let mut decision = Decision::deny(
+                    Reason::InsufficientCredits,
+                    format!(
+                        "{} micro-credits needed, {available} available",
+                        evaluation.credits
+                    ),
+                    version,
+                );
+                decision.remaining = vec![wallet_remaining(available, pending)];
+                return CheckOutcome {
+                    decision,
+                    value: evaluation.feature.value,
+                    price_micro_credits: evaluation.credits,
+                };
+            }
+            remaining.push(wallet_remaining(available, pending));
+            let alerts = decision::alerts(&evaluation.limits, &after);
+            CheckOutcome {
+                decision: Decision::allow(version, remaining, alerts),
+                value: evaluation.feature.value,
+                price_micro_credits: evaluation.credits,
+            }
+        })
+        .await
+        .map_err(ServiceError::from)
+    }
+
+    /// Holds the estimated cost, the entitlement limit and every budget cap, all or nothing.
+    pub async fn reserve(
+        &self,
+        request: UsageRequest,
+        key: &str,
+        hold_timeout_ms: u64,
+    ) -> Result<ReserveOutcome, ServiceError> {
+        validate(&request)?;
+        require_id("idempotency_key", key)?;
+        let timeout_ms = if hold_timeout_ms == 0 {
+            DEFAULT_HOLD_TIMEOUT_MS
+        } else {
+            hold_timeout_ms
+        };
+        if timeout_ms > MAX_HOLD_TIMEOUT_MS {
+            return Err(ServiceError::invalid(
+                "hold_timeout_ms",
+                "at most 86400000 (24 h)",
+            ));
+        }
+        let policy = self.policy();
+        let version = policy.version.clone();
+        if !policy.has_feature(&request.feature) {
+            return Err(ServiceError::NotFound {
+                what: "feature",
+                id: request.feature,
+            });
+        }
+        let denied = |decision| ReserveOutcome {
+            decision,
+            hold: 0,
+            held_micro_credits: 0,
+            expires_at_ms: 0,
+        };
+        let Some(subscription) = self.subscription(&request.customer).await? else {
+            let message = format!("customer {} does not exist", request.customer);
+            return Ok(denied(Decision::deny(
+                Reason::UnknownCustomer,
+                message,
+                &version,
+            )));
+        };
+        let evaluation = match policy.evaluate(&Request {
+            customer: &request.customer,
+            subscription: subscription.as_ref(),
+            subject: &request.subject,
+            feature: &request.feature,
+            dimensions: &request.dimensions,
+            units: request.units,
+            now: self.now(),
+        }) {
+            Ok(e) => e,
+            Err(denial) => {
+                return Ok(denied(Decision::from_denial(
+                    &denial,
+                    &request.customer,
+                    &version,
+                )));
+            }
+        };
+        if evaluation.credits == 0 && evaluation.limits.is_empty() {
+            // Nothing to hold: access alone decides.
+            return Ok(denied(Decision::allow(&version, Vec::new(), Vec::new())));
+        }
+        let command = Command::Reserve {
+            wallet: WalletRef::new(&request.customer, DEFAULT_CURRENCY),
+            amount: evaluation.credits,
+            timeout_ms,
+            limits: evaluation.limits.iter().map(|l| l.charge.clone()).collect(),
+            price: evaluation.price,
+        };
+        match self.submit(&request.customer, key, command).await? {
+            Ok(Outcome::Reserved {
+                hold,
+                expires_at,
+                available_after,
+                limits_after,
+                ..
+            }) => {
+                let mut remaining: Vec<_> = evaluation
+                    .limits
+                    .iter()
+                    .zip(&limits_after)
+                    .map(|(l, (used, pending))| remaining_of(&l.charge, &l.source, *used, *pending))
+                    .collect();
+                remaining.push(wallet_remaining(available_after, evaluation.credits));
+                let alerts = decision::alerts(&evaluation.limits, &limits_after);
+                Ok(ReserveOutcome {
+                    decision: Decision::allow(&version, remaining, alerts),
+                    hold: hold.0,
+                    held_micro_credits: evaluation.credits,
+                    expires_at_ms: expires_at.0,
+                })
+            }
+            Ok(other) => Err(unexpected(&other)),
+            Err(LedgerError::UnknownWallet { .. }) => Ok(denied(Decision::deny(
+                Reason::InsufficientCredits,
+                format!("customer {} has no credits", request.customer),
+                &version,
+            ))),
+            Err(error) => match Decision::from_ledger(&error, &evaluation.limits, &version) {
+                Some(decision) => Ok(denied(decision)),
+                None => Err(error.into()),
+            },
+        }
+    }
+
+    /// Posts the actual units of a hold (priced at the hold's rate); the rest is released.
+    pub async fn commit(
+        &self,
+        customer: &str,
+        hold: u64,
+        units: u64,
+        key: &str,
+    ) -> Result<CommitOutcome, ServiceError> {
+        require_id("customer_id", customer)?;
+        require_id("idempotency_key", key)?;
+        if hold == 0 {
+            return Err(ServiceError::invalid("hold_id", "is required"));
+        }
+        let command = Command::Commit {
+            hold: HoldId(hold),
+            amount: 0,
+            units,
+        };
+        match self.submit(customer, key, command).await?? {
+            Outcome::Committed {
+                posted,
+                released,
+                overage_posted,
+                overage_unbilled,
+                ..
+            } => Ok(CommitOutcome {
+                posted,
+                released,
+                overage: overage_posted,
+                unbilled: overage_unbilled,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Gives a hold back unused.
+    pub async fn release(&self, customer: &str, hold: u64, key: &str) -> Result<u64, ServiceError> {
+        require_id("customer_id", customer)?;
+        require_id("idempotency_key", key)?;
+        if hold == 0 {
+            return Err(ServiceError::invalid("hold_id", "is required"));
+        }
+        match self
+            .submit(customer, key, Command::Release { hold: HoldId(hold) })
+            .await??
+        {
+            Outcome::Released { released, .. } => Ok(released),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unpriced(decision: Decision) -> CheckOutcome {
+    CheckOutcome {
+        decision,
+        value: None,
+        price_micro_credits: 0,
+    }
+}

@@ -1,0 +1,381 @@
+//! Customers, subscriptions, wallets and metering.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Runtime, ServiceError, require_id, unexpected};
+use crate::ledger::{
+    Category, Command, DEFAULT_CURRENCY, Entry, EntryId, GrantSpec, MAX_EVENTS_PER_COMMAND,
+    Measure, Outcome, Timestamp, UsageCharge, WalletBalance, WalletRef,
+};
+use crate::policy::{EffectiveFeature, FeatureKind, Policy, Request, Subject, SubscriptionView};
+
+/// Most entries one ListEntries page returns.
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// Most events one Ingest request carries.
+pub const MAX_INGEST_EVENTS: usize = 10_000;
+const _: () = assert!(MAX_INGEST_EVENTS >= MAX_EVENTS_PER_COMMAND);
+
+#[derive(Debug, Clone)]
+pub struct CustomerView {
+    pub id: String,
+    pub display_name: String,
+    pub subscription: Option<SubscriptionView>,
+    /// Each effective feature with (used, pending, window end ms) of its limit.
+    pub features: Vec<(EffectiveFeature, u64, u64, u64)>,
+    pub policy_version: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IngestEvent {
+    pub id: String,
+    pub customer: String,
+    pub subject: Subject,
+    pub feature: String,
+    pub quantity: u64,
+    pub dimensions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub accepted: u32,
+    pub duplicates: u32,
+    pub rejected: Vec<(u32, String)>,
+    pub debited: u64,
+    pub unbilled: u64,
+}
+
+impl Runtime {
+    pub async fn upsert_customer(
+        &self,
+        customer: &str,
+        display_name: &str,
+        key: &str,
+    ) -> Result<bool, ServiceError> {
+        require_id("customer_id", customer)?;
+        require_id("idempotency_key", key)?;
+        let command = Command::UpsertCustomer {
+            display_name: display_name.to_string(),
+        };
+        let outcome = self.submit(customer, key, command).await??;
+        self.forget(customer);
+        match outcome {
+            Outcome::CustomerUpserted { created } => Ok(created),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn subscribe(
+        &self,
+        customer: &str,
+        plan: &str,
+        start_ms: u64,
+        key: &str,
+    ) -> Result<(String, u64, u32), ServiceError> {
+        require_id("customer_id", customer)?;
+        require_id("plan", plan)?;
+        require_id("idempotency_key", key)?;
+        let policy = self.policy();
+        let Some(index) = policy.plan(plan) else {
+            return Err(ServiceError::NotFound {
+                what: "plan",
+                id: plan.to_string(),
+            });
+        };
+        if index.closed {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "plan {plan} is closed to new subscriptions"
+            )));
+        }
+        let since = if start_ms == 0 {
+            self.now()
+        } else {
+            Timestamp(start_ms)
+        };
+        let command = Command::Subscribe {
+            plan: plan.to_string(),
+            since,
+            overage: index.overage,
+            included: index.included.clone(),
+        };
+        let outcome = self.submit(customer, key, command).await??;
+        self.forget(customer);
+        match outcome {
+            Outcome::Subscribed {
+                plan,
+                since,
+                grants_issued,
+            } => Ok((plan, since.0, grants_issued)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn get_customer(&self, customer: &str) -> Result<CustomerView, ServiceError> {
+        require_id("customer_id", customer)?;
+        let policy = self.policy();
+        let now = self.now();
+        let id = customer.to_string();
+        let view = self
+            .read(customer, move |ledger| {
+                let record = ledger.customer(&id)?;
+                let subscription = record.subscription.as_ref().map(|s| SubscriptionView {
+                    plan: s.plan.clone(),
+                    since: s.since,
+                });
+                let features = policy
+                    .effective_features(&id, subscription.as_ref(), now)
+                    .into_iter()
+                    .map(|f| {
+                        let (used, pending, end) = match (f.kind, f.limit, &subscription) {
+                            (FeatureKind::Metered, Some(def), Some(s)) => {
+                                let window = Policy::entitlement_window(&def, s.since, now);
+                                let counter = ledger
+                                    .counter(&format!("ent/{id}/{}", f.id), window.start)
+                                    .unwrap_or_default();
+                                let end = if window.end.0 == u64::MAX {
+                                    0
+                                } else {
+                                    window.end.0
+                                };
+                                (counter.used, counter.pending, end)
+                            }
+                            _ => (0, 0, 0),
+                        };
+                        (f, used, pending, end)
+                    })
+                    .collect();
+                Some(CustomerView {
+                    id: id.clone(),
+                    display_name: record.display_name.clone(),
+                    subscription,
+                    features,
+                    policy_version: policy.version.clone(),
+                })
+            })
+            .await?;
+        view.ok_or_else(|| ServiceError::NotFound {
+            what: "customer",
+            id: customer.to_string(),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn grant(
+        &self,
+        customer: &str,
+        amount: u64,
+        category: Category,
+        priority: u32,
+        effective_at_ms: u64,
+        expires_at_ms: u64,
+        cost_basis_micros: u64,
+        key: &str,
+    ) -> Result<(u64, u64, u64), ServiceError> {
+        require_id("customer_id", customer)?;
+        require_id("idempotency_key", key)?;
+        if self.subscription(customer).await?.is_none() {
+            return Err(ServiceError::NotFound {
+                what: "customer",
+                id: customer.to_string(),
+            });
+        }
+        let now = self.now();
+        let grant = GrantSpec {
+            amount,
+            category,
+            priority,
+            effective_at: if effective_at_ms == 0 {
+                Timestamp(0).max(now)
+            } else {
+                Timestamp(effective_at_ms)
+            },
+            expires_at: (expires_at_ms != 0).then_some(Timestamp(expires_at_ms)),
+            cost_basis_micros,
+        };
+        let command = Command::Grant {
+            wallet: WalletRef::new(customer, DEFAULT_CURRENCY),
+            grant,
+        };
+        match self.submit(customer, key, command).await?? {
+            Outcome::Granted {
+                grant,
+                entry,
+                repaid_overdraft,
+            } => Ok((grant.0, entry.0, repaid_overdraft)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn balance(&self, customer: &str) -> Result<WalletBalance, ServiceError> {
+        require_id("customer_id", customer)?;
+        let id = customer.to_string();
+        let found = self
+            .read(customer, move |ledger| {
+                let exists = ledger.customer(&id).is_some();
+                let wallet = WalletRef::new(&id, DEFAULT_CURRENCY);
+                (exists, ledger.wallet_balance(&wallet))
+            })
+            .await?;
+        match found {
+            (_, Some(balance)) => Ok(balance),
+            (true, None) => Ok(WalletBalance {
+                wallet: WalletRef::new(customer, DEFAULT_CURRENCY),
+                available: 0,
+                pending: 0,
+                upcoming: 0,
+                overdraft: 0,
+                overage: Default::default(),
+                grants: Vec::new(),
+            }),
+            (false, None) => Err(ServiceError::NotFound {
+                what: "customer",
+                id: customer.to_string(),
+            }),
+        }
+    }
+
+    /// Journal entries of the customer's wallet after entry `after`, oldest first.
+    pub async fn entries(
+        &self,
+        customer: &str,
+        after: u64,
+        page_size: usize,
+    ) -> Result<(Vec<Entry>, HashMap<u32, String>), ServiceError> {
+        require_id("customer_id", customer)?;
+        let limit = if page_size == 0 {
+            100
+        } else {
+            page_size.min(MAX_PAGE_SIZE)
+        };
+        let id = customer.to_string();
+        let found = self
+            .read(customer, move |ledger| {
+                ledger.customer(&id)?;
+                let wallet = WalletRef::new(&id, DEFAULT_CURRENCY);
+                let entries: Vec<Entry> = ledger
+                    .wallet_entries(&wallet, EntryId(after), limit)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                let names = entries
+                    .iter()
+                    .flat_map(|e| e.legs.iter().flat_map(|l| [l.debit, l.credit]))
+                    .map(|a| (a.0, ledger.account_name(a)))
+                    .collect();
+                Some((entries, names))
+            })
+            .await?;
+        found.ok_or_else(|| ServiceError::NotFound {
+            what: "customer",
+            id: customer.to_string(),
+        })
+    }
+
+    /// Records usage events: each is validated, deduplicated by id, priced by the
+    /// customer's rate card and counted toward its metered entitlement and caps.
+    pub async fn ingest(&self, events: Vec<IngestEvent>) -> Result<IngestOutcome, ServiceError> {
+        if events.is_empty() || events.len() > MAX_INGEST_EVENTS {
+            return Err(ServiceError::invalid(
+                "events",
+                "must hold 1 to 10000 events",
+            ));
+        }
+        let policy = self.policy();
+        let now = self.now();
+        let mut outcome = IngestOutcome::default();
+        let mut by_customer: HashMap<String, Vec<UsageCharge>> = HashMap::new();
+        for (index, event) in events.iter().enumerate() {
+            match self.price_event(&policy, event, now).await {
+                Ok(charge) => by_customer
+                    .entry(event.customer.clone())
+                    .or_default()
+                    .push(charge),
+                Err(reason) => outcome.rejected.push((index as u32, reason)),
+            }
+        }
+        for (customer, charges) in by_customer {
+            for chunk in charges.chunks(MAX_EVENTS_PER_COMMAND) {
+                let mut hasher = blake3::Hasher::new();
+                for charge in chunk {
+                    hasher.update(charge.event_id.as_bytes());
+                    hasher.update(&[0]);
+                }
+                let key = format!("ingest:{}", &hasher.finalize().to_hex()[..32]);
+                let command = Command::RecordUsage {
+                    wallet: WalletRef::new(&customer, DEFAULT_CURRENCY),
+                    events: chunk.to_vec(),
+                };
+                match self.submit(&customer, &key, command).await?? {
+                    Outcome::UsageRecorded {
+                        accepted,
+                        duplicates,
+                        credits_posted,
+                        unbilled,
+                        ..
+                    } => {
+                        outcome.accepted += accepted;
+                        outcome.duplicates += duplicates;
+                        outcome.debited = outcome.debited.saturating_add(credits_posted);
+                        outcome.unbilled = outcome.unbilled.saturating_add(unbilled);
+                    }
+                    other => return Err(unexpected(&other)),
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn price_event(
+        &self,
+        policy: &Policy,
+        event: &IngestEvent,
+        now: Timestamp,
+    ) -> Result<UsageCharge, String> {
+        for (field, value) in [
+            ("id", &event.id),
+            ("customer_id", &event.customer),
+            ("feature", &event.feature),
+        ] {
+            require_id(field, value).map_err(|e| e.to_string())?;
+        }
+        if event.quantity == 0 {
+            return Err("invalid quantity: must be at least 1".into());
+        }
+        if !policy.has_feature(&event.feature) {
+            return Err(format!("feature {} does not exist", event.feature));
+        }
+        let subscription = match self.subscription(&event.customer).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(format!("customer {} does not exist", event.customer)),
+            Err(e) => return Err(e.to_string()),
+        };
+        let evaluation = policy
+            .evaluate(&Request {
+                customer: &event.customer,
+                subscription: subscription.as_ref(),
+                subject: &event.subject,
+                feature: &event.feature,
+                dimensions: &event.dimensions,
+                units: event.quantity,
+                now,
+            })
+            .map_err(|d| format!("{d:?}"))?;
+        let counters = evaluation
+            .limits
+            .into_iter()
+            .map(|l| {
+                let mut charge = l.charge;
+                // Usage has happened: count it, never refuse it.
+                charge.enforce = false;
+                if charge.measure == Measure::Credits {
+                    charge.amount = evaluation.credits;
+                }
+                charge
+            })
+            .collect();
+        Ok(UsageCharge {
+            event_id: event.id.clone(),
+            credits: evaluation.credits,
+            counters,
+        })
+    }
+}

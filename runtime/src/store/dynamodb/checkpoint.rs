@@ -1,0 +1,369 @@
+//! Checkpoints: the encoded ledger as of the end of one engine batch, chunked into items
+//! of at most `MAX_CHUNK_BYTES` under a key private to the writer's epoch, then published
+//! by one small manifest item written in a transaction with a check of the writer's lease.
+//! Until the manifest lands the chunks are invisible, so a writer dying half-way leaves
+//! only unreferenced items behind.
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    ConditionCheck, Put, PutRequest, ReturnConsumedCapacity, TransactWriteItem, WriteRequest,
+};
+
+use super::DynamoError;
+use super::connection::Shared;
+use super::items::{self, Item};
+use super::limits::{
+    DYNAMODB_MAX_BATCH_WRITE_ITEMS, DYNAMODB_MAX_ITEM_BYTES, MAX_CHECKPOINT_BYTES, MAX_CHUNK_BYTES,
+    RECOVERY_PAGE_ITEMS,
+};
+use super::retry::{AttemptError, backoff, with_retries};
+use super::schema::Schema;
+
+/// DynamoDB's `BatchWriteItem` carries at most 16 MB.
+pub const DYNAMODB_MAX_BATCH_WRITE_BYTES: usize = 16 * 1024 * 1024;
+const _: () = assert!(
+    DYNAMODB_MAX_BATCH_WRITE_ITEMS * DYNAMODB_MAX_ITEM_BYTES <= DYNAMODB_MAX_BATCH_WRITE_BYTES
+);
+
+/// A published checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Manifest {
+    /// The engine batch seq the checkpoint ends with.
+    pub seq: u64,
+    /// Journal slot of that batch: recovery reads the journal after it.
+    pub slot: u64,
+    pub epoch: u64,
+    pub chunks: u64,
+    pub bytes: u64,
+    pub digest: [u8; 32],
+}
+
+fn names(shared: &Shared) -> (String, String, String) {
+    let checkpoints = &shared.schema.tables.checkpoints;
+    (
+        shared.schema.name(checkpoints),
+        checkpoints.hash_key.name.clone(),
+        Schema::range_key(checkpoints).to_string(),
+    )
+}
+
+fn corrupt(partition: &str, seq: u64, reason: String) -> DynamoError {
+    DynamoError::Corrupt {
+        partition: partition.to_string(),
+        what: "checkpoint",
+        at: seq,
+        reason,
+    }
+}
+
+/// Writes `state` as the checkpoint of batch `seq` (journal slot `slot`).
+/// Fails with `Fenced` if `epoch` no longer holds the lease.
+pub(crate) async fn write(
+    shared: &Shared,
+    partition: &str,
+    epoch: u64,
+    seq: u64,
+    slot: u64,
+    state: &[u8],
+) -> Result<(), DynamoError> {
+    if state.len() > MAX_CHECKPOINT_BYTES {
+        return Err(DynamoError::TooLarge {
+            what: "checkpoint",
+            bytes: state.len(),
+            limit: MAX_CHECKPOINT_BYTES,
+        });
+    }
+    let (table, pk, range) = names(shared);
+    let chunk_key = items::sub_key(partition, 'c', seq, Some(epoch));
+    let chunks = items::split(state, MAX_CHUNK_BYTES);
+    let mut pending: Vec<WriteRequest> = Vec::with_capacity(chunks.len());
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut item = Item::new();
+        item.insert(pk.clone(), items::s(&chunk_key));
+        item.insert(range.clone(), items::n(i as u64));
+        item.insert(items::BODY.into(), items::b(chunk.to_vec()));
+        let put = PutRequest::builder()
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| config_error(e.to_string()))?;
+        pending.push(WriteRequest::builder().put_request(put).build());
+    }
+    let total_chunks = pending.len() as u64;
+    let mut round = 0u32;
+    while !pending.is_empty() {
+        let take = pending.len().min(DYNAMODB_MAX_BATCH_WRITE_ITEMS);
+        let group: Vec<WriteRequest> = pending.drain(..take).collect();
+        let unprocessed = with_retries(
+            "BatchWriteItem",
+            &shared.calls,
+            &shared.jitter,
+            &shared.stats,
+            || {
+                let request = shared
+                    .client
+                    .batch_write_item()
+                    .request_items(&table, group.clone())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                async move {
+                    let out = request
+                        .send()
+                        .await
+                        .map_err(|e| AttemptError::from_sdk("BatchWriteItem", &e))?;
+                    let units = out
+                        .consumed_capacity()
+                        .iter()
+                        .filter_map(|c| c.capacity_units())
+                        .sum::<f64>();
+                    shared.stats.consumed(Some(units), None);
+                    Ok(out
+                        .unprocessed_items()
+                        .and_then(|u| u.values().next().cloned())
+                        .unwrap_or_default())
+                }
+            },
+        )
+        .await?;
+        if !unprocessed.is_empty() {
+            // DynamoDB throttled part of the batch: back off, then send the rest again.
+            round += 1;
+            if round >= shared.calls.max_attempts {
+                return Err(DynamoError::Unavailable {
+                    op: "BatchWriteItem",
+                    attempts: round,
+                    elapsed_ms: 0,
+                    last: format!("{} checkpoint chunks stayed unprocessed", unprocessed.len()),
+                });
+            }
+            shared.stats.throttled();
+            tokio::time::sleep(backoff(&shared.calls, round, shared.jitter.next())).await;
+            pending.splice(0..0, unprocessed);
+        }
+    }
+
+    let leases = &shared.schema.tables.leases;
+    let check = ConditionCheck::builder()
+        .table_name(shared.schema.name(leases))
+        .key(&leases.hash_key.name, items::s(partition))
+        .condition_expression("#epoch = :epoch")
+        .expression_attribute_names("#epoch", items::EPOCH)
+        .expression_attribute_values(":epoch", items::n(epoch))
+        .build()
+        .map_err(|e| config_error(e.to_string()))?;
+    let mut manifest = Item::new();
+    manifest.insert(pk.clone(), items::s(partition));
+    manifest.insert(range.clone(), items::n(seq));
+    manifest.insert(items::SLOT.into(), items::n(slot));
+    manifest.insert(items::EPOCH.into(), items::n(epoch));
+    manifest.insert(items::CHUNKS.into(), items::n(total_chunks));
+    manifest.insert(items::BYTES.into(), items::n(state.len() as u64));
+    manifest.insert(
+        items::DIGEST.into(),
+        items::b(items::digest_of(state).to_vec()),
+    );
+    let put = Put::builder()
+        .table_name(&table)
+        .set_item(Some(manifest))
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", &pk)
+        .build()
+        .map_err(|e| config_error(e.to_string()))?;
+    let writes = vec![
+        TransactWriteItem::builder().condition_check(check).build(),
+        TransactWriteItem::builder().put(put).build(),
+    ];
+    // Same checkpoint, same token (tokens are account-wide, hence the table name).
+    let token =
+        blake3::hash(format!("{table}/{chunk_key}/{:?}", items::digest_of(state)).as_bytes())
+            .to_hex()[..36]
+            .to_string();
+    let fenced = with_retries(
+        "TransactWriteItems",
+        &shared.calls,
+        &shared.jitter,
+        &shared.stats,
+        || {
+            let request = shared
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .client_request_token(&token)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            async move {
+                match request.send().await {
+                    Ok(out) => {
+                        let units = out
+                            .consumed_capacity()
+                            .iter()
+                            .filter_map(|c| c.capacity_units())
+                            .sum::<f64>();
+                        shared.stats.consumed(Some(units), None);
+                        Ok(false)
+                    }
+                    Err(e) => match e.as_service_error() {
+                        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                            let codes: Vec<_> =
+                                c.cancellation_reasons().iter().map(|r| r.code()).collect();
+                            match codes.as_slice() {
+                                [Some("ConditionalCheckFailed"), ..] => Ok(true),
+                                // A checkpoint of this batch exists already. Every checkpoint
+                                // of batch `seq` encodes the same journal prefix: keep it.
+                                [_, Some("ConditionalCheckFailed")] => Ok(false),
+                                _ => Err(AttemptError::Transient {
+                                    throttled: false,
+                                    detail: format!("checkpoint transaction canceled: {codes:?}"),
+                                }),
+                            }
+                        }
+                        _ => Err(AttemptError::from_sdk("TransactWriteItems", &e)),
+                    },
+                }
+            }
+        },
+    )
+    .await?;
+    if fenced {
+        let lease = super::lease::current(shared, partition).await?;
+        return Err(DynamoError::Fenced {
+            partition: partition.to_string(),
+            epoch,
+            current_epoch: lease.as_ref().map_or(0, |l| l.epoch),
+            current_owner: lease.map_or_else(String::new, |l| l.owner),
+        });
+    }
+    Ok(())
+}
+
+fn config_error(reason: String) -> DynamoError {
+    DynamoError::Config {
+        field: "checkpoint item",
+        reason,
+    }
+}
+
+/// The newest published checkpoint and its bytes, checked against the manifest.
+pub(crate) async fn load_latest(
+    shared: &Shared,
+    partition: &str,
+) -> Result<Option<(Manifest, Vec<u8>)>, DynamoError> {
+    let (table, pk, range) = names(shared);
+    let newest = with_retries(
+        "Query",
+        &shared.calls,
+        &shared.jitter,
+        &shared.stats,
+        || {
+            let request = shared
+                .client
+                .query()
+                .table_name(&table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", &pk)
+                .expression_attribute_values(":pk", items::s(partition))
+                .scan_index_forward(false)
+                .limit(1)
+                .consistent_read(true);
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| AttemptError::from_sdk("Query", &e))?;
+                Ok(out.items().first().cloned())
+            }
+        },
+    )
+    .await?;
+    let Some(item) = newest else { return Ok(None) };
+    let seq = items::get_u64(&item, &range).map_err(|r| corrupt(partition, 0, r))?;
+    let field = |name| items::get_u64(&item, name).map_err(|r| corrupt(partition, seq, r));
+    let digest: [u8; 32] = items::get_bytes(&item, items::DIGEST)
+        .map_err(|r| corrupt(partition, seq, r))?
+        .try_into()
+        .map_err(|_| corrupt(partition, seq, "digest is not 32 bytes".into()))?;
+    let manifest = Manifest {
+        seq,
+        slot: field(items::SLOT)?,
+        epoch: field(items::EPOCH)?,
+        chunks: field(items::CHUNKS)?,
+        bytes: field(items::BYTES)?,
+        digest,
+    };
+    if manifest.bytes > MAX_CHECKPOINT_BYTES as u64 {
+        return Err(corrupt(
+            partition,
+            seq,
+            "larger than MAX_CHECKPOINT_BYTES".into(),
+        ));
+    }
+    let chunk_key = items::sub_key(partition, 'c', seq, Some(manifest.epoch));
+    let mut state = Vec::with_capacity(manifest.bytes as usize);
+    let mut next = 0u64;
+    loop {
+        let page = with_retries(
+            "Query",
+            &shared.calls,
+            &shared.jitter,
+            &shared.stats,
+            || {
+                let request = shared
+                    .client
+                    .query()
+                    .table_name(&table)
+                    .key_condition_expression("#pk = :pk AND #seq >= :from")
+                    .expression_attribute_names("#pk", &pk)
+                    .expression_attribute_names("#seq", &range)
+                    .expression_attribute_values(":pk", items::s(&chunk_key))
+                    .expression_attribute_values(":from", items::n(next))
+                    .consistent_read(true)
+                    .limit(RECOVERY_PAGE_ITEMS);
+                async move {
+                    let out = request
+                        .send()
+                        .await
+                        .map_err(|e| AttemptError::from_sdk("Query", &e))?;
+                    Ok(out.items().to_vec())
+                }
+            },
+        )
+        .await?;
+        if page.is_empty() {
+            break;
+        }
+        for chunk in &page {
+            let index = items::get_u64(chunk, &range).map_err(|r| corrupt(partition, seq, r))?;
+            if index != next {
+                return Err(corrupt(
+                    partition,
+                    seq,
+                    format!("chunk {index} where {next} belongs"),
+                ));
+            }
+            let body =
+                items::get_bytes(chunk, items::BODY).map_err(|r| corrupt(partition, seq, r))?;
+            state.extend_from_slice(body);
+            if state.len() as u64 > manifest.bytes {
+                return Err(corrupt(
+                    partition,
+                    seq,
+                    "chunks exceed the manifest's size".into(),
+                ));
+            }
+            next += 1;
+        }
+    }
+    if next != manifest.chunks
+        || state.len() as u64 != manifest.bytes
+        || items::digest_of(&state) != manifest.digest
+    {
+        return Err(corrupt(
+            partition,
+            seq,
+            format!(
+                "{next} of {} chunks, {} of {} bytes, or the digest does not match",
+                manifest.chunks,
+                state.len(),
+                manifest.bytes
+            ),
+        ));
+    }
+    Ok(Some((manifest, state)))
+}

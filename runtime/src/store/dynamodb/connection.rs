@@ -1,0 +1,324 @@
+//! One connection to DynamoDB: the SDK client with explicit timeouts and no SDK retries,
+//! a small tokio runtime of its own, the table schema and the call counters. Partitions
+//! of one process share it.
+//!
+//! The store trait is synchronous (the engine's writer is a plain thread) while the SDK is
+//! async, so the connection owns a one-thread runtime and waits for its futures on a std
+//! channel: that works from any thread, inside or outside another tokio runtime.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::{Credentials as SdkCredentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification,
+};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+
+use super::retry::{AttemptError, Jitter, with_retries};
+use super::schema::{Schema, TableSpec};
+use super::{
+    CallPolicy, Credentials, DynamoConfig, DynamoError, DynamoStats, DynamoStatsSnapshot,
+    DynamoStore,
+};
+use crate::store::StoreError;
+
+/// How long `create_tables` waits for a new table to become ACTIVE (AWS takes seconds).
+pub const CREATE_TABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A cheap handle; clones share the client, runtime and counters.
+#[derive(Clone)]
+pub struct DynamoConnection(pub(crate) Arc<Shared>);
+
+pub(crate) struct Shared {
+    runtime: Option<tokio::runtime::Runtime>,
+    pub(crate) client: Client,
+    pub(crate) schema: Schema,
+    pub(crate) calls: CallPolicy,
+    pub(crate) stats: DynamoStats,
+    pub(crate) jitter: Jitter,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which tokio forbids inside another runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for DynamoConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoConnection")
+            .field("table_prefix", &self.0.schema.prefix)
+            .finish()
+    }
+}
+
+impl DynamoConnection {
+    /// Builds the client (no network traffic unless `auto_create_tables` is set).
+    pub fn connect(config: DynamoConfig) -> Result<DynamoConnection, StoreError> {
+        config.validate()?;
+        let schema = Schema::load(&config.table_prefix)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tollgate-dynamodb")
+            .enable_all()
+            .build()
+            .map_err(|e| DynamoError::Config {
+                field: "runtime",
+                reason: format!("cannot start the dynamodb runtime: {e}"),
+            })?;
+        let client = wait(&runtime, build_client(config.clone()))?;
+        let connection = DynamoConnection(Arc::new(Shared {
+            runtime: Some(runtime),
+            client,
+            schema,
+            calls: config.calls,
+            stats: DynamoStats::default(),
+            jitter: Jitter::new(),
+        }));
+        if config.auto_create_tables {
+            let created = connection.create_tables()?;
+            if !created.is_empty() {
+                tracing::info!(?created, "created dynamodb tables (auto-create is on)");
+            }
+        }
+        Ok(connection)
+    }
+
+    /// The store of one partition, owned by `owner` (a pod name) once `recover` runs.
+    pub fn store(&self, partition: &str, owner: &str) -> Result<DynamoStore, StoreError> {
+        DynamoStore::new(self.clone(), partition, owner)
+    }
+
+    /// Creates the tables of tables.json that do not exist yet (on-demand billing, TTL on
+    /// the idempotency table) and waits until they are active. Returns the names created.
+    /// For development and `tollgate dynamodb create-tables`; production uses Terraform.
+    pub fn create_tables(&self) -> Result<Vec<String>, StoreError> {
+        let mut created = Vec::new();
+        for spec in self.0.schema.all() {
+            let name = self.0.schema.name(spec);
+            let spec = spec.clone();
+            let made = self.run(move |shared| async move { create_table(&shared, &spec).await })?;
+            if made {
+                created.push(name);
+            }
+        }
+        Ok(created)
+    }
+
+    pub fn stats(&self) -> DynamoStatsSnapshot {
+        self.0.stats.snapshot()
+    }
+
+    /// The SDK client (benchmarks and tests use it to compare with naive designs).
+    pub fn client(&self) -> &Client {
+        &self.0.client
+    }
+
+    /// Full name of the journal table.
+    pub fn journal_table(&self) -> String {
+        self.0.schema.name(&self.0.schema.tables.journal)
+    }
+
+    /// Runs `f` on the connection's runtime and waits for it.
+    pub(crate) fn run<T, F, Fut>(&self, f: F) -> Result<T, DynamoError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: Future<Output = Result<T, DynamoError>> + Send + 'static,
+    {
+        let Some(runtime) = self.0.runtime.as_ref() else {
+            unreachable!("the runtime is only taken on drop");
+        };
+        wait(runtime, f(self.0.clone()))?
+    }
+}
+
+/// Spawns `future` on `runtime` and blocks this thread until it finishes.
+fn wait<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = T> + Send + 'static,
+) -> Result<T, DynamoError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    rx.recv().map_err(|_| DynamoError::Unavailable {
+        op: "runtime",
+        attempts: 0,
+        elapsed_ms: 0,
+        last: "the dynamodb runtime stopped".into(),
+    })
+}
+
+async fn build_client(config: DynamoConfig) -> Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build_https();
+    let http = match &config.faults {
+        Some(faults) => faults.wrap(http),
+        None => http,
+    };
+    let calls = config.calls;
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(calls.connect_timeout)
+        .read_timeout(calls.attempt_timeout)
+        .operation_attempt_timeout(calls.attempt_timeout)
+        .operation_timeout(calls.call_deadline)
+        .build();
+    // Pinned, so an SDK upgrade cannot change defaults under us.
+    let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
+        .region(Region::new(config.region.clone()))
+        .http_client(http)
+        .timeout_config(timeouts)
+        // One retry loop, ours (retry.rs): it owns the deadline and unknown outcomes.
+        .retry_config(RetryConfig::disabled());
+    if let Some(endpoint) = &config.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if let Credentials::Static {
+        access_key_id,
+        secret_access_key,
+    } = &config.credentials
+    {
+        loader = loader.credentials_provider(SdkCredentials::new(
+            access_key_id,
+            secret_access_key,
+            None,
+            None,
+            "tollgate-static",
+        ));
+    }
+    Client::new(&loader.load().await)
+}
+
+/// Creates one table if missing; true if it was created.
+async fn create_table(shared: &Shared, spec: &TableSpec) -> Result<bool, DynamoError> {
+    let name = shared.schema.name(spec);
+    let attribute = |key: &super::schema::Key| {
+        let kind = if key.kind == "N" {
+            ScalarAttributeType::N
+        } else {
+            ScalarAttributeType::S
+        };
+        AttributeDefinition::builder()
+            .attribute_name(&key.name)
+            .attribute_type(kind)
+            .build()
+    };
+    let element = |key: &super::schema::Key, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(&key.name)
+            .key_type(kind)
+            .build()
+    };
+    let config = |e: aws_sdk_dynamodb::error::BuildError| DynamoError::Config {
+        field: "tables.json",
+        reason: e.to_string(),
+    };
+    let mut request = shared
+        .client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(&spec.hash_key).map_err(config)?)
+        .key_schema(element(&spec.hash_key, KeyType::Hash).map_err(config)?);
+    if let Some(range) = &spec.range_key {
+        request = request
+            .attribute_definitions(attribute(range).map_err(config)?)
+            .key_schema(element(range, KeyType::Range).map_err(config)?);
+    }
+    let created = with_retries(
+        "CreateTable",
+        &shared.calls,
+        &shared.jitter,
+        &shared.stats,
+        || {
+            let request = request.clone();
+            async move {
+                match request.send().await {
+                    Ok(_) => Ok(true),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_in_use_exception()) =>
+                    {
+                        Ok(false)
+                    }
+                    Err(e) => Err(AttemptError::from_sdk("CreateTable", &e)),
+                }
+            }
+        },
+    )
+    .await?;
+    let started = std::time::Instant::now();
+    loop {
+        let status = with_retries(
+            "DescribeTable",
+            &shared.calls,
+            &shared.jitter,
+            &shared.stats,
+            || {
+                let name = name.clone();
+                async move {
+                    let out = shared
+                        .client
+                        .describe_table()
+                        .table_name(name)
+                        .send()
+                        .await
+                        .map_err(|e| AttemptError::from_sdk("DescribeTable", &e))?;
+                    Ok(out.table().and_then(|t| t.table_status().cloned()))
+                }
+            },
+        )
+        .await?;
+        if status == Some(TableStatus::Active) {
+            break;
+        }
+        if started.elapsed() > CREATE_TABLE_WAIT {
+            return Err(DynamoError::Unavailable {
+                op: "CreateTable",
+                attempts: 1,
+                elapsed_ms: CREATE_TABLE_WAIT.as_millis() as u64,
+                last: format!("table {name} is not active yet"),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    if created && let Some(ttl) = &spec.ttl_attribute {
+        let ttl = TimeToLiveSpecification::builder()
+            .attribute_name(ttl)
+            .enabled(true)
+            .build()
+            .map_err(config)?;
+        with_retries(
+            "UpdateTimeToLive",
+            &shared.calls,
+            &shared.jitter,
+            &shared.stats,
+            || {
+                let request = shared
+                    .client
+                    .update_time_to_live()
+                    .table_name(&name)
+                    .time_to_live_specification(ttl.clone());
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| AttemptError::from_sdk("UpdateTimeToLive", &e))
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(created)
+}

@@ -1,0 +1,141 @@
+//! A fault layer between the SDK and the network, for tests and chaos drills: it can
+//! answer calls with DynamoDB's throttling error without sending them, or send a call and
+//! then lose its answer (the unknown outcome a timeout leaves behind). The SDK parses
+//! these answers exactly as it parses real ones, so the store's classification, retries
+//! and unknown-outcome handling are what gets tested.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+
+/// Handle to the faults of one connection; clones share them.
+#[derive(Debug, Clone, Default)]
+pub struct FaultLayer(Arc<FaultState>);
+
+#[derive(Debug, Default)]
+struct FaultState {
+    throttle_all: AtomicBool,
+    throttle_next: AtomicU64,
+    lose_next_responses: AtomicU64,
+    throttled: AtomicU64,
+    lost: AtomicU64,
+}
+
+impl FaultLayer {
+    pub fn new() -> FaultLayer {
+        FaultLayer::default()
+    }
+
+    /// Answer every call with a throttling error until turned off.
+    pub fn throttle_all(&self, on: bool) {
+        self.0.throttle_all.store(on, Ordering::SeqCst);
+    }
+
+    /// Answer the next `n` calls with a throttling error.
+    pub fn throttle_next(&self, n: u64) {
+        self.0.throttle_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Send the next `n` calls, then drop DynamoDB's answer and report a 500 instead: the
+    /// write happened, but the caller cannot know.
+    pub fn lose_next_responses(&self, n: u64) {
+        self.0.lose_next_responses.store(n, Ordering::SeqCst);
+    }
+
+    /// Calls answered with a throttling error so far.
+    pub fn throttled(&self) -> u64 {
+        self.0.throttled.load(Ordering::SeqCst)
+    }
+
+    /// Answers lost so far.
+    pub fn lost(&self) -> u64 {
+        self.0.lost.load(Ordering::SeqCst)
+    }
+
+    /// Wraps the HTTP client the SDK would use.
+    pub(crate) fn wrap(&self, inner: SharedHttpClient) -> SharedHttpClient {
+        SharedHttpClient::new(FaultyClient {
+            inner,
+            faults: self.clone(),
+        })
+    }
+
+    fn take(counter: &AtomicU64) -> bool {
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+#[derive(Debug)]
+struct FaultyClient {
+    inner: SharedHttpClient,
+    faults: FaultLayer,
+}
+
+impl HttpClient for FaultyClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(FaultyConnector {
+            inner: self.inner.http_connector(settings, components),
+            faults: self.faults.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct FaultyConnector {
+    inner: SharedHttpConnector,
+    faults: FaultLayer,
+}
+
+impl HttpConnector for FaultyConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let state = &self.faults.0;
+        if state.throttle_all.load(Ordering::SeqCst) || FaultLayer::take(&state.throttle_next) {
+            state.throttled.fetch_add(1, Ordering::SeqCst);
+            return HttpConnectorFuture::ready(Ok(error_response(
+                400,
+                "ProvisionedThroughputExceededException",
+                "injected by the fault layer: throughput exceeded",
+            )));
+        }
+        if FaultLayer::take(&state.lose_next_responses) {
+            state.lost.fetch_add(1, Ordering::SeqCst);
+            let sent = self.inner.call(request);
+            return HttpConnectorFuture::new(async move {
+                let _ = sent.await;
+                Ok(error_response(
+                    500,
+                    "InternalServerError",
+                    "injected by the fault layer: the answer was lost",
+                ))
+            });
+        }
+        self.inner.call(request)
+    }
+}
+
+/// An error answer as DynamoDB's JSON protocol sends it.
+fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
+    let body =
+        format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"{message}"}}"#);
+    // Both statuses are valid HTTP status codes.
+    let status = StatusCode::try_from(status).unwrap_or_else(|_| unreachable!());
+    let mut response = HttpResponse::new(status, SdkBody::from(body));
+    let _ = response
+        .headers_mut()
+        .try_insert("content-type", "application/x-amz-json-1.0");
+    response
+}

@@ -1,0 +1,379 @@
+//! Journal calls: the one conditional write per engine batch, the tail reads of recovery,
+//! and reading back a slot when a write collides.
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
+};
+
+use super::connection::Shared;
+use super::items::{self, Item, JournalRecord};
+use super::limits::RECOVERY_PAGE_ITEMS;
+use super::retry::{AttemptError, with_retries};
+use super::schema::Schema;
+use super::{DynamoError, MAX_CHUNK_BYTES};
+
+/// How a conditional journal write ended.
+#[derive(Debug)]
+pub(crate) enum Written {
+    /// The slot was free and now holds our record.
+    Stored,
+    /// The slot was taken; this is what holds it (maybe our own earlier attempt).
+    Collided(JournalRecord),
+}
+
+fn names(shared: &Shared) -> (String, String, String) {
+    let journal = &shared.schema.tables.journal;
+    (
+        shared.schema.name(journal),
+        journal.hash_key.name.clone(),
+        Schema::range_key(journal).to_string(),
+    )
+}
+
+/// Writes `record` into its slot if the slot is free: one `PutItem`, or for a batch that
+/// spans several items one `TransactWriteItems` (head plus continuations, all or nothing).
+/// Retried on transient errors; a retry of a write that landed comes back `Collided` with
+/// our own record, which the caller recognises by epoch and digest.
+pub(crate) async fn put_record(
+    shared: &Shared,
+    partition: &str,
+    record: &JournalRecord,
+    continuations: &[Vec<u8>],
+) -> Result<Written, DynamoError> {
+    let (table, pk, seq) = names(shared);
+    let head = record.to_item(&pk, &seq, partition);
+    let condition = "attribute_not_exists(#pk)";
+    let written: Attempted = if continuations.is_empty() {
+        with_retries(
+            "PutItem",
+            &shared.calls,
+            &shared.jitter,
+            &shared.stats,
+            || {
+                let request = shared
+                    .client
+                    .put_item()
+                    .table_name(&table)
+                    .set_item(Some(head.clone()))
+                    .condition_expression(condition)
+                    .expression_attribute_names("#pk", &pk)
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                async move {
+                    match request.send().await {
+                        Ok(out) => {
+                            let units = out.consumed_capacity().and_then(|c| c.capacity_units());
+                            shared.stats.consumed(units, None);
+                            Ok(Attempted::Stored)
+                        }
+                        Err(e) => match e.as_service_error() {
+                            Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                                Ok(collided(c.item()))
+                            }
+                            _ => Err(AttemptError::from_sdk("PutItem", &e)),
+                        },
+                    }
+                }
+            },
+        )
+        .await?
+    } else {
+        let slot = record.slot();
+        let mut writes = vec![put(&table, head.clone(), &pk, condition)?];
+        for (i, body) in continuations.iter().enumerate() {
+            let mut item = Item::new();
+            item.insert(
+                pk.clone(),
+                items::s(items::sub_key(partition, 's', slot, None)),
+            );
+            item.insert(seq.clone(), items::n(i as u64 + 1));
+            item.insert(items::EPOCH.into(), items::n(record.epoch()));
+            item.insert(items::BODY.into(), items::b(body.clone()));
+            writes.push(put(&table, item, &pk, condition)?);
+        }
+        // Same token, same request: DynamoDB applies it once within ten minutes.
+        let token = client_token(&table, partition, record);
+        with_retries(
+            "TransactWriteItems",
+            &shared.calls,
+            &shared.jitter,
+            &shared.stats,
+            || {
+                let request = shared
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(writes.clone()))
+                    .client_request_token(&token)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                async move {
+                    match request.send().await {
+                        Ok(out) => {
+                            let units = out
+                                .consumed_capacity()
+                                .iter()
+                                .filter_map(|c| c.capacity_units())
+                                .sum::<f64>();
+                            shared.stats.consumed(Some(units), None);
+                            Ok(Attempted::Stored)
+                        }
+                        Err(e) => match e.as_service_error() {
+                            Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                                let reasons = c.cancellation_reasons();
+                                let head_taken = reasons
+                                    .first()
+                                    .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"));
+                                if head_taken {
+                                    Ok(collided(reasons.first().and_then(|r| r.item())))
+                                } else {
+                                    Err(AttemptError::Transient {
+                                        throttled: reasons.iter().any(|r| {
+                                            r.code() == Some("ThrottlingError")
+                                                || r.code() == Some("ProvisionedThroughputExceeded")
+                                        }),
+                                        detail: format!(
+                                            "transaction canceled: {:?}",
+                                            reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                                        ),
+                                    })
+                                }
+                            }
+                            _ => Err(AttemptError::from_sdk("TransactWriteItems", &e)),
+                        },
+                    }
+                }
+            },
+        )
+        .await?
+    };
+    let existing = match written {
+        Attempted::Stored => return Ok(Written::Stored),
+        Attempted::Collided(Some(item)) => JournalRecord::from_item(&item, &seq)
+            .map_err(|reason| corrupt(partition, record.slot(), reason))?,
+        // DynamoDB did not return the item that holds the slot: read it.
+        Attempted::Collided(None) => get_record(shared, partition, record.slot())
+            .await?
+            .ok_or_else(|| {
+                corrupt(
+                    partition,
+                    record.slot(),
+                    "a write collided, but the slot reads back empty".into(),
+                )
+            })?,
+    };
+    Ok(Written::Collided(existing))
+}
+
+/// What one attempt saw.
+enum Attempted {
+    Stored,
+    Collided(Option<Item>),
+}
+
+fn collided(item: Option<&std::collections::HashMap<String, AttributeValue>>) -> Attempted {
+    Attempted::Collided(item.filter(|i| !i.is_empty()).cloned())
+}
+
+fn corrupt(partition: &str, slot: u64, reason: String) -> DynamoError {
+    DynamoError::Corrupt {
+        partition: partition.to_string(),
+        what: "journal slot",
+        at: slot,
+        reason,
+    }
+}
+
+fn put(
+    table: &str,
+    item: Item,
+    pk: &str,
+    condition: &str,
+) -> Result<TransactWriteItem, DynamoError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .expression_attribute_names("#pk", pk)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(|e| DynamoError::Config {
+            field: "journal item",
+            reason: e.to_string(),
+        })?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// An idempotency token for a transaction (at most 36 characters): the same record
+/// written again by the same owner gets the same token. Tokens are account-wide, hence
+/// the table name.
+pub(crate) fn client_token(table: &str, partition: &str, record: &JournalRecord) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(table.as_bytes());
+    hasher.update(b"/");
+    hasher.update(partition.as_bytes());
+    hasher.update(&record.slot().to_le_bytes());
+    hasher.update(&record.epoch().to_le_bytes());
+    if let JournalRecord::Batch { digest, .. } = record {
+        hasher.update(digest);
+    }
+    hasher.finalize().to_hex()[..36].to_string()
+}
+
+/// Reads the record in one slot (consistent read).
+pub(crate) async fn get_record(
+    shared: &Shared,
+    partition: &str,
+    slot: u64,
+) -> Result<Option<JournalRecord>, DynamoError> {
+    let (table, pk, seq) = names(shared);
+    let item = with_retries(
+        "GetItem",
+        &shared.calls,
+        &shared.jitter,
+        &shared.stats,
+        || {
+            let request = shared
+                .client
+                .get_item()
+                .table_name(&table)
+                .key(&pk, items::s(partition))
+                .key(&seq, items::n(slot))
+                .consistent_read(true);
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| AttemptError::from_sdk("GetItem", &e))?;
+                Ok(out.item().cloned())
+            }
+        },
+    )
+    .await?;
+    item.map(|i| JournalRecord::from_item(&i, &seq).map_err(|r| corrupt(partition, slot, r)))
+        .transpose()
+}
+
+/// One page of the journal after `after_slot`, in slot order (consistent read), and where
+/// the next page starts (`None` at the end).
+pub(crate) async fn read_page(
+    shared: &Shared,
+    partition: &str,
+    after_slot: u64,
+) -> Result<(Vec<JournalRecord>, bool), DynamoError> {
+    let (table, pk, seq) = names(shared);
+    let (found, more) = with_retries(
+        "Query",
+        &shared.calls,
+        &shared.jitter,
+        &shared.stats,
+        || {
+            let request = shared
+                .client
+                .query()
+                .table_name(&table)
+                .key_condition_expression("#pk = :pk AND #seq > :after")
+                .expression_attribute_names("#pk", &pk)
+                .expression_attribute_names("#seq", &seq)
+                .expression_attribute_values(":pk", items::s(partition))
+                .expression_attribute_values(":after", items::n(after_slot))
+                .consistent_read(true)
+                .limit(RECOVERY_PAGE_ITEMS)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| AttemptError::from_sdk("Query", &e))?;
+                let units = out.consumed_capacity().and_then(|c| c.capacity_units());
+                shared.stats.consumed(None, units);
+                Ok((out.items().to_vec(), out.last_evaluated_key().is_some()))
+            }
+        },
+    )
+    .await?;
+    let mut records = Vec::with_capacity(found.len());
+    for item in &found {
+        let slot = items::get_u64(item, &seq).unwrap_or(after_slot + 1);
+        records
+            .push(JournalRecord::from_item(item, &seq).map_err(|r| corrupt(partition, slot, r))?);
+    }
+    Ok((records, more))
+}
+
+/// The continuation items of the batch in `slot`: chunks 1..chunks, in order.
+pub(crate) async fn read_continuations(
+    shared: &Shared,
+    partition: &str,
+    slot: u64,
+    chunks: u64,
+) -> Result<Vec<Vec<u8>>, DynamoError> {
+    let (table, pk, seq) = names(shared);
+    let key = items::sub_key(partition, 's', slot, None);
+    let mut bodies = Vec::new();
+    let mut after = 0u64;
+    while (bodies.len() as u64) < chunks.saturating_sub(1) {
+        let page = with_retries(
+            "Query",
+            &shared.calls,
+            &shared.jitter,
+            &shared.stats,
+            || {
+                let request = shared
+                    .client
+                    .query()
+                    .table_name(&table)
+                    .key_condition_expression("#pk = :pk AND #seq > :after")
+                    .expression_attribute_names("#pk", &pk)
+                    .expression_attribute_names("#seq", &seq)
+                    .expression_attribute_values(":pk", items::s(&key))
+                    .expression_attribute_values(":after", items::n(after))
+                    .consistent_read(true)
+                    .limit(RECOVERY_PAGE_ITEMS);
+                async move {
+                    let out = request
+                        .send()
+                        .await
+                        .map_err(|e| AttemptError::from_sdk("Query", &e))?;
+                    Ok(out.items().to_vec())
+                }
+            },
+        )
+        .await?;
+        if page.is_empty() {
+            break;
+        }
+        for item in &page {
+            let index = items::get_u64(item, &seq).map_err(|r| corrupt(partition, slot, r))?;
+            if index != bodies.len() as u64 + 1 {
+                return Err(corrupt(
+                    partition,
+                    slot,
+                    format!("continuation {index} where {} belongs", bodies.len() + 1),
+                ));
+            }
+            let body =
+                items::get_bytes(item, items::BODY).map_err(|r| corrupt(partition, slot, r))?;
+            if body.len() > MAX_CHUNK_BYTES {
+                return Err(corrupt(partition, slot, "continuation too large".into()));
+            }
+            bodies.push(body.to_vec());
+            after = index;
+        }
+    }
+    if bodies.len() as u64 != chunks.saturating_sub(1) {
+        return Err(corrupt(
+            partition,
+            slot,
+            format!(
+                "{} of {} continuation items found",
+                bodies.len(),
+                chunks - 1
+            ),
+        ));
+    }
+    Ok(bodies)
+}

@@ -1,0 +1,160 @@
+//! Partition leases: one item per partition holding the current owner's epoch. Taking a
+//! partition over bumps the epoch with a conditional write; the journal's fence (see the
+//! module docs) then makes every write of an older epoch fail.
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
+
+use super::DynamoError;
+use super::connection::Shared;
+use super::items::{self, Item};
+use super::retry::{AttemptError, with_retries};
+
+/// Most rounds of read-then-bump when other starters race us for the same partition.
+/// Each round loses only to a concurrent takeover, so more than a few means a loop of
+/// restarts that this one should not join.
+pub const MAX_TAKEOVER_ROUNDS: u32 = 8;
+
+/// The lease of a partition as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub epoch: u64,
+    pub owner: String,
+    pub incarnation: String,
+}
+
+fn table(shared: &Shared) -> (String, String) {
+    let leases = &shared.schema.tables.leases;
+    (shared.schema.name(leases), leases.hash_key.name.clone())
+}
+
+fn parse(item: &Item) -> Result<Lease, String> {
+    Ok(Lease {
+        epoch: items::get_u64(item, items::EPOCH)?,
+        owner: items::get_str(item, items::OWNER)?.to_string(),
+        incarnation: items::get_str(item, items::INCARNATION)
+            .unwrap_or_default()
+            .to_string(),
+    })
+}
+
+/// Reads the current lease (consistent read).
+pub(crate) async fn current(
+    shared: &Shared,
+    partition: &str,
+) -> Result<Option<Lease>, DynamoError> {
+    let (table, pk) = table(shared);
+    let item = with_retries(
+        "GetItem",
+        &shared.calls,
+        &shared.jitter,
+        &shared.stats,
+        || {
+            let request = shared
+                .client
+                .get_item()
+                .table_name(&table)
+                .key(&pk, items::s(partition))
+                .consistent_read(true);
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| AttemptError::from_sdk("GetItem", &e))?;
+                Ok(out.item().cloned())
+            }
+        },
+    )
+    .await?;
+    item.map(|i| {
+        parse(&i).map_err(|reason| DynamoError::Corrupt {
+            partition: partition.to_string(),
+            what: "lease",
+            at: 0,
+            reason,
+        })
+    })
+    .transpose()
+}
+
+/// Takes the partition over for `owner`: the epoch becomes one more than the current one.
+/// `incarnation` is unique to this attempt, so a retried write that had landed is
+/// recognised as ours.
+pub(crate) async fn take_over(
+    shared: &Shared,
+    partition: &str,
+    owner: &str,
+    incarnation: &str,
+    now_ms: u64,
+) -> Result<u64, DynamoError> {
+    let (table, pk) = table(shared);
+    for _ in 0..MAX_TAKEOVER_ROUNDS {
+        let previous = current(shared, partition).await?;
+        if let Some(lease) = previous.as_ref().filter(|l| l.incarnation == incarnation) {
+            return Ok(lease.epoch); // an earlier round landed after all
+        }
+        let epoch = previous.as_ref().map_or(0, |l| l.epoch) + 1;
+        let mut item = Item::new();
+        item.insert(pk.clone(), items::s(partition));
+        item.insert(items::EPOCH.into(), items::n(epoch));
+        item.insert(items::OWNER.into(), items::s(owner));
+        item.insert(items::INCARNATION.into(), items::s(incarnation));
+        item.insert(items::ACQUIRED_AT_MS.into(), items::n(now_ms));
+        let won = with_retries(
+            "PutItem",
+            &shared.calls,
+            &shared.jitter,
+            &shared.stats,
+            || {
+                let mut request = shared
+                    .client
+                    .put_item()
+                    .table_name(&table)
+                    .set_item(Some(item.clone()))
+                    .expression_attribute_names("#pk", &pk)
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                request = match &previous {
+                    None => request.condition_expression("attribute_not_exists(#pk)"),
+                    Some(lease) => request
+                        .condition_expression("attribute_exists(#pk) AND #epoch = :previous")
+                        .expression_attribute_names("#epoch", items::EPOCH)
+                        .expression_attribute_values(":previous", items::n(lease.epoch)),
+                };
+                async move {
+                    match request.send().await {
+                        Ok(out) => {
+                            let units = out.consumed_capacity().and_then(|c| c.capacity_units());
+                            shared.stats.consumed(units, None);
+                            Ok(true)
+                        }
+                        Err(e) => match e.as_service_error() {
+                            Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                                // Ours, if an earlier attempt of this very write landed.
+                                let ours = c.item().and_then(|i| parse(i).ok()).is_some_and(|l| {
+                                    l.epoch == epoch && l.incarnation == incarnation
+                                });
+                                Ok(ours)
+                            }
+                            _ => Err(AttemptError::from_sdk("PutItem", &e)),
+                        },
+                    }
+                }
+            },
+        )
+        .await?;
+        if won {
+            tracing::info!(partition, owner, epoch, "took the partition over");
+            return Ok(epoch);
+        }
+        // Someone else bumped the epoch between our read and write: read again.
+    }
+    Err(DynamoError::Unavailable {
+        op: "take over partition",
+        attempts: MAX_TAKEOVER_ROUNDS,
+        elapsed_ms: 0,
+        last: format!("other owners kept taking partition {partition} over"),
+    })
+}

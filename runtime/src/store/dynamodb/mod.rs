@@ -1,0 +1,444 @@
+//! The dynamodb store: DynamoDB is the system of record of a partition (BYOC installs).
+//!
+//! # Tables
+//!
+//! Names, keys and the TTL attribute come from `terraform/modules/dynamodb-ledger/tables.json`
+//! (embedded, see `schema.rs`); table name = `table_prefix` + suffix. `P` below is the
+//! partition name (at most 64 characters of `[A-Za-z0-9_.-]`, so never containing `#`).
+//!
+//! | table         | hash key `pk`     | range key `seq` | attributes                                            |
+//! |---------------|-------------------|-----------------|-------------------------------------------------------|
+//! | `journal`     | `P`               | journal slot    | `epoch`, `kind` = `b`: `batch`, `chunks`, `digest`, `body` |
+//! |               | `P`               | journal slot    | `epoch`, `kind` = `f` (a fence, no body)              |
+//! |               | `P#s<slot>`       | 1..chunks-1     | `epoch`, `body` (the rest of a batch over one item)   |
+//! | `checkpoints` | `P`               | engine seq      | manifest: `slot`, `epoch`, `chunks`, `bytes`, `digest`|
+//! |               | `P#c<seq>#e<epoch>` | 0..chunks-1   | `body` (a slice of the encoded ledger)                |
+//! | `leases`      | `P`               | -               | `epoch`, `owner`, `incarnation`, `acquired_at_ms`     |
+//! | `idempotency` | -                 | -               | not written by this store, see below                  |
+//!
+//! * **Journal batches.** Each engine batch (every command with the ledger time it was
+//!   applied at, plus the chain head after it; postcard, the same `Batch` the embedded
+//!   store logs) is one item in the next free *slot*. Slots are the store's own numbering:
+//!   they differ from the engine's batch seq because fences take slots too. A batch over
+//!   `MAX_CHUNK_BYTES` continues in items under `P#s<slot>`, written in the same transaction.
+//!   `digest` is the BLAKE3 of the whole encoded batch.
+//! * **Balance checkpoints.** The encoded ledger as of the end of batch `seq` (balances,
+//!   holds, grants, idempotency keys: everything recovery needs), chunked under a key
+//!   private to the writer's epoch, then published by one manifest item. Recovery loads
+//!   the newest manifest, checks chunk count, size and digest, then replays the journal
+//!   after the manifest's `slot`.
+//! * **Idempotency records** live *inside* the journal batch, atomically with the entries
+//!   they produced (the command and its key are what is logged, and the ledger remembers
+//!   the answer for `idempotency_window_ms` of ledger time, carried by checkpoints). An item
+//!   per key in the `idempotency` table would cost one write unit per request, the very
+//!   cost group commit removes, and could only be atomic with the batch through a
+//!   transaction at twice the price. The table (TTL attribute `expires_at_s`) is kept by
+//!   Terraform for keys that must outlive the ledger's window; this store does not write it.
+//! * **Partition leases.** One item per partition: the owner's `epoch`, bumped by every
+//!   takeover with a write conditioned on the epoch read, plus who took it and when.
+//!
+//! # One write per batch (group commit)
+//!
+//! `append` is one conditional `PutItem` (`attribute_not_exists(pk)` on the next slot),
+//! or, for a batch over one item, one `TransactWriteItems` of at most `MAX_BATCH_CHUNKS`
+//! items. The engine batches whatever arrived while the previous write was in flight, so
+//! write units per operation fall as load rises: a Reserve costs about 50 bytes of journal,
+//! and a full item holds some thousands of them. See BENCHMARKS.md, "DynamoDB store".
+//!
+//! # Fencing
+//!
+//! A new owner (a pod taking the partition over, or the same pod restarting):
+//! 1. bumps the lease epoch to `e` (conditional on the epoch it read);
+//! 2. loads the newest checkpoint and replays the journal tail up to the last slot `t`;
+//! 3. writes a **fence** item into slot `t + 1` (conditional on the slot being free). If
+//!    a batch of the old owner got there first, that batch was durable (and maybe
+//!    acknowledged): it is replayed too, and the fence goes after it.
+//!
+//! From then on, every write of an older owner targets a slot that is taken (its next
+//! slot is at most the fence's) and fails its condition. The store reads what holds the
+//! slot (DynamoDB returns it with the failure): an item of a newer epoch means this
+//! writer is fenced, and `append` fails with `DynamoError::Fenced` naming both epochs. No
+//! write of a stale owner can land after the fence, so no double spend: the new owner's
+//! ledger includes every batch the old one could have acknowledged.
+//!
+//! Why not `TransactWriteItems` with a `ConditionCheck` on the lease for every batch? A
+//! transaction costs two write units per KB written plus the check, on every batch; the
+//! slot condition costs nothing extra, the fence one write per takeover. Checkpoints,
+//! which are rare, do use a transaction with a lease check, so a fenced writer learns it
+//! there too.
+//!
+//! # Failures
+//!
+//! Every call has a connect timeout, an attempt timeout and a deadline, set explicitly in
+//! the SDK, whose own retries are off: `retry.rs` retries throttling, timeouts, dropped
+//! connections and 5xx with exponential backoff and full jitter, bounded by attempts and
+//! the deadline, then fails with `DynamoError::Unavailable` (transient). A write whose
+//! answer was lost is simply written again: if the first attempt landed, the retry
+//! collides with an item of the same epoch and digest, which is recognised as ours and
+//! counts as success, so nothing is applied twice. When a write gives up, the engine stops
+//! (acknowledged means durable); the partition is restarted by recovering on a new store,
+//! which takes a new epoch and sees exactly what landed.
+
+mod checkpoint;
+mod config;
+mod connection;
+mod error;
+mod fault;
+mod items;
+mod journal;
+mod lease;
+pub mod limits;
+mod retry;
+mod schema;
+mod stats;
+
+pub use config::{
+    CallPolicy, Credentials, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BASE_BACKOFF, DEFAULT_CALL_DEADLINE,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DynamoConfig,
+};
+pub use connection::DynamoConnection;
+pub use error::DynamoError;
+pub use fault::FaultLayer;
+pub use lease::{Lease, MAX_TAKEOVER_ROUNDS};
+pub use limits::{MAX_BATCH_BYTES, MAX_CHUNK_BYTES};
+pub use retry::backoff;
+pub use schema::TABLES_JSON;
+pub use stats::{DynamoStats, DynamoStatsSnapshot};
+
+use items::JournalRecord;
+use journal::Written;
+
+use super::{Batch, Recovered, Snapshot, Store, StoreError, decode, encode};
+
+/// Most fence attempts while an old owner keeps landing batches in the slot we aim for.
+/// Each lost round means the old owner wrote one more batch; a live old owner stops at its
+/// next write after the fence, so a handful suffices.
+pub const MAX_FENCE_ROUNDS: u32 = 32;
+
+/// Longest owner name (a pod name is at most 63 characters).
+pub const MAX_OWNER_BYTES: usize = 128;
+
+/// The durable log and checkpoints of one partition in DynamoDB.
+pub struct DynamoStore {
+    connection: DynamoConnection,
+    partition: String,
+    owner: String,
+    /// 0 until `recover` has taken the partition over.
+    epoch: u64,
+    /// Journal slot of the next batch.
+    next_slot: u64,
+    /// Journal slot and engine seq of the last batch written or recovered.
+    last_batch_slot: u64,
+    last_seq: u64,
+}
+
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoStore")
+            .field("partition", &self.partition)
+            .field("owner", &self.owner)
+            .field("epoch", &self.epoch)
+            .field("next_slot", &self.next_slot)
+            .finish()
+    }
+}
+
+impl DynamoStore {
+    /// Connects and returns the store of `partition` for `owner` (see
+    /// `DynamoConnection::store` to share one connection between partitions).
+    pub fn open(config: DynamoConfig, partition: &str, owner: &str) -> Result<Self, StoreError> {
+        DynamoConnection::connect(config)?.store(partition, owner)
+    }
+
+    pub(crate) fn new(
+        connection: DynamoConnection,
+        partition: &str,
+        owner: &str,
+    ) -> Result<Self, StoreError> {
+        config::validate_partition(partition)?;
+        if owner.is_empty() || owner.len() > MAX_OWNER_BYTES {
+            return Err(DynamoError::Config {
+                field: "owner",
+                reason: format!("{owner:?}: 1 to {MAX_OWNER_BYTES} bytes"),
+            }
+            .into());
+        }
+        Ok(DynamoStore {
+            connection,
+            partition: partition.to_string(),
+            owner: owner.to_string(),
+            epoch: 0,
+            next_slot: 1,
+            last_batch_slot: 0,
+            last_seq: 0,
+        })
+    }
+
+    /// The owner epoch this store writes with (0 before `recover`).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn partition(&self) -> &str {
+        &self.partition
+    }
+
+    pub fn connection(&self) -> &DynamoConnection {
+        &self.connection
+    }
+
+    /// The error for a write refused because a newer owner holds the partition.
+    fn fenced(&self, seen_epoch: u64) -> DynamoError {
+        let partition = self.partition.clone();
+        let lease = self
+            .connection
+            .run(move |shared| async move { lease::current(&shared, &partition).await })
+            .ok()
+            .flatten();
+        DynamoError::Fenced {
+            partition: self.partition.clone(),
+            epoch: self.epoch,
+            current_epoch: lease
+                .as_ref()
+                .map_or(seen_epoch, |l| l.epoch.max(seen_epoch)),
+            current_owner: lease.map_or_else(|| "unknown".to_string(), |l| l.owner),
+        }
+    }
+
+    fn corrupt(&self, at: u64, reason: String) -> DynamoError {
+        DynamoError::Corrupt {
+            partition: self.partition.clone(),
+            what: "journal",
+            at,
+            reason,
+        }
+    }
+
+    fn put(
+        &self,
+        record: JournalRecord,
+        continuations: Vec<Vec<u8>>,
+    ) -> Result<Written, DynamoError> {
+        let partition = self.partition.clone();
+        self.connection.run(move |shared| async move {
+            journal::put_record(&shared, &partition, &record, &continuations).await
+        })
+    }
+
+    /// Replays one journal record found after the checkpoint.
+    fn replay(
+        &mut self,
+        record: JournalRecord,
+        newest_epoch: &mut u64,
+        restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let slot = record.slot();
+        if record.epoch() > self.epoch {
+            return Err(self.fenced(record.epoch()).into());
+        }
+        if record.epoch() < *newest_epoch {
+            return Err(self
+                .corrupt(
+                    slot,
+                    format!("epoch {} after epoch {newest_epoch}", record.epoch()),
+                )
+                .into());
+        }
+        *newest_epoch = record.epoch();
+        let JournalRecord::Batch {
+            batch_seq,
+            chunks,
+            digest,
+            body,
+            ..
+        } = record
+        else {
+            return Ok(()); // a fence: no commands
+        };
+        let mut bytes = body;
+        if chunks > 1 {
+            let partition = self.partition.clone();
+            let rest = self.connection.run(move |shared| async move {
+                journal::read_continuations(&shared, &partition, slot, chunks).await
+            })?;
+            for part in rest {
+                bytes.extend_from_slice(&part);
+            }
+        }
+        if items::digest_of(&bytes) != digest {
+            return Err(self.corrupt(slot, "digest mismatch".into()).into());
+        }
+        let batch: Batch = decode("journal batch", &bytes)?;
+        if batch.seq != batch_seq || batch.seq != self.last_seq + 1 {
+            return Err(self
+                .corrupt(
+                    slot,
+                    format!(
+                        "batch {} found where batch {} belongs",
+                        batch.seq,
+                        self.last_seq + 1
+                    ),
+                )
+                .into());
+        }
+        self.last_seq = batch.seq;
+        self.last_batch_slot = slot;
+        restore(Recovered::Batch(batch))
+    }
+}
+
+impl Store for DynamoStore {
+    fn recover(
+        &mut self,
+        restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let stamp = self.connection.0.jitter.next();
+        let incarnation = format!("{}-{}-{stamp:016x}", self.owner, std::process::id());
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let (partition, owner) = (self.partition.clone(), self.owner.clone());
+        self.epoch = self.connection.run(move |shared| async move {
+            lease::take_over(&shared, &partition, &owner, &incarnation, now_ms).await
+        })?;
+
+        let partition = self.partition.clone();
+        let checkpoint = self
+            .connection
+            .run(move |shared| async move { checkpoint::load_latest(&shared, &partition).await })?;
+        let mut tail = 0;
+        if let Some((manifest, state)) = checkpoint {
+            tail = manifest.slot;
+            self.last_batch_slot = manifest.slot;
+            self.last_seq = manifest.seq;
+            restore(Recovered::Snapshot(Snapshot {
+                seq: manifest.seq,
+                state,
+            }))?;
+        }
+
+        let mut newest_epoch = 0;
+        for round in 1..=MAX_FENCE_ROUNDS {
+            loop {
+                let partition = self.partition.clone();
+                let (records, more) = self.connection.run(move |shared| async move {
+                    journal::read_page(&shared, &partition, tail).await
+                })?;
+                for record in records {
+                    tail = record.slot();
+                    self.replay(record, &mut newest_epoch, restore)?;
+                }
+                if !more {
+                    break;
+                }
+            }
+            let fence = JournalRecord::Fence {
+                slot: tail + 1,
+                epoch: self.epoch,
+            };
+            match self.put(fence.clone(), Vec::new())? {
+                Written::Stored => {}
+                Written::Collided(existing) if existing == fence => {} // our own, retried
+                Written::Collided(existing) if existing.epoch() > self.epoch => {
+                    return Err(self.fenced(existing.epoch()).into());
+                }
+                Written::Collided(_) => {
+                    tracing::info!(
+                        partition = %self.partition,
+                        round,
+                        "the previous owner wrote past the recovered tail; replaying it"
+                    );
+                    continue;
+                }
+            }
+            self.next_slot = tail + 2;
+            tracing::info!(
+                partition = %self.partition,
+                epoch = self.epoch,
+                fence_slot = tail + 1,
+                last_seq = self.last_seq,
+                "recovered and fenced"
+            );
+            return Ok(());
+        }
+        Err(DynamoError::Unavailable {
+            op: "fence",
+            attempts: MAX_FENCE_ROUNDS,
+            elapsed_ms: 0,
+            last: "the previous owner kept writing past every fence attempt".into(),
+        }
+        .into())
+    }
+
+    fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        assert!(
+            self.epoch > 0,
+            "recover takes the partition over before append"
+        );
+        assert_eq!(
+            batch.seq,
+            self.last_seq + 1,
+            "batches are appended in order"
+        );
+        let body = encode("journal batch", batch)?;
+        if body.len() > MAX_BATCH_BYTES {
+            return Err(DynamoError::TooLarge {
+                what: "journal batch",
+                bytes: body.len(),
+                limit: MAX_BATCH_BYTES,
+            }
+            .into());
+        }
+        let digest = items::digest_of(&body);
+        let mut chunks = items::split(&body, MAX_CHUNK_BYTES).into_iter();
+        let head = chunks.next().unwrap_or_default().to_vec();
+        let continuations: Vec<Vec<u8>> = chunks.map(<[u8]>::to_vec).collect();
+        let slot = self.next_slot;
+        let transaction = !continuations.is_empty();
+        let record = JournalRecord::Batch {
+            slot,
+            epoch: self.epoch,
+            batch_seq: batch.seq,
+            chunks: continuations.len() as u64 + 1,
+            digest,
+            body: head,
+        };
+        match self.put(record, continuations)? {
+            Written::Stored => {}
+            Written::Collided(JournalRecord::Batch {
+                epoch, digest: d, ..
+            }) if epoch == self.epoch && d == digest => {
+                // An earlier attempt landed and its answer was lost: written once, done.
+            }
+            Written::Collided(existing) if existing.epoch() > self.epoch => {
+                return Err(self.fenced(existing.epoch()).into());
+            }
+            Written::Collided(existing) => {
+                return Err(self
+                    .corrupt(slot, format!("slot taken by {existing:?}"))
+                    .into());
+            }
+        }
+        self.connection.0.stats.batch(transaction);
+        self.next_slot += 1;
+        self.last_batch_slot = slot;
+        self.last_seq = batch.seq;
+        Ok(())
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        assert_eq!(
+            snapshot.seq, self.last_seq,
+            "a snapshot covers exactly the log so far"
+        );
+        let (partition, epoch, slot) = (self.partition.clone(), self.epoch, self.last_batch_slot);
+        let (seq, state) = (snapshot.seq, snapshot.state.clone());
+        self.connection.run(move |shared| async move {
+            checkpoint::write(&shared, &partition, epoch, seq, slot, &state).await
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+//! Counters of one connection: calls, retries, throttling, and the capacity DynamoDB
+//! reported (`ReturnConsumedCapacity`), which is what the user pays for.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Capacity units are counted in thousandths (DynamoDB reports fractions for reads).
+const MILLI: f64 = 1000.0;
+
+#[derive(Debug, Default)]
+pub struct DynamoStats {
+    attempts: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+    gave_up: AtomicU64,
+    write_units_milli: AtomicU64,
+    read_units_milli: AtomicU64,
+    batches: AtomicU64,
+    transactions: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DynamoStatsSnapshot {
+    pub attempts: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub gave_up: u64,
+    /// Write capacity units DynamoDB reported for the store's writes.
+    pub write_units: f64,
+    pub read_units: f64,
+    /// Journal batches written, and how many of them needed a transaction (multi-item).
+    pub batches: u64,
+    pub transactions: u64,
+}
+
+impl DynamoStats {
+    pub(crate) fn attempt(&self) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn gave_up(&self) {
+        self.gave_up.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn batch(&self, transaction: bool) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        if transaction {
+            self.transactions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds what one call consumed (`ConsumedCapacity`), if DynamoDB said.
+    pub(crate) fn consumed(&self, write_units: Option<f64>, read_units: Option<f64>) {
+        let milli = |u: Option<f64>| (u.unwrap_or(0.0).max(0.0) * MILLI).round() as u64;
+        self.write_units_milli
+            .fetch_add(milli(write_units), Ordering::Relaxed);
+        self.read_units_milli
+            .fetch_add(milli(read_units), Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> DynamoStatsSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DynamoStatsSnapshot {
+            attempts: get(&self.attempts),
+            retries: get(&self.retries),
+            throttled: get(&self.throttled),
+            gave_up: get(&self.gave_up),
+            write_units: get(&self.write_units_milli) as f64 / MILLI,
+            read_units: get(&self.read_units_milli) as f64 / MILLI,
+            batches: get(&self.batches),
+            transactions: get(&self.transactions),
+        }
+    }
+}
