@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use tollgate_runtime::cli::{ClientArgs, ClientCommand};
 use tollgate_runtime::engine::recover_ledger;
 use tollgate_runtime::ledger::LedgerConfig;
 use tollgate_runtime::serve::{ServeArgs, serve};
@@ -29,6 +30,8 @@ struct Cli {
         global = true
     )]
     log_format: LogFormat,
+    #[command(flatten)]
+    client: ClientArgs,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -51,6 +54,8 @@ enum Cmd {
         #[arg(long, env = "TOLLGATE_PARTITIONS", default_value_t = 4)]
         partitions: u32,
     },
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 #[tokio::main]
@@ -60,6 +65,7 @@ async fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),
@@ -71,6 +77,15 @@ async fn main() -> ExitCode {
             data_dir,
             partitions,
         } => verify(data_dir, partitions),
+        Cmd::Client(command) => {
+            return match tollgate_runtime::cli::run(&cli.client, command).await {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

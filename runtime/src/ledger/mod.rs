@@ -43,7 +43,10 @@ pub use entry::{Entry, EntryHash, EntryKind, GENESIS_HASH, Leg, LegKind};
 pub use error::{HoldResolution, LedgerError};
 pub use journal::Journal;
 pub use query::{GrantBalance, WalletBalance};
-pub use state::{Hold, HoldState, Ledger, LedgerConfig, MAX_HOLD_TIMEOUT_MS, MAX_ID_BYTES};
+pub use state::{
+    Fingerprint, Hold, HoldState, Ledger, LedgerConfig, MAX_HOLD_TIMEOUT_MS, MAX_ID_BYTES,
+    fingerprint,
+};
 pub use types::{
     AccountId, Category, CustomerId, DEFAULT_CURRENCY, EntryId, GrantId, GrantSpec, HoldId,
     IncludedGrant, LimitCharge, Measure, OveragePolicy, Price, Timestamp, UsageCharge, WalletRef,

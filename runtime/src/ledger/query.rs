@@ -138,15 +138,15 @@ impl Ledger {
         self.wallets.iter().map(|w| &w.wallet_ref)
     }
 
-    /// The command and answer remembered for an idempotency key.
+    /// The command's fingerprint and the answer remembered for an idempotency key.
     pub fn key_record(
         &self,
         customer: &str,
         key: &str,
-    ) -> Option<(&super::command::Command, &super::command::CommandResult)> {
+    ) -> Option<(&super::state::Fingerprint, &super::command::CommandResult)> {
         let number = self.keys.get(customer)?.get(key)?;
         let record = &self.answers.get(*number)?.record;
-        Some((&record.command, &record.result))
+        Some((&record.fingerprint, &record.result))
     }
 
     /// Number of idempotency keys currently remembered.

@@ -107,8 +107,26 @@ pub(crate) struct KeyEntry {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct KeyRecord {
-    pub(crate) command: Command,
+    /// 128-bit BLAKE3 fingerprint of the command's encoding: a retry must match it.
+    /// (Storing the command itself would cost several allocations per request.)
+    pub(crate) fingerprint: Fingerprint,
     pub(crate) result: CommandResult,
+}
+
+/// A command's fingerprint.
+pub type Fingerprint = [u8; 16];
+
+/// The fingerprint of a command: BLAKE3 of its postcard encoding, truncated to 128 bits.
+pub fn fingerprint(command: &Command) -> Fingerprint {
+    let mut buffer = [0u8; 1024];
+    let hash = match postcard::to_slice(command, &mut buffer) {
+        Ok(encoded) => blake3::hash(encoded),
+        // Larger commands (many limits or events) take the allocating path.
+        Err(_) => blake3::hash(&postcard::to_allocvec(command).unwrap_or_default()),
+    };
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hash.as_bytes()[..16]);
+    out
 }
 
 /// The whole ledger of one partition. Pure and deterministic: the same commands at the
@@ -193,8 +211,9 @@ impl Ledger {
             .get(request.customer.as_str())
             .and_then(|k| k.get(request.key.as_str()))
             .and_then(|n| self.answers.get(*n));
+        let fingerprint = fingerprint(&request.command);
         if let Some(entry) = known {
-            if entry.record.command == request.command {
+            if entry.record.fingerprint == fingerprint {
                 return entry.record.result.clone();
             }
             return Err(LedgerError::IdempotencyConflict {
@@ -209,7 +228,7 @@ impl Ledger {
         };
         let key: Arc<str> = Arc::from(request.key.as_str());
         let record = KeyRecord {
-            command: request.command.clone(),
+            fingerprint,
             result: result.clone(),
         };
         let number = self.answers.push(KeyEntry {
