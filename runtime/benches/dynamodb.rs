@@ -105,6 +105,7 @@ async fn tollgate(connection: &DynamoConnection) -> Figures {
                     timeout_ms: 60_000,
                     limits: vec![],
                     price: None,
+                    request: None,
                 };
                 let Ok(Ok(Outcome::Reserved { hold, .. })) = engine
                     .submit(keyed("hot", format!("r{c}-{pairs}"), reserve))

@@ -5,6 +5,9 @@
 //! `cargo bench -p tollgate-runtime --bench engine`
 //! Set `TOLLGATE_BENCH_DIR` to put the log on another disk (default: the system temp dir).
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +87,7 @@ async fn submitter(
                 timeout_ms: 60_000,
                 limits: vec![],
                 price: None,
+                request: None,
             },
         };
         let Ok(Outcome::Reserved { hold, .. }) = engine.submit(reserve).await.unwrap() else {

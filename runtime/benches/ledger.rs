@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p tollgate-runtime --bench ledger`
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tollgate_runtime::ledger::{
     Category, Command, GrantSpec, HoldId, Keyed, Ledger, LedgerConfig, Timestamp, WalletRef,
@@ -59,6 +62,7 @@ fn reserve_commit(c: &mut Criterion) {
                         timeout_ms: 30_000,
                         limits: vec![],
                         price: None,
+                        request: None,
                     },
                 );
                 let commit = keyed(

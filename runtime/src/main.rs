@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tollgate_runtime::cli::{ClientArgs, ClientCommand};
 use tollgate_runtime::engine::recover_ledger;
 use tollgate_runtime::ledger::LedgerConfig;
-use tollgate_runtime::serve::{ServeArgs, serve};
+use tollgate_runtime::serve::{DynamoTablesArgs, ServeArgs, create_tables, serve};
 use tollgate_runtime::store::embedded::EmbeddedStore;
 
 #[derive(Parser)]
@@ -54,8 +54,18 @@ enum Cmd {
         #[arg(long, env = "TOLLGATE_PARTITIONS", default_value_t = 4)]
         partitions: u32,
     },
+    /// Administer the DynamoDB store.
+    #[command(subcommand)]
+    Dynamodb(DynamoCmd),
     #[command(flatten)]
     Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum DynamoCmd {
+    /// Create the store's tables (journal, checkpoints, idempotency, leases) that do not
+    /// exist yet. In production Terraform creates them (terraform/modules/dynamodb-ledger).
+    CreateTables(DynamoTablesArgs),
 }
 
 #[tokio::main]
@@ -77,6 +87,14 @@ async fn main() -> ExitCode {
             data_dir,
             partitions,
         } => verify(data_dir, partitions),
+        Cmd::Dynamodb(DynamoCmd::CreateTables(args)) => create_tables(&args).map(|created| {
+            for table in &created {
+                println!("created {table}");
+            }
+            if created.is_empty() {
+                println!("every table exists already");
+            }
+        }),
         Cmd::Client(command) => {
             return match tollgate_runtime::cli::run(&cli.client, command).await {
                 Ok(code) => code,

@@ -112,12 +112,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             })
             .await
     });
-    let grpc_listener_check = std::net::TcpListener::bind(args.grpc_addr)
-        .with_context(|| format!("binding gRPC {}", args.grpc_addr))?;
-    drop(grpc_listener_check);
+    let incoming = tonic::transport::server::TcpIncoming::bind(args.grpc_addr)
+        .with_context(|| format!("binding gRPC {}", args.grpc_addr))?
+        .with_nodelay(Some(true));
     let mut grpc_stop = stop_rx;
     let grpc_task = tokio::spawn(crate::grpc::serve(
         crate::grpc::GrpcConfig {
+            incoming,
             addr: args.grpc_addr,
         },
         runtime.clone(),
@@ -145,6 +146,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 enum Stores {
     Embedded(Partitions),
+    #[cfg_attr(not(feature = "dynamodb"), allow(dead_code))]
     Threads(Vec<EngineThread>),
 }
 
@@ -179,6 +181,37 @@ fn open_dynamodb(
         threads.push(thread);
     }
     Ok((engines, Stores::Threads(threads)))
+}
+
+/// `tollgate dynamodb create-tables`: the tables of the DynamoDB store.
+#[derive(Debug, Args)]
+pub struct DynamoTablesArgs {
+    #[arg(
+        long = "region",
+        alias = "dynamodb-region",
+        env = "TOLLGATE_DYNAMODB_REGION",
+        default_value = "us-east-1"
+    )]
+    pub dynamodb_region: String,
+    #[arg(long, env = "TOLLGATE_TABLE_PREFIX", default_value = "tollgate-")]
+    pub table_prefix: String,
+    #[arg(long, env = "TOLLGATE_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+}
+
+/// Creates the tables that do not exist yet; returns the names it created.
+#[cfg(feature = "dynamodb")]
+pub fn create_tables(args: &DynamoTablesArgs) -> anyhow::Result<Vec<String>> {
+    use crate::store::dynamodb::{DynamoConfig, DynamoConnection};
+    let mut dynamo = DynamoConfig::new(&args.dynamodb_region, &args.table_prefix);
+    dynamo.endpoint = args.dynamodb_endpoint.clone();
+    let connection = DynamoConnection::connect(dynamo).context("connecting to DynamoDB")?;
+    Ok(connection.create_tables()?)
+}
+
+#[cfg(not(feature = "dynamodb"))]
+pub fn create_tables(_args: &DynamoTablesArgs) -> anyhow::Result<Vec<String>> {
+    anyhow::bail!("this build has no DynamoDB store (build with the `dynamodb` feature)")
 }
 
 #[cfg(not(feature = "dynamodb"))]

@@ -91,6 +91,7 @@ async fn child_load(dir: PathBuf, round: u64, snapshot_every: u64) {
                         timeout_ms: rng.random_range(50..5_000),
                         limits: vec![],
                         price: None,
+                        request: None,
                     },
                     5 | 6 if !open.is_empty() => {
                         let hold = open.swap_remove(rng.random_range(0..open.len()));

@@ -247,6 +247,7 @@ fn reserve(key: &str, amount: u64, timeout_ms: u64) -> Keyed {
             timeout_ms,
             limits: vec![],
             price: None,
+            request: None,
         },
     )
 }

@@ -202,6 +202,7 @@ fn crash_child() {
                             timeout_ms: 600_000,
                             limits: vec![],
                             price: None,
+                            request: None,
                         },
                     );
                     let Ok(result) = engine.submit(request).await else {

@@ -232,6 +232,7 @@ async fn exhausted_throttling_fails_calls_and_the_partition_recovers() {
                 timeout_ms: 60_000,
                 limits: vec![],
                 price: None,
+                request: None,
             },
         ))
         .await
@@ -254,6 +255,7 @@ async fn exhausted_throttling_fails_calls_and_the_partition_recovers() {
                 timeout_ms: 60_000,
                 limits: vec![],
                 price: None,
+                request: None,
             },
         ))
         .await
@@ -291,6 +293,7 @@ async fn killing_dynamodb_local_under_load_loses_nothing_acknowledged() {
                         timeout_ms: 600_000,
                         limits: vec![],
                         price: None,
+                        request: None,
                     },
                 );
                 let sent = Instant::now();
@@ -361,6 +364,7 @@ async fn killing_dynamodb_local_under_load_loses_nothing_acknowledged() {
                 timeout_ms: 1,
                 limits: vec![],
                 price: None,
+                request: None,
             },
         ))
         .await
@@ -393,6 +397,7 @@ async fn killing_dynamodb_local_under_load_loses_nothing_acknowledged() {
                 timeout_ms: 60_000,
                 limits: vec![],
                 price: None,
+                request: None,
             },
         ))
         .await

@@ -123,6 +123,7 @@ fn reserve(key: String, amount: u64) -> Keyed {
             timeout_ms: 600_000,
             limits: vec![],
             price: None,
+            request: None,
         },
     }
 }

@@ -69,6 +69,7 @@ async fn a_thousand_tasks_never_overspend_and_retries_have_one_effect() {
                     timeout_ms: 600_000,
                     limits: vec![],
                     price: None,
+                    request: None,
                 },
             );
             // Every reserve is sent twice at once, as a client retry would.

@@ -575,6 +575,7 @@ fn command(customer: usize, now: u64, op: &Op) -> Command {
             timeout_ms: *timeout_ms,
             limits: vec![],
             price: None,
+            request: None,
         },
         Op::Commit { hold, amount } => Command::Commit {
             hold: HoldId(*hold),

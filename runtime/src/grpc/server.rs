@@ -25,6 +25,8 @@ pub const MAX_CONCURRENT_PER_CONNECTION: usize = 1024;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 pub struct GrpcConfig {
+    /// Bound before serving starts, so readiness is only reported once the port is open.
+    pub incoming: tonic::transport::server::TcpIncoming,
     pub addr: SocketAddr,
 }
 
@@ -69,7 +71,6 @@ pub async fn serve(
     Server::builder()
         .timeout(DEFAULT_DEADLINE)
         .concurrency_limit_per_connection(MAX_CONCURRENT_PER_CONNECTION)
-        .tcp_nodelay(true)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
@@ -77,7 +78,7 @@ pub async fn serve(
         .add_service(customers)
         .add_service(wallets)
         .add_service(metering)
-        .serve_with_shutdown(config.addr, shutdown)
+        .serve_with_incoming_shutdown(config.incoming, shutdown)
         .await?;
     Ok(())
 }

@@ -36,6 +36,10 @@ pub enum Command {
         limits: Vec<LimitCharge>,
         /// The rate the hold was priced at: a commit then gives units, not credits.
         price: Option<Price>,
+        /// Fingerprint of the client's request, when the command was derived from it by
+        /// policy: a retry is then compared on what the client sent, so a retry across a
+        /// period boundary or a policy change still gets the first answer.
+        request: Option<super::state::Fingerprint>,
     },
     /// Resolve a hold by posting the actual `amount` of credits (the rest of the hold is
     /// released; usage above the hold is charged as a separate overage entry). Counters
@@ -53,13 +57,15 @@ pub enum Command {
     Debit { wallet: WalletRef, amount: u64 },
     /// Create the customer, or rename it.
     UpsertCustomer { display_name: String },
-    /// Put the customer on `plan` from `since`; its included grants are issued by the
+    /// Put the customer on `plan` from `since` (0: the ledger time it is applied at); its included grants are issued by the
     /// ledger at the start of every period from then on. Replaces an earlier subscription.
     Subscribe {
         plan: String,
         since: Timestamp,
         overage: OveragePolicy,
         included: Vec<IncludedGrant>,
+        /// Fingerprint of the client's request (see `Reserve`).
+        request: Option<super::state::Fingerprint>,
     },
     /// Record usage that has happened: events already seen are skipped; the rest are
     /// charged from credits (then overdraft, by policy) and counted, never refused.

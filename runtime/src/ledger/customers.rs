@@ -65,6 +65,8 @@ impl Ledger {
         included: &[IncludedGrant],
     ) -> CommandResult {
         validate_id("plan", plan)?;
+        // `since` 0 means "now": the ledger time the command is applied at.
+        let since = if since.0 == 0 { self.time } else { since };
         if included.len() > MAX_INCLUDED_GRANTS {
             return Err(LedgerError::invalid(
                 "included",

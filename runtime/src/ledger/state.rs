@@ -107,7 +107,8 @@ pub(crate) struct KeyEntry {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct KeyRecord {
-    /// 128-bit BLAKE3 fingerprint of the command's encoding: a retry must match it.
+    /// 128-bit fingerprint of the command's encoding (or of the client's request): a
+    /// retry must match it.
     /// (Storing the command itself would cost several allocations per request.)
     pub(crate) fingerprint: Fingerprint,
     pub(crate) result: CommandResult,
@@ -116,17 +117,17 @@ pub(crate) struct KeyRecord {
 /// A command's fingerprint.
 pub type Fingerprint = [u8; 16];
 
-/// The fingerprint of a command: BLAKE3 of its postcard encoding, truncated to 128 bits.
+/// The fingerprint of a command: XXH3-128 of its postcard encoding. Not a cryptographic
+/// hash: it only tells one client's retry from another request under the same key of the
+/// same customer, and it is on the hot path of every request.
 pub fn fingerprint(command: &Command) -> Fingerprint {
     let mut buffer = [0u8; 1024];
     let hash = match postcard::to_slice(command, &mut buffer) {
-        Ok(encoded) => blake3::hash(encoded),
+        Ok(encoded) => xxhash_rust::xxh3::xxh3_128(encoded),
         // Larger commands (many limits or events) take the allocating path.
-        Err(_) => blake3::hash(&postcard::to_allocvec(command).unwrap_or_default()),
+        Err(_) => xxhash_rust::xxh3::xxh3_128(&postcard::to_allocvec(command).unwrap_or_default()),
     };
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&hash.as_bytes()[..16]);
-    out
+    hash.to_le_bytes()
 }
 
 /// The whole ledger of one partition. Pure and deterministic: the same commands at the
@@ -211,7 +212,17 @@ impl Ledger {
             .get(request.customer.as_str())
             .and_then(|k| k.get(request.key.as_str()))
             .and_then(|n| self.answers.get(*n));
-        let fingerprint = fingerprint(&request.command);
+        let fingerprint = match &request.command {
+            Command::Reserve {
+                request: Some(client),
+                ..
+            }
+            | Command::Subscribe {
+                request: Some(client),
+                ..
+            } => *client,
+            command => fingerprint(command),
+        };
         if let Some(entry) = known {
             if entry.record.fingerprint == fingerprint {
                 return entry.record.result.clone();
@@ -356,6 +367,7 @@ impl Ledger {
                 timeout_ms,
                 limits,
                 price,
+                ..
             } => {
                 check_owner(customer, wallet)?;
                 self.reserve(wallet, *amount, *timeout_ms, limits, *price)
@@ -378,6 +390,7 @@ impl Ledger {
                 since,
                 overage,
                 included,
+                ..
             } => self.subscribe(customer, plan, *since, *overage, included),
             Command::RecordUsage { wallet, events } => {
                 check_owner(customer, wallet)?;

@@ -68,6 +68,7 @@ impl Fixture {
             timeout_ms,
             limits: vec![],
             price: None,
+            request: None,
         })
     }
 
@@ -423,6 +424,7 @@ fn idempotent_retry_and_conflict() {
             timeout_ms: 1000,
             limits: vec![],
             price: None,
+            request: None,
         },
     };
     // A state-dependent failure stays failed, even once credits arrive.
@@ -596,6 +598,7 @@ fn limits_are_held_with_the_credits_all_or_nothing() {
                 limit("cap/alert", Some(1), Measure::Credits, credits, false),
             ],
             price: None,
+            request: None,
         })
     };
     let Ok(Outcome::Reserved { hold, .. }) = reserve(&mut f, 60, 200) else {
@@ -664,6 +667,7 @@ fn subscription_issues_included_grants_every_period() {
             since: f.now,
             overage: OveragePolicy::Deny,
             included: vec![included],
+            request: None,
         })
         .unwrap();
     assert!(matches!(
@@ -704,6 +708,7 @@ fn subscription_issues_included_grants_every_period() {
             since: f.now,
             overage: OveragePolicy::Deny,
             included: vec![],
+            request: None,
         },
     };
     assert!(matches!(

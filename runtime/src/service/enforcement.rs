@@ -7,7 +7,7 @@ use super::{DEFAULT_HOLD_TIMEOUT_MS, Runtime, ServiceError, require_id, unexpect
 use crate::ledger::{
     Command, DEFAULT_CURRENCY, HoldId, LedgerError, MAX_HOLD_TIMEOUT_MS, Outcome, WalletRef,
 };
-use crate::policy::{FeatureValue, Request, Subject, SubscriptionView};
+use crate::policy::{Evaluation, FeatureKind, FeatureValue, Request, Subject, SubscriptionView};
 
 /// A request for a feature: who, what, how much.
 #[derive(Debug, Clone, Default)]
@@ -229,6 +229,7 @@ impl Runtime {
                 )));
             }
         };
+        check_units(&evaluation, request.units)?;
         if evaluation.credits == 0 && evaluation.limits.is_empty() {
             // Nothing to hold: access alone decides.
             return Ok(denied(Decision::allow(&version, Vec::new(), Vec::new())));
@@ -239,6 +240,16 @@ impl Runtime {
             timeout_ms,
             limits: evaluation.limits.iter().map(|l| l.charge.clone()).collect(),
             price: evaluation.price,
+            request: Some(super::request_fingerprint(&[
+                b"reserve",
+                request.feature.as_bytes(),
+                &request.units.to_le_bytes(),
+                &timeout_ms.to_le_bytes(),
+                request.subject.team.as_deref().unwrap_or("").as_bytes(),
+                request.subject.user.as_deref().unwrap_or("").as_bytes(),
+                request.subject.agent.as_deref().unwrap_or("").as_bytes(),
+                dimensions_bytes(&request.dimensions).as_slice(),
+            ])),
         };
         match self.submit(&request.customer, key, command).await? {
             Ok(Outcome::Reserved {
@@ -326,6 +337,39 @@ impl Runtime {
             other => Err(unexpected(&other)),
         }
     }
+}
+
+/// A metered feature needs units, and their price must fit in a `u64`.
+pub(crate) fn check_units(evaluation: &Evaluation, units: u64) -> Result<(), ServiceError> {
+    if evaluation.feature.kind == FeatureKind::Metered && units == 0 {
+        return Err(ServiceError::invalid(
+            "units",
+            format!(
+                "must be at least 1 for the metered feature {}",
+                evaluation.feature.id
+            ),
+        ));
+    }
+    if let Some(price) = evaluation.price
+        && price.cost(units).is_none()
+    {
+        return Err(ServiceError::invalid(
+            "units",
+            format!("{units} units would cost more than 18446744073709551615 micro-credits"),
+        ));
+    }
+    Ok(())
+}
+
+fn dimensions_bytes(dimensions: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in dimensions {
+        for part in [k, v] {
+            out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+    out
 }
 
 fn unpriced(decision: Decision) -> CheckOutcome {

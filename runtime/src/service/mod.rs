@@ -150,6 +150,19 @@ pub(crate) fn require_id(field: &str, value: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Fingerprint of a client request from its fields (each length-prefixed), so the ledger
+/// compares a retry on what the client sent rather than on what policy made of it.
+pub(crate) fn request_fingerprint(fields: &[&[u8]]) -> crate::ledger::Fingerprint {
+    let mut hasher = blake3::Hasher::new();
+    for field in fields {
+        hasher.update(&(field.len() as u64).to_le_bytes());
+        hasher.update(field);
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    out
+}
+
 /// An `Outcome` of the wrong kind for the command: a bug.
 pub(crate) fn unexpected(outcome: &Outcome) -> ServiceError {
     ServiceError::Internal(format!("unexpected ledger outcome {outcome:?}"))

@@ -86,16 +86,18 @@ impl Runtime {
                 "plan {plan} is closed to new subscriptions"
             )));
         }
-        let since = if start_ms == 0 {
-            self.now()
-        } else {
-            Timestamp(start_ms)
-        };
+        // 0: the ledger time the command is applied at, so a retry is the same request.
+        let since = Timestamp(start_ms);
         let command = Command::Subscribe {
             plan: plan.to_string(),
             since,
             overage: index.overage,
             included: index.included.clone(),
+            request: Some(super::request_fingerprint(&[
+                b"subscribe",
+                plan.as_bytes(),
+                &start_ms.to_le_bytes(),
+            ])),
         };
         let outcome = self.submit(customer, key, command).await??;
         self.forget(customer);
@@ -178,16 +180,12 @@ impl Runtime {
                 id: customer.to_string(),
             });
         }
-        let now = self.now();
         let grant = GrantSpec {
             amount,
             category,
             priority,
-            effective_at: if effective_at_ms == 0 {
-                Timestamp(0).max(now)
-            } else {
-                Timestamp(effective_at_ms)
-            },
+            // 0: effective at once (and a retry is the same request).
+            effective_at: Timestamp(effective_at_ms),
             expires_at: (expires_at_ms != 0).then_some(Timestamp(expires_at_ms)),
             cost_basis_micros,
         };
@@ -294,7 +292,10 @@ impl Runtime {
         }
         for (customer, charges) in by_customer {
             for chunk in charges.chunks(MAX_EVENTS_PER_COMMAND) {
+                // Same events under the same policy: the same command, so a retry gets the
+                // first answer; under another policy the events still dedupe one by one.
                 let mut hasher = blake3::Hasher::new();
+                hasher.update(policy.version.as_bytes());
                 for charge in chunk {
                     hasher.update(charge.event_id.as_bytes());
                     hasher.update(&[0]);
@@ -359,6 +360,7 @@ impl Runtime {
                 now,
             })
             .map_err(|d| format!("{d:?}"))?;
+        super::enforcement::check_units(&evaluation, event.quantity).map_err(|e| e.to_string())?;
         let counters = evaluation
             .limits
             .into_iter()

@@ -4,11 +4,13 @@ locals {
     var.endpoint_url == null ? {} : { endpointOverride = var.endpoint_url },
   )
 
-  # Shaped like the TollgateRuntime resource (crds/tollgateruntimes.tollgate.dev.yaml): the
-  # chart renders it, the operator names the runtime's ServiceAccount after it.
+  # The chart's `runtime` values (charts/tollgate/values.yaml): `spec` is shaped like the
+  # TollgateRuntime resource (crds/tollgateruntimes.tollgate.dev.yaml); the chart renders it
+  # and the operator names the runtime's ServiceAccount after it.
   values = {
-    tollgateRuntime = {
-      name = var.runtime_name
+    runtime = {
+      enabled = true
+      name    = var.runtime_name
       spec = {
         serviceAccount = {
           annotations = var.service_account_annotations

@@ -1,5 +1,5 @@
 output "values" {
-  description = "The Helm values, as an object: tollgateRuntime.name, tollgateRuntime.spec.serviceAccount.annotations and tollgateRuntime.spec.store (kind dynamodb; dynamodb.region, tablePrefix, endpointOverride when set)."
+  description = "The Helm values, as an object: runtime.name, runtime.spec.serviceAccount.annotations and runtime.spec.store (kind dynamodb; dynamodb.region, tablePrefix, endpointOverride when set)."
   value       = local.values
 }
 

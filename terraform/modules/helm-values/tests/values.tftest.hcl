@@ -7,7 +7,7 @@ run "pod_identity_values" {
   command = plan
 
   assert {
-    condition = yamldecode(output.yaml).tollgateRuntime.spec.store == {
+    condition = yamldecode(output.yaml).runtime.spec.store == {
       kind     = "dynamodb"
       dynamodb = { region = "eu-west-1", tablePrefix = "tollgate-prod-" }
     }
@@ -15,12 +15,12 @@ run "pod_identity_values" {
   }
 
   assert {
-    condition     = yamldecode(output.yaml).tollgateRuntime.name == "tollgate-runtime"
+    condition     = yamldecode(output.yaml).runtime.name == "tollgate-runtime"
     error_message = "the runtime (and so its ServiceAccount) must be named as in the pod identity association:\n${output.yaml}"
   }
 
   assert {
-    condition     = length(yamldecode(output.yaml).tollgateRuntime.spec.serviceAccount.annotations) == 0
+    condition     = length(yamldecode(output.yaml).runtime.spec.serviceAccount.annotations) == 0
     error_message = "pod identity needs no annotation:\n${output.yaml}"
   }
 }
@@ -33,7 +33,7 @@ run "irsa_values_carry_the_role_annotation" {
   }
 
   assert {
-    condition     = yamldecode(output.yaml).tollgateRuntime.spec.serviceAccount.annotations["eks.amazonaws.com/role-arn"] == "arn:aws:iam::123456789012:role/tollgate-prod-runtime"
+    condition     = yamldecode(output.yaml).runtime.spec.serviceAccount.annotations["eks.amazonaws.com/role-arn"] == "arn:aws:iam::123456789012:role/tollgate-prod-runtime"
     error_message = "missing IRSA annotation:\n${output.yaml}"
   }
 }
@@ -46,7 +46,7 @@ run "endpoint_override_only_when_given" {
   }
 
   assert {
-    condition     = yamldecode(output.yaml).tollgateRuntime.spec.store.dynamodb.endpointOverride == "https://dynamodb-fips.us-east-1.amazonaws.com"
+    condition     = yamldecode(output.yaml).runtime.spec.store.dynamodb.endpointOverride == "https://dynamodb-fips.us-east-1.amazonaws.com"
     error_message = "missing endpointOverride:\n${output.yaml}"
   }
 }
