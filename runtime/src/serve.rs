@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 
 use crate::engine::{Engine, EngineConfig, EngineThread, Partitions, SystemClock};
 use crate::http::{HttpState, Metrics, PolicyStatus};
-use crate::service::Runtime;
+use crate::service::{EngineFactory, Runtime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {
@@ -65,14 +65,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(version = %policy.version, objects = policy.objects(), dir = %args.catalog.display(), "catalog loaded");
     let clock = Arc::new(SystemClock);
     let config = EngineConfig::default();
-    let (engines, stores) = match args.store {
+    let (engines, stores, restart) = match args.store {
         StoreKind::Embedded => {
             let partitions =
                 Partitions::open_embedded(&args.data_dir, args.partitions, clock.clone(), config)
                     .with_context(|| {
                     format!("opening the embedded store in {}", args.data_dir.display())
                 })?;
-            (partitions.engines().to_vec(), Stores::Embedded(partitions))
+            (
+                partitions.engines().to_vec(),
+                Stores::Embedded(partitions),
+                None,
+            )
         }
         StoreKind::Dynamodb => open_dynamodb(&args, clock.clone(), config)?,
     };
@@ -83,7 +87,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         loaded_at_ms: crate::catalog::now_ms(),
         directory: args.catalog.display().to_string(),
     }));
-    let runtime = Arc::new(Runtime::new(engines, policy, clock));
+    let runtime = Arc::new(Runtime::new(engines, policy, clock, restart));
     let metrics = Arc::new(Metrics::new()?);
     let ready = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(crate::catalog::watch(
@@ -136,8 +140,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = http_task.await;
     watcher.abort();
     let _ = watcher.await;
+    let restarted = runtime.take_restarted_threads();
     drop(runtime);
     stores.shutdown();
+    restarted.into_iter().for_each(EngineThread::join);
     match grpc_result {
         Ok(result) => result,
         Err(join) => Err(anyhow::anyhow!("gRPC server task failed: {join}")),
@@ -164,7 +170,7 @@ fn open_dynamodb(
     args: &ServeArgs,
     clock: Arc<SystemClock>,
     config: EngineConfig,
-) -> anyhow::Result<(Vec<Engine>, Stores)> {
+) -> anyhow::Result<(Vec<Engine>, Stores, Option<EngineFactory>)> {
     use crate::store::dynamodb::{DynamoConfig, DynamoConnection};
     let mut dynamo = DynamoConfig::new(&args.dynamodb_region, &args.table_prefix);
     dynamo.endpoint = args.dynamodb_endpoint.clone();
@@ -180,7 +186,16 @@ fn open_dynamodb(
         engines.push(engine);
         threads.push(thread);
     }
-    Ok((engines, Stores::Threads(threads)))
+    // After a transient failure (DynamoDB unreachable, throttled) the service layer takes
+    // the partition again with a fresh store: a new epoch, recovery from what is durable.
+    let owner = args.owner.clone();
+    let restart: EngineFactory = Arc::new(move |p| {
+        let store = connection
+            .store(&format!("p{p:04}"), &owner)
+            .map_err(|e| e.to_string())?;
+        Engine::start(Box::new(store), clock.clone(), config.clone()).map_err(|e| e.to_string())
+    });
+    Ok((engines, Stores::Threads(threads), Some(restart)))
 }
 
 /// `tollgate dynamodb create-tables`: the tables of the DynamoDB store.
@@ -219,7 +234,7 @@ fn open_dynamodb(
     _args: &ServeArgs,
     _clock: Arc<SystemClock>,
     _config: EngineConfig,
-) -> anyhow::Result<(Vec<Engine>, Stores)> {
+) -> anyhow::Result<(Vec<Engine>, Stores, Option<EngineFactory>)> {
     anyhow::bail!("this build has no DynamoDB store (build with the `dynamodb` feature)")
 }
 

@@ -6,6 +6,7 @@ mod decision;
 mod enforcement;
 mod error;
 mod ops;
+mod partitions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,8 +15,9 @@ pub use decision::{Decision, Reason, Remaining, RemainingUnit};
 pub use enforcement::{CheckOutcome, CommitOutcome, ReserveOutcome, UsageRequest};
 pub use error::ServiceError;
 pub use ops::{CustomerView, IngestEvent, IngestOutcome, MAX_INGEST_EVENTS, MAX_PAGE_SIZE};
+pub use partitions::{EngineFactory, RESTART_BACKOFF_MAX};
 
-use crate::engine::{Clock, Engine, EngineError, partition_of};
+use crate::engine::{Clock, Engine, EngineError, EngineThread};
 use crate::ledger::{Keyed, Ledger, MAX_ID_BYTES, Outcome, Timestamp};
 use crate::policy::{Policy, SubscriptionView};
 
@@ -30,17 +32,24 @@ type CachedCustomer = Option<Option<SubscriptionView>>;
 
 /// The runtime: every partition's engine and the current policy.
 pub struct Runtime {
-    engines: Vec<Engine>,
+    partitions: Arc<partitions::PartitionSet>,
     policy: RwLock<Arc<Policy>>,
     clock: Arc<dyn Clock>,
     customers: Mutex<HashMap<String, CachedCustomer>>,
 }
 
 impl Runtime {
-    pub fn new(engines: Vec<Engine>, policy: Policy, clock: Arc<dyn Clock>) -> Self {
+    /// `restart` rebuilds a partition's engine after its store failed in a way that may
+    /// pass (DynamoDB unreachable or throttled); without it a stopped partition stays down.
+    pub fn new(
+        engines: Vec<Engine>,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        restart: Option<EngineFactory>,
+    ) -> Self {
         assert!(!engines.is_empty(), "at least one partition");
         Runtime {
-            engines,
+            partitions: Arc::new(partitions::PartitionSet::new(engines, restart)),
             policy: RwLock::new(Arc::new(policy)),
             clock,
             customers: Mutex::new(HashMap::new()),
@@ -64,12 +73,15 @@ impl Runtime {
         }
     }
 
-    pub fn engines(&self) -> &[Engine] {
-        &self.engines
+    /// The engine of every partition, as it is now.
+    pub fn engines(&self) -> Vec<Engine> {
+        self.partitions.engines()
     }
 
-    fn engine(&self, customer: &str) -> &Engine {
-        &self.engines[partition_of(customer, self.engines.len() as u32) as usize]
+    /// Writer threads of partitions restarted since start-up, to join at shutdown (after
+    /// the runtime is dropped).
+    pub fn take_restarted_threads(&self) -> Vec<EngineThread> {
+        self.partitions.take_threads()
     }
 
     fn now(&self) -> Timestamp {
@@ -87,7 +99,9 @@ impl Runtime {
             key: key.to_string(),
             command,
         };
-        Ok(self.engine(customer).submit(request).await?)
+        let (partition, engine) = self.partitions.for_customer(customer);
+        let result = engine.submit(request).await;
+        Ok(self.partitions.watch(partition, result)?)
     }
 
     async fn read<T: Send + 'static>(
@@ -95,7 +109,9 @@ impl Runtime {
         customer: &str,
         f: impl FnOnce(&Ledger) -> T + Send + 'static,
     ) -> Result<T, EngineError> {
-        self.engine(customer).read(f).await
+        let (partition, engine) = self.partitions.for_customer(customer);
+        let result = engine.read(f).await;
+        self.partitions.watch(partition, result)
     }
 
     /// The customer's subscription, from the cache or the ledger.

@@ -1,0 +1,122 @@
+//! The partitions' engines, and the supervisor that restarts a partition whose store
+//! failed in a way that may pass.
+//!
+//! An engine stops at its first store failure: it never answers from state the store may
+//! not have. When the failure is transient (DynamoDB unreachable, throttled past the retry
+//! budget), the partition is restarted in the background: a fresh store handle takes the
+//! partition again (a new epoch fences the old writer) and recovers the ledger from what is
+//! durable. Until then calls get `Unavailable`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crate::engine::{Engine, EngineError, EngineThread, partition_of};
+
+/// Builds partition `p`'s engine anew (opens its store and recovers).
+pub type EngineFactory = Arc<dyn Fn(u32) -> Result<(Engine, EngineThread), String> + Send + Sync>;
+
+/// First wait between restart attempts; doubles up to `RESTART_BACKOFF_MAX`.
+const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(200);
+/// Longest wait between restart attempts: a store that returns is noticed within this.
+pub const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(5);
+const _: () = assert!(RESTART_BACKOFF_MIN.as_millis() < RESTART_BACKOFF_MAX.as_millis());
+
+pub(crate) struct PartitionSet {
+    engines: Vec<RwLock<Engine>>,
+    restart: Option<EngineFactory>,
+    restarting: Vec<AtomicBool>,
+    threads: Mutex<Vec<EngineThread>>,
+}
+
+impl PartitionSet {
+    pub(crate) fn new(engines: Vec<Engine>, restart: Option<EngineFactory>) -> Self {
+        let restarting = engines.iter().map(|_| AtomicBool::new(false)).collect();
+        PartitionSet {
+            engines: engines.into_iter().map(RwLock::new).collect(),
+            restart,
+            restarting,
+            threads: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn engines(&self) -> Vec<Engine> {
+        self.engines.iter().map(read).collect()
+    }
+
+    pub(crate) fn for_customer(&self, customer: &str) -> (usize, Engine) {
+        let p = partition_of(customer, self.engines.len() as u32) as usize;
+        (p, read(&self.engines[p]))
+    }
+
+    pub(crate) fn take_threads(&self) -> Vec<EngineThread> {
+        self.threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default()
+    }
+
+    /// Passes `result` through; a transient stop starts the partition's restart.
+    pub(crate) fn watch<T>(
+        self: &Arc<Self>,
+        partition: usize,
+        result: Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        if let Err(EngineError::Stopped {
+            transient: true, ..
+        }) = &result
+        {
+            self.restart(partition);
+        }
+        result
+    }
+
+    fn restart(self: &Arc<Self>, partition: usize) {
+        let Some(factory) = self.restart.clone() else {
+            return;
+        };
+        if self.restarting[partition].swap(true, Ordering::AcqRel) {
+            return; // one restart at a time per partition
+        }
+        let set = self.clone();
+        tokio::spawn(async move {
+            let mut wait = RESTART_BACKOFF_MIN;
+            loop {
+                let factory = factory.clone();
+                let attempt = tokio::task::spawn_blocking(move || factory(partition as u32)).await;
+                match attempt {
+                    Ok(Ok((engine, thread))) => {
+                        match set.engines[partition].write() {
+                            Ok(mut slot) => *slot = engine,
+                            Err(poisoned) => *poisoned.into_inner() = engine,
+                        }
+                        if let Ok(mut threads) = set.threads.lock() {
+                            threads.push(thread);
+                        }
+                        tracing::info!(
+                            partition,
+                            "partition restarted after a transient store failure"
+                        );
+                        break;
+                    }
+                    Ok(Err(why)) => {
+                        tracing::warn!(partition, %why, ?wait, "partition restart failed; retrying")
+                    }
+                    Err(join) => {
+                        tracing::warn!(partition, %join, ?wait, "partition restart panicked; retrying")
+                    }
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RESTART_BACKOFF_MAX);
+            }
+            set.restarting[partition].store(false, Ordering::Release);
+        });
+    }
+}
+
+fn read(engine: &RwLock<Engine>) -> Engine {
+    match engine.read() {
+        Ok(e) => e.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
