@@ -4,6 +4,7 @@
 //! same data directory. Every wait is bounded; all traffic goes to 127.0.0.1.
 
 pub mod catalog;
+pub mod dynamodb;
 pub mod http;
 
 use std::fs::{File, OpenOptions};
@@ -146,6 +147,8 @@ pub struct ServerOptions {
     pub partitions: u32,
     /// More `serve` arguments.
     pub extra_args: Vec<String>,
+    /// More environment variables for the server.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl ServerOptions {
@@ -154,6 +157,7 @@ impl ServerOptions {
             catalog_dir: catalog_dir.to_path_buf(),
             partitions: 4,
             extra_args: Vec::new(),
+            extra_env: Vec::new(),
         }
     }
 }
@@ -254,6 +258,7 @@ impl Server {
             .arg("--log-format")
             .arg("text")
             .args(&self.options.extra_args)
+            .envs(self.options.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

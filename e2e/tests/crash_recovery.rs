@@ -9,10 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
+use tollgate_e2e::dynamodb::{CREDENTIALS, DynamoLocal};
 use tollgate_e2e::proto::{
     CommitRequest, CommitResponse, GrantRequest, GrantResponse, ReserveRequest, ReserveResponse,
 };
-use tollgate_e2e::{CatalogDir, Clients, Server, credits, now_ms, paid_grant_at, unique_key};
+use tollgate_e2e::{
+    CatalogDir, Clients, Server, ServerOptions, credits, now_ms, paid_grant_at, unique_key,
+};
 
 const CUSTOMERS: usize = 8;
 const WORKERS: usize = 16;
@@ -110,7 +113,51 @@ async fn worker(c: Clients, customer_id: String, stop: Arc<AtomicBool>, journal:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_under_load_loses_no_acknowledged_write() -> anyhow::Result<()> {
     let catalog = CatalogDir::examples_plus_e2e()?;
-    let mut server = Server::start_with_catalog(&catalog).await?;
+    kill_9_scenario(ServerOptions::new(catalog.path()), Vec::new(), Vec::new()).await
+}
+
+/// The same on the DynamoDB store (DynamoDB Local), verified from DynamoDB afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_load_on_dynamodb_loses_no_acknowledged_write() -> anyhow::Result<()> {
+    let Some(local) = DynamoLocal::start()? else {
+        return Ok(());
+    };
+    let catalog = CatalogDir::examples_plus_e2e()?;
+    let tables = vec![
+        "--dynamodb-endpoint".to_string(),
+        local.endpoint(),
+        "--region".into(),
+        "us-east-1".into(),
+        "--table-prefix".into(),
+        "e2e-crash-".into(),
+    ];
+    let mut options = ServerOptions::new(catalog.path());
+    options.extra_args = [
+        vec![
+            "--store".to_string(),
+            "dynamodb".into(),
+            "--dynamodb-auto-create".into(),
+        ],
+        tables.clone(),
+    ]
+    .concat();
+    let env: Vec<(String, String)> = CREDENTIALS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    options.extra_env = env.clone();
+    let verify = [vec!["--dynamodb".to_string()], tables].concat();
+    kill_9_scenario(options, verify, env).await
+}
+
+/// Load, `kill -9`, restart, then: every acknowledged call present, retries identical,
+/// in-flight calls applied at most once, and `tollgate verify` (with `verify_args`) passes.
+async fn kill_9_scenario(
+    options: ServerOptions,
+    verify_args: Vec<String>,
+    verify_env: Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    let mut server = Server::start(options).await?;
     let setup = server.clients().await?;
     for i in 0..CUSTOMERS {
         setup.create_subscribed(&customer(i), "e2e").await?;
@@ -303,6 +350,8 @@ async fn kill_9_under_load_loses_no_acknowledged_write() -> anyhow::Result<()> {
         .arg(server.data_dir())
         .arg("--partitions")
         .arg("4")
+        .args(&verify_args)
+        .envs(verify_env.iter().map(|(k, v)| (k, v)))
         .output()?;
     assert!(
         out.status.success(),

@@ -53,6 +53,12 @@ enum Cmd {
         data_dir: PathBuf,
         #[arg(long, env = "TOLLGATE_PARTITIONS", default_value_t = 4)]
         partitions: u32,
+        /// Verify the DynamoDB store instead (takes each partition: run it with the
+        /// server stopped).
+        #[arg(long)]
+        dynamodb: bool,
+        #[command(flatten)]
+        tables: DynamoTablesArgs,
     },
     /// Administer the DynamoDB store.
     #[command(subcommand)]
@@ -86,7 +92,15 @@ async fn main() -> ExitCode {
         Cmd::Verify {
             data_dir,
             partitions,
-        } => verify(data_dir, partitions),
+            dynamodb,
+            tables,
+        } => {
+            if dynamodb {
+                tollgate_runtime::serve::verify_dynamodb(&tables, partitions).map(print_reports)
+            } else {
+                verify(data_dir, partitions)
+            }
+        }
         Cmd::Dynamodb(DynamoCmd::CreateTables(args)) => create_tables(&args).map(|created| {
             for table in &created {
                 println!("created {table}");
@@ -111,6 +125,15 @@ async fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn print_reports(reports: Vec<tollgate_runtime::ledger::VerifyReport>) {
+    for (p, report) in reports.iter().enumerate() {
+        println!(
+            "partition {p}: ok: {} entries, {} accounts, {} open holds, {} micro-credits posted",
+            report.entries, report.accounts, report.open_holds, report.debits_posted
+        );
     }
 }
 

@@ -224,6 +224,40 @@ pub fn create_tables(args: &DynamoTablesArgs) -> anyhow::Result<Vec<String>> {
     Ok(connection.create_tables()?)
 }
 
+/// Recovers every partition from DynamoDB and checks every ledger invariant. Taking a
+/// partition fences its owner: run it with the server stopped.
+#[cfg(feature = "dynamodb")]
+pub fn verify_dynamodb(
+    args: &DynamoTablesArgs,
+    partitions: u32,
+) -> anyhow::Result<Vec<crate::ledger::VerifyReport>> {
+    use crate::store::dynamodb::{DynamoConfig, DynamoConnection};
+    let mut dynamo = DynamoConfig::new(&args.dynamodb_region, &args.table_prefix);
+    dynamo.endpoint = args.dynamodb_endpoint.clone();
+    let connection = DynamoConnection::connect(dynamo).context("connecting to DynamoDB")?;
+    let mut reports = Vec::new();
+    for p in 0..partitions {
+        let mut store = connection.store(&format!("p{p:04}"), "tollgate-verify")?;
+        let ledger =
+            crate::engine::recover_ledger(&mut store, crate::ledger::LedgerConfig::default())
+                .with_context(|| format!("recovering partition {p}"))?;
+        reports.push(
+            ledger
+                .verify()
+                .with_context(|| format!("verifying partition {p}"))?,
+        );
+    }
+    Ok(reports)
+}
+
+#[cfg(not(feature = "dynamodb"))]
+pub fn verify_dynamodb(
+    _args: &DynamoTablesArgs,
+    _partitions: u32,
+) -> anyhow::Result<Vec<crate::ledger::VerifyReport>> {
+    anyhow::bail!("this build has no DynamoDB store (build with the `dynamodb` feature)")
+}
+
 #[cfg(not(feature = "dynamodb"))]
 pub fn create_tables(_args: &DynamoTablesArgs) -> anyhow::Result<Vec<String>> {
     anyhow::bail!("this build has no DynamoDB store (build with the `dynamodb` feature)")

@@ -1,0 +1,70 @@
+//! DynamoDB Local for the end-to-end tests: started from the directory the test command
+//! installs (`TOLLGATE_DYNAMODB_LOCAL_DIR`), on a free loopback port, killed on drop.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Dummy credentials: DynamoDB Local checks their form, not their value.
+pub const CREDENTIALS: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", "e2e"),
+    ("AWS_SECRET_ACCESS_KEY", "e2e"),
+];
+
+pub struct DynamoLocal {
+    child: Child,
+    port: u16,
+}
+
+impl DynamoLocal {
+    /// `None` (with a loud line) only when `TOLLGATE_SKIP_DYNAMODB=1`; a missing emulator
+    /// otherwise fails the test.
+    pub fn start() -> anyhow::Result<Option<DynamoLocal>> {
+        let Some(dir) = std::env::var_os("TOLLGATE_DYNAMODB_LOCAL_DIR").map(PathBuf::from) else {
+            if std::env::var("TOLLGATE_SKIP_DYNAMODB").as_deref() == Ok("1") {
+                eprintln!("*** SKIPPED: DynamoDB e2e test (TOLLGATE_SKIP_DYNAMODB=1) ***");
+                return Ok(None);
+            }
+            anyhow::bail!(
+                "TOLLGATE_DYNAMODB_LOCAL_DIR is not set: run scripts/test-all.sh (it installs DynamoDB Local), or set TOLLGATE_SKIP_DYNAMODB=1 to skip"
+            );
+        };
+        let port = crate::free_addr()?.port();
+        let child = Command::new("java")
+            .current_dir(&dir)
+            .args([
+                "-Djava.library.path=./DynamoDBLocal_lib",
+                "-jar",
+                "DynamoDBLocal.jar",
+                "-inMemory",
+                "-port",
+            ])
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let local = DynamoLocal { child, port };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "DynamoDB Local did not start in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Some(local))
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for DynamoLocal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
