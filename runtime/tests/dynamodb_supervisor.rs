@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::dynamodb_local::DynamoLocal;
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock};
 use tollgate_runtime::ledger::Category;
-use tollgate_runtime::service::{EngineFactory, Runtime, ServiceError, UsageRequest};
+use tollgate_runtime::service::{EngineFactory, Reason, Runtime, ServiceError, UsageRequest};
 use tollgate_runtime::store::dynamodb::{CallPolicy, DynamoConnection};
 
 const DEADLINE: Duration = Duration::from_secs(2);
@@ -81,6 +81,39 @@ async fn a_partition_comes_back_when_dynamodb_does() {
     assert!(
         matches!(refused, ServiceError::Unavailable(_)),
         "{refused:?}"
+    );
+    // Check answers by each feature's fail mode, and says so.
+    let open = runtime
+        .check(UsageRequest {
+            feature: "model.gpt-small".into(),
+            units: 0,
+            ..usage()
+        })
+        .await
+        .unwrap();
+    assert!(
+        open.decision.allowed && open.decision.reason == Reason::FailOpen,
+        "{:?}",
+        open.decision
+    );
+    let closed = runtime.check(usage()).await.unwrap();
+    assert!(
+        !closed.decision.allowed && closed.decision.reason == Reason::FailClosed,
+        "{:?}",
+        closed.decision
+    );
+    let not_in_plan = runtime
+        .check(UsageRequest {
+            feature: "model.reasoning".into(),
+            units: 0,
+            ..usage()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        not_in_plan.decision.reason,
+        Reason::NoEntitlement,
+        "the policy alone still decides this"
     );
 
     local.restart();

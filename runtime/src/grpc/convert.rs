@@ -43,6 +43,8 @@ pub(crate) fn decision(d: Decision) -> proto::Decision {
         Reason::InsufficientCredits => proto::Reason::InsufficientCredits,
         Reason::UnknownCustomer => proto::Reason::UnknownCustomer,
         Reason::NoSubscription => proto::Reason::NoSubscription,
+        Reason::FailOpen => proto::Reason::FailOpen,
+        Reason::FailClosed => proto::Reason::FailClosed,
     };
     let (cap_level, cap_name) = match d.cap {
         Some((level, name)) => (cap_level(level), name),

@@ -297,6 +297,17 @@ impl Policy {
             .collect()
     }
 
+    /// Whether every plan that has the feature lets `Check` fail open (what is known when
+    /// the customer's plan cannot be read).
+    pub fn fails_open_everywhere(&self, feature: &str) -> bool {
+        let mut defs = self
+            .plans
+            .values()
+            .filter_map(|p| p.features.get(feature))
+            .peekable();
+        defs.peek().is_some() && defs.all(|d| d.fail_open)
+    }
+
     /// The window of a metered entitlement's counter at `now`.
     pub fn entitlement_window(def: &LimitDef, since: Timestamp, now: Timestamp) -> Window {
         let anchor = if def.calendar {

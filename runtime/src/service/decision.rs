@@ -12,6 +12,10 @@ pub enum Reason {
     InsufficientCredits,
     UnknownCustomer,
     NoSubscription,
+    /// The store is unreachable and the feature fails open: allowed without a check.
+    FailOpen,
+    /// The store is unreachable and the feature fails closed.
+    FailClosed,
 }
 
 impl Reason {
@@ -25,6 +29,8 @@ impl Reason {
             Reason::InsufficientCredits => "insufficient_credits",
             Reason::UnknownCustomer => "unknown_customer",
             Reason::NoSubscription => "no_subscription",
+            Reason::FailOpen => "fail_open",
+            Reason::FailClosed => "fail_closed",
         }
     }
 }

@@ -7,7 +7,9 @@ use super::{DEFAULT_HOLD_TIMEOUT_MS, Runtime, ServiceError, require_id, unexpect
 use crate::ledger::{
     Command, DEFAULT_CURRENCY, HoldId, LedgerError, MAX_HOLD_TIMEOUT_MS, Outcome, WalletRef,
 };
-use crate::policy::{Evaluation, FeatureKind, FeatureValue, Request, Subject, SubscriptionView};
+use crate::policy::{
+    Evaluation, FeatureKind, FeatureValue, Policy, Request, Subject, SubscriptionView,
+};
 
 /// A request for a feature: who, what, how much.
 #[derive(Debug, Clone, Default)]
@@ -78,95 +80,172 @@ impl Runtime {
         }
         let now = self.now();
         let customer = request.customer.clone();
-        self.read(&customer, move |ledger| {
-            let version = policy.version.as_str();
-            let Some(record) = ledger.customer(&request.customer) else {
-                let message = format!("customer {} does not exist", request.customer);
-                return unpriced(Decision::deny(Reason::UnknownCustomer, message, version));
-            };
-            let subscription = record.subscription.as_ref().map(|s| SubscriptionView {
-                plan: s.plan.clone(),
-                since: s.since,
-            });
-            let evaluation = match policy.evaluate(&Request {
-                customer: &request.customer,
-                subscription: subscription.as_ref(),
-                subject: &request.subject,
-                feature: &request.feature,
-                dimensions: &request.dimensions,
-                units: request.units,
-                now,
-            }) {
-                Ok(e) => e,
-                Err(denial) => {
-                    return unpriced(Decision::from_denial(&denial, &request.customer, version));
-                }
-            };
-            let mut remaining = Vec::new();
-            let mut after = Vec::new();
-            for planned in &evaluation.limits {
-                let counter = ledger
-                    .counter(&planned.charge.counter, planned.charge.window.start)
-                    .unwrap_or_default();
-                let over = planned.charge.limit.is_some_and(|limit| {
-                    u128::from(counter.used)
-                        + u128::from(counter.pending)
-                        + u128::from(planned.charge.amount)
-                        > u128::from(limit)
+        let degraded = (request.clone(), policy.clone());
+        let answer = self
+            .read(&customer, move |ledger| {
+                let version = policy.version.as_str();
+                let Some(record) = ledger.customer(&request.customer) else {
+                    let message = format!("customer {} does not exist", request.customer);
+                    return unpriced(Decision::deny(Reason::UnknownCustomer, message, version));
+                };
+                let subscription = record.subscription.as_ref().map(|s| SubscriptionView {
+                    plan: s.plan.clone(),
+                    since: s.since,
                 });
-                if over && planned.charge.enforce {
-                    return CheckOutcome {
-                        decision: Decision::limit_denied(
-                            planned,
-                            counter.used,
-                            counter.pending,
+                let evaluation = match policy.evaluate(&Request {
+                    customer: &request.customer,
+                    subscription: subscription.as_ref(),
+                    subject: &request.subject,
+                    feature: &request.feature,
+                    dimensions: &request.dimensions,
+                    units: request.units,
+                    now,
+                }) {
+                    Ok(e) => e,
+                    Err(denial) => {
+                        return unpriced(Decision::from_denial(
+                            &denial,
+                            &request.customer,
                             version,
+                        ));
+                    }
+                };
+                let mut remaining = Vec::new();
+                let mut after = Vec::new();
+                for planned in &evaluation.limits {
+                    let counter = ledger
+                        .counter(&planned.charge.counter, planned.charge.window.start)
+                        .unwrap_or_default();
+                    let over = planned.charge.limit.is_some_and(|limit| {
+                        u128::from(counter.used)
+                            + u128::from(counter.pending)
+                            + u128::from(planned.charge.amount)
+                            > u128::from(limit)
+                    });
+                    if over && planned.charge.enforce {
+                        return CheckOutcome {
+                            decision: Decision::limit_denied(
+                                planned,
+                                counter.used,
+                                counter.pending,
+                                version,
+                            ),
+                            value: evaluation.feature.value.clone(),
+                            price_micro_credits: evaluation.credits,
+                        };
+                    }
+                    remaining.push(remaining_of(
+                        &planned.charge,
+                        &planned.source,
+                        counter.used,
+                        counter.pending,
+                    ));
+                    after.push((
+                        counter.used.saturating_add(planned.charge.amount),
+                        counter.pending,
+                    ));
+                }
+                let wallet = WalletRef::new(&request.customer, DEFAULT_CURRENCY);
+                let (available, pending) = ledger
+                    .wallet_balance(&wallet)
+                    .map_or((0, 0), |b| (b.available, b.pending));
+                if evaluation.credits > available {
+                    let mut decision = Decision::deny(
+                        Reason::InsufficientCredits,
+                        format!(
+                            "{} micro-credits needed, {available} available",
+                            evaluation.credits
                         ),
-                        value: evaluation.feature.value.clone(),
+                        version,
+                    );
+                    decision.remaining = vec![wallet_remaining(available, pending)];
+                    return CheckOutcome {
+                        decision,
+                        value: evaluation.feature.value,
                         price_micro_credits: evaluation.credits,
                     };
                 }
-                remaining.push(remaining_of(
-                    &planned.charge,
-                    &planned.source,
-                    counter.used,
-                    counter.pending,
-                ));
-                after.push((
-                    counter.used.saturating_add(planned.charge.amount),
-                    counter.pending,
-                ));
-            }
-            let wallet = WalletRef::new(&request.customer, DEFAULT_CURRENCY);
-            let (available, pending) = ledger
-                .wallet_balance(&wallet)
-                .map_or((0, 0), |b| (b.available, b.pending));
-            if evaluation.credits > available {
-                let mut decision = Decision::deny(
-                    Reason::InsufficientCredits,
-                    format!(
-                        "{} micro-credits needed, {available} available",
-                        evaluation.credits
-                    ),
-                    version,
-                );
-                decision.remaining = vec![wallet_remaining(available, pending)];
-                return CheckOutcome {
-                    decision,
+                remaining.push(wallet_remaining(available, pending));
+                let alerts = decision::alerts(&evaluation.limits, &after);
+                CheckOutcome {
+                    decision: Decision::allow(version, remaining, alerts),
                     value: evaluation.feature.value,
                     price_micro_credits: evaluation.credits,
-                };
+                }
+            })
+            .await;
+        match answer {
+            Ok(outcome) => Ok(outcome),
+            Err(error) => {
+                let (request, policy) = degraded;
+                tracing::warn!(%error, feature = %request.feature, "check without the store: fail mode decides");
+                Ok(self.check_without_store(&request, &policy, now))
             }
-            remaining.push(wallet_remaining(available, pending));
-            let alerts = decision::alerts(&evaluation.limits, &after);
-            CheckOutcome {
-                decision: Decision::allow(version, remaining, alerts),
-                value: evaluation.feature.value,
-                price_micro_credits: evaluation.credits,
+        }
+    }
+
+    /// `Check` while the partition's store is unreachable: what the policy alone can say
+    /// (entitlement from the cached plan), then the feature's fail mode, stated in the
+    /// decision. Never a guess about counters or credits.
+    fn check_without_store(
+        &self,
+        request: &UsageRequest,
+        policy: &Policy,
+        now: crate::ledger::Timestamp,
+    ) -> CheckOutcome {
+        let version = policy.version.as_str();
+        let cached = self
+            .customers
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&request.customer).cloned());
+        let fail_open = match cached {
+            Some(None) => {
+                let message = format!("customer {} does not exist", request.customer);
+                return unpriced(Decision::deny(Reason::UnknownCustomer, message, version));
             }
-        })
-        .await
-        .map_err(ServiceError::from)
+            Some(Some(subscription)) => {
+                match policy.effective_feature(
+                    &request.customer,
+                    subscription.as_ref(),
+                    &request.feature,
+                    now,
+                ) {
+                    Some(f) if f.enabled => f.fail_open,
+                    _ => {
+                        let denial = crate::policy::Denial::NoEntitlement {
+                            feature: request.feature.clone(),
+                        };
+                        return unpriced(Decision::from_denial(
+                            &denial,
+                            &request.customer,
+                            version,
+                        ));
+                    }
+                }
+            }
+            None => policy.fails_open_everywhere(&request.feature),
+        };
+        let (reason, allowed) = if fail_open {
+            (Reason::FailOpen, true)
+        } else {
+            (Reason::FailClosed, false)
+        };
+        let mut decision = Decision::deny(
+            reason,
+            format!(
+                "the ledger is unreachable; {} fails {}",
+                request.feature,
+                if fail_open {
+                    "open: allowed without a check"
+                } else {
+                    "closed"
+                }
+            ),
+            version,
+        );
+        decision.allowed = allowed;
+        unpriced(decision)
     }
 
     /// Holds the estimated cost, the entitlement limit and every budget cap, all or nothing.
