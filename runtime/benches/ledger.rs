@@ -1,15 +1,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Pure ledger throughput on one core: Reserve + Commit pairs, no I/O.
 //!
-//! `cargo bench -p tollgate-runtime --bench ledger`
+//! `taskset -c 1 cargo bench -p tollgate-runtime --no-default-features --bench ledger`
+//!
+//! Every sample starts from a fresh ledger (one wallet with two grants) and applies the
+//! sample's pairs to it, so a sample measures a ledger of a known size rather than one
+//! that grows with however many iterations criterion chooses to run.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tollgate_runtime::ledger::{
     Category, Command, GrantSpec, HoldId, Keyed, Ledger, LedgerConfig, Timestamp, WalletRef,
 };
+
+/// Pairs applied to one fresh ledger before it is replaced (bounds its size).
+const PAIRS_PER_LEDGER: u64 = 100_000;
 
 fn keyed(key: String, command: Command) -> Keyed {
     Keyed {
@@ -19,10 +28,9 @@ fn keyed(key: String, command: Command) -> Keyed {
     }
 }
 
-fn reserve_commit(c: &mut Criterion) {
+fn fresh_ledger(now: Timestamp) -> Ledger {
     let wallet = WalletRef::new("acme", "credits");
     let mut ledger = Ledger::new(LedgerConfig::default());
-    let now = Timestamp(1_000_000);
     for (i, category) in [Category::Promotional, Category::Paid]
         .into_iter()
         .enumerate()
@@ -35,56 +43,68 @@ fn reserve_commit(c: &mut Criterion) {
             expires_at: None,
             cost_basis_micros: 0,
         };
-        let _ = ledger.apply(
-            now,
-            &keyed(
-                format!("grant-{i}"),
-                Command::Grant {
-                    wallet: wallet.clone(),
-                    grant,
-                },
-            ),
-        );
+        let command = Command::Grant {
+            wallet: wallet.clone(),
+            grant,
+        };
+        ledger
+            .apply(now, &keyed(format!("grant-{i}"), command))
+            .unwrap();
     }
-    let mut n = 0u64;
+    ledger
+}
+
+/// Requests arrive decoded, with their keys: building them is not the ledger's cost.
+fn requests(count: u64) -> Vec<(Keyed, Keyed)> {
+    let wallet = WalletRef::new("acme", "credits");
+    (1..=count)
+        .map(|n| {
+            let reserve = Command::Reserve {
+                wallet: wallet.clone(),
+                amount: 1_000,
+                timeout_ms: 30_000,
+                limits: vec![],
+                price: None,
+                request: None,
+            };
+            let commit = Command::Commit {
+                hold: HoldId(n),
+                amount: 700,
+                units: 0,
+            };
+            (
+                keyed(format!("reserve-{n}"), reserve),
+                keyed(format!("commit-{n}"), commit),
+            )
+        })
+        .collect()
+}
+
+fn reserve_commit(c: &mut Criterion) {
+    let now = Timestamp(1_000_000);
     let mut group = c.benchmark_group("ledger");
     group.throughput(Throughput::Elements(1));
     group.bench_function("reserve_commit_pair", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                // Requests arrive decoded, with their keys: building them is not the ledger's cost.
-                let reserve = keyed(
-                    format!("reserve-{n}"),
-                    Command::Reserve {
-                        wallet: wallet.clone(),
-                        amount: 1_000,
-                        timeout_ms: 30_000,
-                        limits: vec![],
-                        price: None,
-                        request: None,
-                    },
-                );
-                let commit = keyed(
-                    format!("commit-{n}"),
-                    Command::Commit {
-                        hold: HoldId(n),
-                        amount: 700,
-                        units: 0,
-                    },
-                );
-                (reserve, commit)
-            },
-            |(reserve, commit)| {
-                let r = ledger.apply(now, &reserve);
-                let c = ledger.apply(now, &commit);
-                assert!(r.is_ok() && c.is_ok());
-            },
-            BatchSize::SmallInput,
-        )
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let pairs = left.min(PAIRS_PER_LEDGER);
+                let mut ledger = fresh_ledger(now);
+                let batch = requests(pairs);
+                let started = Instant::now();
+                for (reserve, commit) in &batch {
+                    let r = ledger.apply(now, reserve);
+                    let c = ledger.apply(now, commit);
+                    assert!(r.is_ok() && c.is_ok());
+                }
+                total += started.elapsed();
+                left -= pairs;
+            }
+            total
+        })
     });
     group.finish();
-    assert!(ledger.verify().is_ok());
 }
 
 criterion_group!(benches, reserve_commit);
