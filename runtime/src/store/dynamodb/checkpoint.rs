@@ -14,8 +14,8 @@ use super::connection::Shared;
 use super::items::{self, Item};
 use super::limits::{
     DYNAMODB_MAX_BATCH_WRITE_ITEMS, DYNAMODB_MAX_ITEM_BYTES, MAX_CHECKPOINT_BYTES, MAX_CHUNK_BYTES,
-    RECOVERY_PAGE_ITEMS,
 };
+use super::reads;
 use super::retry::{AttemptError, backoff, with_retries};
 use super::schema::Schema;
 
@@ -298,33 +298,7 @@ pub(crate) async fn load_latest(
     let mut state = Vec::with_capacity(manifest.bytes as usize);
     let mut next = 0u64;
     loop {
-        let page = with_retries(
-            "Query",
-            &shared.calls,
-            &shared.jitter,
-            &shared.stats,
-            || {
-                let request = shared
-                    .client
-                    .query()
-                    .table_name(&table)
-                    .key_condition_expression("#pk = :pk AND #seq >= :from")
-                    .expression_attribute_names("#pk", &pk)
-                    .expression_attribute_names("#seq", &range)
-                    .expression_attribute_values(":pk", items::s(&chunk_key))
-                    .expression_attribute_values(":from", items::n(next))
-                    .consistent_read(true)
-                    .limit(RECOVERY_PAGE_ITEMS);
-                async move {
-                    let out = request
-                        .send()
-                        .await
-                        .map_err(|e| AttemptError::from_sdk("Query", &e))?;
-                    Ok(out.items().to_vec())
-                }
-            },
-        )
-        .await?;
+        let (page, _) = reads::query_from(shared, &table, &pk, &range, &chunk_key, next).await?;
         if page.is_empty() {
             break;
         }

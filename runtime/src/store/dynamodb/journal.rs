@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::connection::Shared;
 use super::items::{self, Item, JournalRecord};
-use super::limits::RECOVERY_PAGE_ITEMS;
+use super::reads;
 use super::retry::{AttemptError, with_retries};
 use super::schema::Schema;
 use super::{DynamoError, MAX_CHUNK_BYTES};
@@ -230,29 +230,11 @@ pub(crate) async fn get_record(
     slot: u64,
 ) -> Result<Option<JournalRecord>, DynamoError> {
     let (table, pk, seq) = names(shared);
-    let item = with_retries(
-        "GetItem",
-        &shared.calls,
-        &shared.jitter,
-        &shared.stats,
-        || {
-            let request = shared
-                .client
-                .get_item()
-                .table_name(&table)
-                .key(&pk, items::s(partition))
-                .key(&seq, items::n(slot))
-                .consistent_read(true);
-            async move {
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| AttemptError::from_sdk("GetItem", &e))?;
-                Ok(out.item().cloned())
-            }
-        },
-    )
-    .await?;
+    let key = [
+        (pk.as_str(), items::s(partition)),
+        (seq.as_str(), items::n(slot)),
+    ];
+    let item = reads::get_item(shared, &table, &key).await?;
     item.map(|i| JournalRecord::from_item(&i, &seq).map_err(|r| corrupt(partition, slot, r)))
         .transpose()
 }
@@ -265,34 +247,13 @@ pub(crate) async fn read_page(
     after_slot: u64,
 ) -> Result<(Vec<JournalRecord>, bool), DynamoError> {
     let (table, pk, seq) = names(shared);
-    let (found, more) = with_retries(
-        "Query",
-        &shared.calls,
-        &shared.jitter,
-        &shared.stats,
-        || {
-            let request = shared
-                .client
-                .query()
-                .table_name(&table)
-                .key_condition_expression("#pk = :pk AND #seq > :after")
-                .expression_attribute_names("#pk", &pk)
-                .expression_attribute_names("#seq", &seq)
-                .expression_attribute_values(":pk", items::s(partition))
-                .expression_attribute_values(":after", items::n(after_slot))
-                .consistent_read(true)
-                .limit(RECOVERY_PAGE_ITEMS)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            async move {
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| AttemptError::from_sdk("Query", &e))?;
-                let units = out.consumed_capacity().and_then(|c| c.capacity_units());
-                shared.stats.consumed(None, units);
-                Ok((out.items().to_vec(), out.last_evaluated_key().is_some()))
-            }
-        },
+    let (found, more) = reads::query_from(
+        shared,
+        &table,
+        &pk,
+        &seq,
+        partition,
+        after_slot.saturating_add(1),
     )
     .await?;
     let mut records = Vec::with_capacity(found.len());
@@ -316,33 +277,8 @@ pub(crate) async fn read_continuations(
     let mut bodies = Vec::new();
     let mut after = 0u64;
     while (bodies.len() as u64) < chunks.saturating_sub(1) {
-        let page = with_retries(
-            "Query",
-            &shared.calls,
-            &shared.jitter,
-            &shared.stats,
-            || {
-                let request = shared
-                    .client
-                    .query()
-                    .table_name(&table)
-                    .key_condition_expression("#pk = :pk AND #seq > :after")
-                    .expression_attribute_names("#pk", &pk)
-                    .expression_attribute_names("#seq", &seq)
-                    .expression_attribute_values(":pk", items::s(&key))
-                    .expression_attribute_values(":after", items::n(after))
-                    .consistent_read(true)
-                    .limit(RECOVERY_PAGE_ITEMS);
-                async move {
-                    let out = request
-                        .send()
-                        .await
-                        .map_err(|e| AttemptError::from_sdk("Query", &e))?;
-                    Ok(out.items().to_vec())
-                }
-            },
-        )
-        .await?;
+        let (page, _) =
+            reads::query_from(shared, &table, &pk, &seq, &key, after.saturating_add(1)).await?;
         if page.is_empty() {
             break;
         }

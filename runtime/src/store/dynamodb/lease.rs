@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionChe
 use super::DynamoError;
 use super::connection::Shared;
 use super::items::{self, Item};
+use super::reads;
 use super::retry::{AttemptError, with_retries};
 
 /// Most rounds of read-then-bump when other starters race us for the same partition.
@@ -44,28 +45,7 @@ pub(crate) async fn current(
     partition: &str,
 ) -> Result<Option<Lease>, DynamoError> {
     let (table, pk) = table(shared);
-    let item = with_retries(
-        "GetItem",
-        &shared.calls,
-        &shared.jitter,
-        &shared.stats,
-        || {
-            let request = shared
-                .client
-                .get_item()
-                .table_name(&table)
-                .key(&pk, items::s(partition))
-                .consistent_read(true);
-            async move {
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| AttemptError::from_sdk("GetItem", &e))?;
-                Ok(out.item().cloned())
-            }
-        },
-    )
-    .await?;
+    let item = reads::get_item(shared, &table, &[(pk.as_str(), items::s(partition))]).await?;
     item.map(|i| {
         parse(&i).map_err(|reason| DynamoError::Corrupt {
             partition: partition.to_string(),

@@ -88,6 +88,7 @@ mod items;
 mod journal;
 mod lease;
 pub mod limits;
+mod reads;
 mod retry;
 mod schema;
 mod stats;

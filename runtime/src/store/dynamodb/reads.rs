@@ -1,0 +1,87 @@
+//! The two reads every table shares: one item by key, and a page of the items under a
+//! partition key from a range key on. Consistent reads, with retries and read units counted.
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+
+use super::DynamoError;
+use super::connection::Shared;
+use super::items::{self, Item};
+use super::limits::RECOVERY_PAGE_ITEMS;
+use super::retry::{AttemptError, with_retries};
+
+/// The item with this key (`(attribute, value)` pairs), if any.
+pub(crate) async fn get_item(
+    shared: &Shared,
+    table: &str,
+    key: &[(&str, AttributeValue)],
+) -> Result<Option<Item>, DynamoError> {
+    with_retries(
+        "GetItem",
+        &shared.calls,
+        &shared.jitter,
+        &shared.stats,
+        || {
+            let mut request = shared
+                .client
+                .get_item()
+                .table_name(table)
+                .consistent_read(true);
+            for (name, value) in key {
+                request = request.key(*name, value.clone());
+            }
+            let request = request.return_consumed_capacity(ReturnConsumedCapacity::Total);
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| AttemptError::from_sdk("GetItem", &e))?;
+                let units = out.consumed_capacity().and_then(|c| c.capacity_units());
+                shared.stats.consumed(None, units);
+                Ok(out.item().cloned())
+            }
+        },
+    )
+    .await
+}
+
+/// One page (at most `RECOVERY_PAGE_ITEMS`) of the items whose hash key is `pk_value` and
+/// whose numeric range key is at least `from`, in range order, and whether more follow.
+pub(crate) async fn query_from(
+    shared: &Shared,
+    table: &str,
+    pk_name: &str,
+    range_name: &str,
+    pk_value: &str,
+    from: u64,
+) -> Result<(Vec<Item>, bool), DynamoError> {
+    with_retries(
+        "Query",
+        &shared.calls,
+        &shared.jitter,
+        &shared.stats,
+        || {
+            let request = shared
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("#pk = :pk AND #range >= :from")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_names("#range", range_name)
+                .expression_attribute_values(":pk", items::s(pk_value))
+                .expression_attribute_values(":from", items::n(from))
+                .consistent_read(true)
+                .limit(RECOVERY_PAGE_ITEMS)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| AttemptError::from_sdk("Query", &e))?;
+                let units = out.consumed_capacity().and_then(|c| c.capacity_units());
+                shared.stats.consumed(None, units);
+                Ok((out.items().to_vec(), out.last_evaluated_key().is_some()))
+            }
+        },
+    )
+    .await
+}
