@@ -602,6 +602,10 @@ fn check_step(ledger: &Ledger, model: &Model) -> Result<(), TestCaseError> {
             prop_assert!(!model.wallets.contains_key(&c));
             continue;
         };
+        prop_assert_eq!(
+            ledger.wallet_totals(&wallet(name)),
+            Some((balance.available, balance.pending))
+        );
         let remainders: u128 = balance
             .grants
             .iter()

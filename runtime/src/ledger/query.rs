@@ -88,6 +88,18 @@ impl Ledger {
         Some(balance)
     }
 
+    /// Available and pending credits of a wallet, without the per-grant breakdown (the
+    /// `Check` hot path).
+    pub fn wallet_totals(&self, wallet: &WalletRef) -> Option<(u64, u64)> {
+        let &index = self.wallet_index.get(wallet)?;
+        let pending: u128 = self.wallets[index as usize]
+            .grants
+            .iter()
+            .map(|&g| u128::from(self.balances(self.grant_ref(g).account).debits_pending))
+            .sum();
+        Some((self.available(index), saturate(pending)))
+    }
+
     /// Journal entries of one wallet after `after` (exclusive), at most `limit`.
     pub fn wallet_entries(&self, wallet: &WalletRef, after: EntryId, limit: usize) -> Vec<&Entry> {
         let Some(&index) = self.wallet_index.get(wallet) else {

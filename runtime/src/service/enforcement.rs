@@ -146,9 +146,7 @@ impl Runtime {
                     ));
                 }
                 let wallet = WalletRef::new(&request.customer, DEFAULT_CURRENCY);
-                let (available, pending) = ledger
-                    .wallet_balance(&wallet)
-                    .map_or((0, 0), |b| (b.available, b.pending));
+                let (available, pending) = ledger.wallet_totals(&wallet).unwrap_or((0, 0));
                 if evaluation.credits > available {
                     let mut decision = Decision::deny(
                         Reason::InsufficientCredits,
