@@ -146,10 +146,6 @@ impl Ledger {
         open
     }
 
-    pub fn wallet_refs(&self) -> impl Iterator<Item = &WalletRef> {
-        self.wallets.iter().map(|w| &w.wallet_ref)
-    }
-
     /// The command's fingerprint and the answer remembered for an idempotency key.
     pub fn key_record(
         &self,
