@@ -308,6 +308,10 @@ impl Target {
                 if !resp.rejected.is_empty() {
                     return Err(tonic::Code::FailedPrecondition);
                 }
+                // Every event id is new: all must count, none as a duplicate.
+                if resp.accepted != self.batch || resp.debited_micro_credits == 0 {
+                    return Err(tonic::Code::DataLoss);
+                }
             }
         }
         Ok(())

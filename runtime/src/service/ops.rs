@@ -270,6 +270,11 @@ impl Runtime {
 
     /// Records usage events: each is validated, deduplicated by id, priced by the
     /// customer's rate card and counted toward its metered entitlement and caps.
+    ///
+    /// Events are grouped by customer; each customer's subscription is read once, and the
+    /// customers' commands are submitted together so that they share the engines' group
+    /// commits (one durable write per partition, not one per customer). A retry after a
+    /// failure is safe: events dedupe by id.
     pub async fn ingest(&self, events: Vec<IngestEvent>) -> Result<IngestOutcome, ServiceError> {
         if events.is_empty() || events.len() > MAX_INGEST_EVENTS {
             return Err(ServiceError::invalid(
@@ -280,17 +285,27 @@ impl Runtime {
         let policy = self.policy();
         let now = self.now();
         let mut outcome = IngestOutcome::default();
-        let mut by_customer: HashMap<String, Vec<UsageCharge>> = HashMap::new();
+        let mut by_customer: HashMap<&str, Vec<(u32, &IngestEvent)>> = HashMap::new();
         for (index, event) in events.iter().enumerate() {
-            match self.price_event(&policy, event, now).await {
-                Ok(charge) => by_customer
-                    .entry(event.customer.clone())
-                    .or_default()
-                    .push(charge),
-                Err(reason) => outcome.rejected.push((index as u32, reason)),
-            }
+            by_customer
+                .entry(event.customer.as_str())
+                .or_default()
+                .push((index as u32, event));
         }
-        for (customer, charges) in by_customer {
+        let mut commands = Vec::with_capacity(by_customer.len());
+        for (customer, events) in by_customer {
+            let subscription = self.customer_subscription(customer).await;
+            let mut charges = Vec::with_capacity(events.len());
+            for (index, event) in events {
+                match subscription
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|s| price_event(&policy, s.as_ref(), event, now))
+                {
+                    Ok(charge) => charges.push(charge),
+                    Err(reason) => outcome.rejected.push((index, reason)),
+                }
+            }
             for chunk in charges.chunks(MAX_EVENTS_PER_COMMAND) {
                 // Same events under the same policy: the same command, so a retry gets the
                 // first answer; under another policy the events still dedupe one by one.
@@ -302,82 +317,97 @@ impl Runtime {
                 }
                 let key = format!("ingest:{}", &hasher.finalize().to_hex()[..32]);
                 let command = Command::RecordUsage {
-                    wallet: WalletRef::new(&customer, DEFAULT_CURRENCY),
+                    wallet: WalletRef::new(customer, DEFAULT_CURRENCY),
                     events: chunk.to_vec(),
                 };
-                match self.submit(&customer, &key, command).await?? {
-                    Outcome::UsageRecorded {
-                        accepted,
-                        duplicates,
-                        credits_posted,
-                        unbilled,
-                        ..
-                    } => {
-                        outcome.accepted += accepted;
-                        outcome.duplicates += duplicates;
-                        outcome.debited = outcome.debited.saturating_add(credits_posted);
-                        outcome.unbilled = outcome.unbilled.saturating_add(unbilled);
-                    }
-                    other => return Err(unexpected(&other)),
+                commands.push((customer, key, command));
+            }
+        }
+        outcome.rejected.sort_unstable_by_key(|(index, _)| *index);
+        let submitted =
+            commands
+                .into_iter()
+                .map(|(customer, key, command)| async move {
+                    self.submit(customer, &key, command).await
+                });
+        for answer in futures::future::join_all(submitted).await {
+            match answer?? {
+                Outcome::UsageRecorded {
+                    accepted,
+                    duplicates,
+                    credits_posted,
+                    unbilled,
+                    ..
+                } => {
+                    outcome.accepted += accepted;
+                    outcome.duplicates += duplicates;
+                    outcome.debited = outcome.debited.saturating_add(credits_posted);
+                    outcome.unbilled = outcome.unbilled.saturating_add(unbilled);
                 }
+                other => return Err(unexpected(&other)),
             }
         }
         Ok(outcome)
     }
 
-    async fn price_event(
+    /// The customer's subscription for pricing its events, or why its events are refused.
+    async fn customer_subscription(
         &self,
-        policy: &Policy,
-        event: &IngestEvent,
-        now: Timestamp,
-    ) -> Result<UsageCharge, String> {
-        for (field, value) in [
-            ("id", &event.id),
-            ("customer_id", &event.customer),
-            ("feature", &event.feature),
-        ] {
-            require_id(field, value).map_err(|e| e.to_string())?;
+        customer: &str,
+    ) -> Result<Option<SubscriptionView>, String> {
+        require_id("customer_id", customer).map_err(|e| e.to_string())?;
+        match self.subscription(customer).await {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(format!("customer {customer} does not exist")),
+            Err(e) => Err(e.to_string()),
         }
-        if event.quantity == 0 {
-            return Err("invalid quantity: must be at least 1".into());
-        }
-        if !policy.has_feature(&event.feature) {
-            return Err(format!("feature {} does not exist", event.feature));
-        }
-        let subscription = match self.subscription(&event.customer).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return Err(format!("customer {} does not exist", event.customer)),
-            Err(e) => return Err(e.to_string()),
-        };
-        let evaluation = policy
-            .evaluate(&Request {
-                customer: &event.customer,
-                subscription: subscription.as_ref(),
-                subject: &event.subject,
-                feature: &event.feature,
-                dimensions: &event.dimensions,
-                units: event.quantity,
-                now,
-            })
-            .map_err(|d| format!("{d:?}"))?;
-        super::enforcement::check_units(&evaluation, event.quantity).map_err(|e| e.to_string())?;
-        let counters = evaluation
-            .limits
-            .into_iter()
-            .map(|l| {
-                let mut charge = l.charge;
-                // Usage has happened: count it, never refuse it.
-                charge.enforce = false;
-                if charge.measure == Measure::Credits {
-                    charge.amount = evaluation.credits;
-                }
-                charge
-            })
-            .collect();
-        Ok(UsageCharge {
-            event_id: event.id.clone(),
-            credits: evaluation.credits,
-            counters,
-        })
     }
+}
+
+/// Prices one event under the customer's subscription.
+fn price_event(
+    policy: &Policy,
+    subscription: Option<&SubscriptionView>,
+    event: &IngestEvent,
+    now: Timestamp,
+) -> Result<UsageCharge, String> {
+    for (field, value) in [("id", &event.id), ("feature", &event.feature)] {
+        require_id(field, value).map_err(|e| e.to_string())?;
+    }
+    if event.quantity == 0 {
+        return Err("invalid quantity: must be at least 1".into());
+    }
+    if !policy.has_feature(&event.feature) {
+        return Err(format!("feature {} does not exist", event.feature));
+    }
+    let evaluation = policy
+        .evaluate(&Request {
+            customer: &event.customer,
+            subscription,
+            subject: &event.subject,
+            feature: &event.feature,
+            dimensions: &event.dimensions,
+            units: event.quantity,
+            now,
+        })
+        .map_err(|d| format!("{d:?}"))?;
+    super::enforcement::check_units(&evaluation, event.quantity).map_err(|e| e.to_string())?;
+    let counters = evaluation
+        .limits
+        .into_iter()
+        .map(|l| {
+            let mut charge = l.charge;
+            // Usage has happened: count it, never refuse it.
+            charge.enforce = false;
+            if charge.measure == Measure::Credits {
+                charge.amount = evaluation.credits;
+            }
+            charge
+        })
+        .collect();
+    Ok(UsageCharge {
+        event_id: event.id.clone(),
+        credits: evaluation.credits,
+        counters,
+    })
 }
