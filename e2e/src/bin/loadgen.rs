@@ -5,8 +5,9 @@
 //! answered. Open loop (`--rate R`): calls are sent on a fixed schedule whatever the answers
 //! do, and latency is measured from each call's *intended* send time, so a stall is charged to
 //! every call it delayed (no coordinated omission). `--rpc empty` (the gRPC health check on
-//! the same server) measures the floor; `--compare` runs the floor, then the chosen RPC, and
-//! prints the ratio.
+//! the same server) measures the floor; `--rpc empty-pair` (two health checks in a row) is the
+//! floor of a two-call op like reserve-commit. `--compare` runs the op's floor, then the op,
+//! and prints the ratio.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -49,6 +50,9 @@ enum Rpc {
     Ingest,
     /// grpc.health.v1.Health/Check: the floor of any RPC on this server.
     Empty,
+    /// Two health checks one after the other: the floor of a two-call op such as
+    /// reserve-commit (`--compare` uses it for that op).
+    EmptyPair,
 }
 
 impl Rpc {
@@ -58,6 +62,15 @@ impl Rpc {
             Rpc::ReserveCommit => "reserve-commit",
             Rpc::Ingest => "ingest",
             Rpc::Empty => "empty",
+            Rpc::EmptyPair => "empty-pair",
+        }
+    }
+
+    /// The empty op with as many sequential calls as this one: its floor.
+    fn floor(self) -> Rpc {
+        match self {
+            Rpc::ReserveCommit | Rpc::EmptyPair => Rpc::EmptyPair,
+            Rpc::Check | Rpc::Ingest | Rpc::Empty => Rpc::Empty,
         }
     }
 }
@@ -233,14 +246,17 @@ impl Target {
         let (n, c, customer) = self.pick();
         let model = [("model".to_string(), "gpt-large".to_string())];
         match rpc {
-            Rpc::Empty => {
-                c.health
-                    .clone()
-                    .check(HealthCheckRequest {
-                        service: String::new(),
-                    })
-                    .await
-                    .map_err(|s| s.code())?;
+            Rpc::Empty | Rpc::EmptyPair => {
+                let calls = if rpc == Rpc::EmptyPair { 2 } else { 1 };
+                for _ in 0..calls {
+                    c.health
+                        .clone()
+                        .check(HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await
+                        .map_err(|s| s.code())?;
+                }
             }
             Rpc::Check => {
                 c.enforcement
@@ -546,7 +562,7 @@ async fn main() -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis()
     );
-    let needs_customers = args.rpc != Rpc::Empty;
+    let needs_customers = args.rpc.floor() != args.rpc;
     if needs_customers && !args.no_setup {
         let t = Instant::now();
         setup(&conns[0], &args, &run_id).await?;
@@ -564,32 +580,38 @@ async fn main() -> anyhow::Result<()> {
         run_id,
         next: AtomicU64::new(0),
     });
-    if args.compare && args.rpc != Rpc::Empty {
-        let floor = run(target.clone(), Rpc::Empty, mode, &args).await?;
+    if args.compare && args.rpc.floor() != args.rpc {
+        let floor = run(target.clone(), args.rpc.floor(), mode, &args).await?;
         floor.print();
         let measured = run(target, args.rpc, mode, &args).await?;
         measured.print();
         let ratio = measured.throughput() / floor.throughput().max(f64::MIN_POSITIVE);
         println!(
-            "compare: {} reaches {:.1}% of the empty-RPC throughput ({:.1} vs {:.1} ops/s); \
-             p50 {} us vs {} us",
+            "compare: {} reaches {:.1}% of the {} throughput ({:.1} vs {:.1} ops/s); \
+             p50 {} us vs {} us, p99 {} us vs {} us",
             args.rpc.name(),
             ratio * 100.0,
+            args.rpc.floor().name(),
             measured.throughput(),
             floor.throughput(),
             measured.histogram.value_at_quantile(0.5),
             floor.histogram.value_at_quantile(0.5),
+            measured.histogram.value_at_quantile(0.99),
+            floor.histogram.value_at_quantile(0.99),
         );
         println!(
             "{}",
             serde_json::json!({
                 "compare": {
                     "rpc": args.rpc.name(),
+                    "floor": args.rpc.floor().name(),
                     "throughput_ratio_to_empty": ratio,
                     "throughput_ops_s": measured.throughput(),
                     "empty_throughput_ops_s": floor.throughput(),
                     "latency_us_p50": measured.histogram.value_at_quantile(0.5),
                     "empty_latency_us_p50": floor.histogram.value_at_quantile(0.5),
+                    "latency_us_p99": measured.histogram.value_at_quantile(0.99),
+                    "empty_latency_us_p99": floor.histogram.value_at_quantile(0.99),
                 }
             })
         );

@@ -26,6 +26,7 @@ mod customers;
 mod entry;
 mod error;
 mod journal;
+mod keys;
 mod numbered;
 mod ops;
 mod posting;

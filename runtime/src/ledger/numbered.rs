@@ -1,90 +1,194 @@
 //! Items numbered consecutively and forgotten roughly in the order they were made (holds,
-//! idempotency answers). A deque indexed by number: no hashing, no rehash that moves every
-//! item as the table grows.
+//! idempotency answers). Indexed by number: no hashing. Stored in fixed-size chunks, so
+//! growing never moves what is already there (a `VecDeque` doubling copies every item, and
+//! these hold a day of answers), and forgetting frees whole chunks from the front.
 
 use std::collections::VecDeque;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{Deserialize, Deserializer};
+use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Items per chunk.
+const CHUNK: usize = 4096;
+
+#[derive(Debug, Clone)]
 pub(crate) struct Numbered<T> {
-    /// Number of `items[0]`.
+    /// Number of `chunks[0][0]`.
+    start: u64,
+    /// Number of the oldest item kept (every number below it is forgotten).
     base: u64,
-    /// `None`: forgotten while an older item is still kept.
-    items: VecDeque<Option<T>>,
+    /// Number the next `push` gets.
+    next: u64,
+    /// `None`: forgotten while an older item is still kept. Every chunk but the last is full.
+    chunks: VecDeque<Vec<Option<T>>>,
 }
 
 impl<T> Numbered<T> {
     pub(crate) fn starting_at(base: u64) -> Self {
         Numbered {
+            start: base,
             base,
-            items: VecDeque::new(),
+            next: base,
+            chunks: VecDeque::new(),
         }
     }
 
     /// The number the next `push` gets.
     pub(crate) fn next_number(&self) -> u64 {
-        self.base + self.items.len() as u64
+        self.next
     }
 
     pub(crate) fn push(&mut self, item: T) -> u64 {
-        let number = self.next_number();
-        self.items.push_back(Some(item));
+        if self.chunks.back().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push_back(Vec::with_capacity(CHUNK));
+        }
+        if let Some(chunk) = self.chunks.back_mut() {
+            chunk.push(Some(item));
+        }
+        let number = self.next;
+        self.next += 1;
         number
     }
 
-    fn index(&self, number: u64) -> Option<usize> {
-        usize::try_from(number.checked_sub(self.base)?)
-            .ok()
-            .filter(|i| *i < self.items.len())
+    /// Chunk and offset of a number that is kept or forgotten out of order.
+    fn slot(&self, number: u64) -> Option<(usize, usize)> {
+        if number < self.base || number >= self.next {
+            return None;
+        }
+        let offset = usize::try_from(number - self.start).ok()?;
+        Some((offset / CHUNK, offset % CHUNK))
     }
 
     pub(crate) fn get(&self, number: u64) -> Option<&T> {
-        self.items.get(self.index(number)?)?.as_ref()
+        let (chunk, at) = self.slot(number)?;
+        self.chunks.get(chunk)?.get(at)?.as_ref()
     }
 
     pub(crate) fn get_mut(&mut self, number: u64) -> Option<&mut T> {
-        let index = self.index(number)?;
-        self.items.get_mut(index)?.as_mut()
+        let (chunk, at) = self.slot(number)?;
+        self.chunks.get_mut(chunk)?.get_mut(at)?.as_mut()
     }
 
+    /// The oldest item kept.
     pub(crate) fn front(&self) -> Option<&T> {
-        self.items.iter().flatten().next()
+        self.get(self.base)
     }
 
     pub(crate) fn remove(&mut self, number: u64) -> Option<T> {
-        let index = self.index(number)?;
-        let item = self.items.get_mut(index)?.take();
-        while matches!(self.items.front(), Some(None)) {
-            self.items.pop_front();
-            self.base += 1;
-        }
+        let (chunk, at) = self.slot(number)?;
+        let item = self.chunks.get_mut(chunk)?.get_mut(at)?.take();
+        self.skip_forgotten();
         item
     }
 
     /// Removes and returns the oldest item kept.
     pub(crate) fn pop_front(&mut self) -> Option<T> {
-        let item = self.items.pop_front()?;
-        self.base += 1;
-        while matches!(self.items.front(), Some(None)) {
-            self.items.pop_front();
+        let item = self.remove(self.base);
+        if item.is_none() && self.base < self.next {
+            // Cannot happen (the oldest kept item is never a hole), but never loop on one.
             self.base += 1;
+            self.skip_forgotten();
         }
         item
     }
 
+    /// Moves `base` past forgotten items, freeing every chunk left behind.
+    fn skip_forgotten(&mut self) {
+        while self.base < self.next && self.get(self.base).is_none() {
+            self.base += 1;
+            if self.base - self.start >= CHUNK as u64 {
+                self.chunks.pop_front();
+                self.start += CHUNK as u64;
+            }
+        }
+        if self.base == self.next {
+            // Empty: start afresh at the next number.
+            self.chunks.clear();
+            self.start = self.next;
+        }
+    }
+
+    /// Kept items, oldest first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.items.iter().flatten()
+        self.slots().flatten()
+    }
+
+    /// Every slot from the oldest kept item to the newest, forgotten ones as `None`.
+    fn slots(&self) -> impl Iterator<Item = &Option<T>> {
+        let skip = usize::try_from(self.base - self.start).unwrap_or(usize::MAX);
+        self.chunks.iter().flatten().skip(skip)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.items.iter().flatten().count()
+        self.iter().count()
+    }
+}
+
+impl<T: PartialEq> PartialEq for Numbered<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.base == other.base && self.next == other.next && self.slots().eq(other.slots())
+    }
+}
+
+impl<T: Eq> Eq for Numbered<T> {}
+
+/// Serialized as `{ base, items }`, `items` being every slot from `base` on: the layout of
+/// the snapshot format, whatever the chunking in memory.
+impl<T: Serialize> Serialize for Numbered<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Slots<'a, T>(&'a Numbered<T>);
+        impl<T: Serialize> Serialize for Slots<'_, T> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let len = usize::try_from(self.0.next - self.0.base).ok();
+                let mut seq = serializer.serialize_seq(len)?;
+                for slot in self.0.slots() {
+                    seq.serialize_element(slot)?;
+                }
+                seq.end()
+            }
+        }
+        let mut state = serializer.serialize_struct("Numbered", 2)?;
+        state.serialize_field("base", &self.base)?;
+        state.serialize_field("items", &Slots(self))?;
+        state.end()
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Numbered<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename = "Numbered")]
+        struct Flat<T> {
+            base: u64,
+            items: Vec<Option<T>>,
+        }
+        let flat = Flat::<T>::deserialize(deserializer)?;
+        let mut numbered = Numbered::starting_at(flat.base);
+        for item in flat.items {
+            match item {
+                Some(item) => {
+                    numbered.push(item);
+                }
+                None => {
+                    if numbered.chunks.back().is_none_or(|c| c.len() == CHUNK) {
+                        numbered.chunks.push_back(Vec::with_capacity(CHUNK));
+                    }
+                    if let Some(chunk) = numbered.chunks.back_mut() {
+                        chunk.push(None);
+                    }
+                    numbered.next += 1;
+                }
+            }
+        }
+        numbered.skip_forgotten();
+        Ok(numbered)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Numbered;
+    use super::{CHUNK, Numbered};
+    use std::collections::VecDeque;
 
     #[test]
     fn numbers_survive_forgetting_out_of_order() {
@@ -100,5 +204,83 @@ mod tests {
         assert_eq!(n.front(), Some(&40));
         assert_eq!(n.push(60), 6);
         assert_eq!(n.len(), 3);
+    }
+
+    /// Against a plain deque model, across many chunks: every number answers the same,
+    /// chunks left behind are freed, and a serde round trip keeps everything.
+    #[test]
+    fn matches_a_deque_across_chunks_and_round_trips() {
+        let mut n = Numbered::starting_at(7);
+        let mut model: VecDeque<Option<u64>> = VecDeque::new();
+        let mut model_base = 7u64;
+        let mut x = 12345u64;
+        for step in 0..(5 * CHUNK as u64) {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            assert_eq!(n.push(step), model_base + model.len() as u64);
+            model.push_back(Some(step));
+            if x % 3 == 0 {
+                // Forget an item somewhere in the oldest few hundred.
+                let pick = model_base + (x >> 33) % 300.min(model.len() as u64);
+                let i = (pick - model_base) as usize;
+                assert_eq!(n.remove(pick), model[i].take());
+            }
+            if x % 5 == 0 {
+                let expected = loop {
+                    match model.pop_front() {
+                        Some(Some(v)) => {
+                            model_base += 1;
+                            break Some(v);
+                        }
+                        Some(None) => model_base += 1,
+                        None => break None,
+                    }
+                };
+                assert_eq!(n.pop_front(), expected);
+            }
+            while matches!(model.front(), Some(None)) {
+                model.pop_front();
+                model_base += 1;
+            }
+        }
+        for (i, v) in model.iter().enumerate() {
+            assert_eq!(n.get(model_base + i as u64), v.as_ref());
+        }
+        assert_eq!(n.len(), model.iter().flatten().count());
+        assert_eq!(n.front(), model.iter().flatten().next());
+        assert!(
+            n.chunks.len() <= model.len() / CHUNK + 2,
+            "chunks behind are freed"
+        );
+        let bytes = postcard::to_allocvec(&n).unwrap();
+        let mut back: Numbered<u64> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, n);
+        assert_eq!(back.push(1), n.clone().push(1));
+    }
+
+    /// The serialized layout is `{ base, items }` with every slot from `base` on (the
+    /// snapshot format before chunking).
+    #[test]
+    fn serializes_as_base_and_slots() {
+        #[derive(serde::Serialize)]
+        struct Flat {
+            base: u64,
+            items: VecDeque<Option<u64>>,
+        }
+        let mut n = Numbered::starting_at(3);
+        for i in 0..4u64 {
+            n.push(i);
+        }
+        n.remove(3);
+        n.remove(5);
+        let flat = Flat {
+            base: 4,
+            items: VecDeque::from([Some(1), None, Some(3)]),
+        };
+        assert_eq!(
+            postcard::to_allocvec(&n).unwrap(),
+            postcard::to_allocvec(&flat).unwrap()
+        );
     }
 }

@@ -94,7 +94,7 @@ impl Ledger {
             }
         }
         self.grants.push(grant);
-        let entries = match self.post(index, &[(EntryKind::Grant { grant: id }, legs)]) {
+        let entries = match self.post(index, &mut [(EntryKind::Grant { grant: id }, legs)]) {
             Ok(ids) => ids,
             // The issue was checked above and the repayment only lowers a balance.
             Err(e) => panic!("grant {} failed after its checks: {e}", id.0),
@@ -168,7 +168,7 @@ impl Ledger {
                 }
             })
             .collect();
-        let entries = self.post(index, &[(EntryKind::Hold { hold: id }, legs)])?;
+        let entries = self.post(index, &mut [(EntryKind::Hold { hold: id }, legs)])?;
         let held_limits = self.hold_limits(limits);
         let number = self.holds.push(Hold {
             id,
@@ -239,7 +239,7 @@ impl Ledger {
         if entries.is_empty() {
             entries.push((EntryKind::Commit { hold: hold_id }, legs));
         }
-        let ids = self.post(hold.wallet, &entries)?;
+        let ids = self.post(hold.wallet, &mut entries)?;
         self.mark_resolved(hold_id, HoldResolution::Committed);
         self.resolve_limits(&hold.limits, posted + overage_posted, units);
         Ok(Outcome::Committed {
@@ -254,7 +254,10 @@ impl Ledger {
     pub(crate) fn release(&mut self, customer: &str, hold_id: HoldId) -> CommandResult {
         let hold = self.open_hold(customer, hold_id)?.clone();
         let legs = self.unhold_legs(&hold, 0);
-        let ids = self.post(hold.wallet, &[(EntryKind::Release { hold: hold_id }, legs)])?;
+        let ids = self.post(
+            hold.wallet,
+            &mut [(EntryKind::Release { hold: hold_id }, legs)],
+        )?;
         self.mark_resolved(hold_id, HoldResolution::Released);
         self.resolve_limits(&hold.limits, 0, 0);
         Ok(Outcome::Released {
@@ -276,7 +279,7 @@ impl Ledger {
                 available: charged,
             });
         }
-        let ids = self.post(index, &[(EntryKind::Debit, legs)])?;
+        let ids = self.post(index, &mut [(EntryKind::Debit, legs)])?;
         Ok(Outcome::Debited {
             entry: ids[0],
             available_after: self.available(index),
@@ -294,7 +297,7 @@ impl Ledger {
         let legs = self.unhold_legs(&hold, 0);
         if let Err(e) = self.post(
             hold.wallet,
-            &[(EntryKind::HoldTimeout { hold: hold_id }, legs)],
+            &mut [(EntryKind::HoldTimeout { hold: hold_id }, legs)],
         ) {
             // Unhold legs only lower pending totals; expiry legs are bounded by the grant.
             panic!("timeout of hold {} failed: {e}", hold_id.0);
@@ -325,7 +328,7 @@ impl Ledger {
                 smallvec::smallvec![post_leg(grant.account, self.expiry_sink(&grant), free)];
             if let Err(e) = self.post(
                 grant.wallet,
-                &[(EntryKind::Expire { grant: grant_id }, legs)],
+                &mut [(EntryKind::Expire { grant: grant_id }, legs)],
             ) {
                 panic!("expiry of grant {} failed: {e}", grant_id.0);
             }

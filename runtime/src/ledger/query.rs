@@ -152,7 +152,11 @@ impl Ledger {
         customer: &str,
         key: &str,
     ) -> Option<(&super::state::Fingerprint, &super::command::CommandResult)> {
-        let number = self.keys.get(customer)?.get(key)?;
+        let probe = super::keys::Probe {
+            hash: super::keys::hash_key(key),
+            text: key,
+        };
+        let number = self.keys.get(customer)?.get(&probe)?;
         let record = &self.answers.get(*number)?.record;
         Some((&record.fingerprint, &record.result))
     }

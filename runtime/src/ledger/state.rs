@@ -121,12 +121,26 @@ pub type Fingerprint = [u8; 16];
 /// hash: it only tells one client's retry from another request under the same key of the
 /// same customer, and it is on the hot path of every request.
 pub fn fingerprint(command: &Command) -> Fingerprint {
-    let mut buffer = [0u8; 1024];
-    let hash = match postcard::to_slice(command, &mut buffer) {
-        Ok(encoded) => xxhash_rust::xxh3::xxh3_128(encoded),
-        // Larger commands (many limits or events) take the allocating path.
+    thread_local! {
+        /// Scratch space for the encoding, reused so that no call allocates or zeroes a
+        /// buffer (the hash depends only on the bytes written, never on what was there).
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let hash = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            match postcard::to_extend(command, std::mem::take(&mut *buffer)) {
+                Ok(encoded) => {
+                    let hash = xxhash_rust::xxh3::xxh3_128(&encoded);
+                    *buffer = encoded;
+                    hash
+                }
+                Err(_) => xxhash_rust::xxh3::xxh3_128(&[]),
+            }
+        }
+        // Re-entered (cannot happen: encoding does not call back): encode afresh.
         Err(_) => xxhash_rust::xxh3::xxh3_128(&postcard::to_allocvec(command).unwrap_or_default()),
-    };
+    });
     hash.to_le_bytes()
 }
 
@@ -148,7 +162,7 @@ pub struct Ledger {
     pub(crate) hold_timeouts: BTreeSet<(Timestamp, HoldId)>,
     pub(crate) grant_expiries: BTreeSet<(Timestamp, GrantId)>,
     /// Answers by customer, then idempotency key.
-    pub(crate) keys: Map<Arc<str>, Map<Arc<str>, u64>>,
+    pub(crate) keys: super::keys::KeyIndex,
     /// Answers in the order they were given; `keys` holds their numbers.
     pub(crate) answers: Numbered<KeyEntry>,
     /// Keys and resolved holds in the order they can be forgotten.
@@ -177,7 +191,7 @@ impl Ledger {
             last_hash: GENESIS_HASH,
             hold_timeouts: BTreeSet::new(),
             grant_expiries: BTreeSet::new(),
-            keys: Map::default(),
+            keys: super::keys::KeyIndex::default(),
             answers: Numbered::starting_at(0),
             forget_holds: VecDeque::new(),
             counters: Map::default(),
@@ -207,10 +221,14 @@ impl Ledger {
         self.advance(now);
         validate_id("customer", &request.customer)?;
         validate_id("idempotency_key", &request.key)?;
+        let probe = super::keys::Probe {
+            hash: super::keys::hash_key(&request.key),
+            text: &request.key,
+        };
         let known = self
             .keys
             .get(request.customer.as_str())
-            .and_then(|k| k.get(request.key.as_str()))
+            .and_then(|k| k.get(&probe))
             .and_then(|n| self.answers.get(*n));
         let fingerprint = match &request.command {
             Command::Reserve {
@@ -233,22 +251,32 @@ impl Ledger {
         }
         let result = self.execute(&request.customer, &request.command);
         // The customer's name is shared by its keys and the forget queue; the key by both.
-        let customer: Arc<str> = match self.keys.get_key_value(request.customer.as_str()) {
-            Some((customer, _)) => customer.clone(),
-            None => Arc::from(request.customer.as_str()),
-        };
         let key: Arc<str> = Arc::from(request.key.as_str());
+        let number = self.answers.next_number();
+        let customer = match self.keys.get_key_value_mut(request.customer.as_str()) {
+            Some((customer, keys)) => {
+                keys.insert(super::keys::HashedKey::new(key.clone(), probe.hash), number);
+                customer.clone()
+            }
+            None => {
+                let customer: Arc<str> = Arc::from(request.customer.as_str());
+                let mut keys = super::keys::CustomerKeys::default();
+                keys.insert(super::keys::HashedKey::new(key.clone(), probe.hash), number);
+                self.keys.insert(customer.clone(), keys);
+                customer
+            }
+        };
         let record = KeyRecord {
             fingerprint,
             result: result.clone(),
         };
-        let number = self.answers.push(KeyEntry {
+        let pushed = self.answers.push(KeyEntry {
             at: self.time,
-            customer: customer.clone(),
-            key: key.clone(),
+            customer,
+            key,
             record,
         });
-        self.keys.entry(customer).or_default().insert(key, number);
+        debug_assert_eq!(pushed, number);
         result
     }
 
@@ -322,7 +350,10 @@ impl Ledger {
             if let Some(entry) = self.answers.pop_front()
                 && let Some(keys) = self.keys.get_mut(&entry.customer)
             {
-                keys.remove(&entry.key);
+                keys.remove(&super::keys::Probe {
+                    hash: super::keys::hash_key(&entry.key),
+                    text: &entry.key,
+                });
                 if keys.is_empty() {
                     self.keys.remove(&entry.customer);
                 }
@@ -451,17 +482,18 @@ impl Ledger {
     pub(crate) fn post(
         &mut self,
         wallet: u32,
-        entries: &[(EntryKind, Legs)],
+        entries: &mut [(EntryKind, Legs)],
     ) -> Result<SmallVec<[EntryId; 2]>, LedgerError> {
         let mut staged = Staged::new();
-        for (_, legs) in entries {
+        for (_, legs) in entries.iter() {
             for leg in legs {
                 staged.stage(&self.accounts, leg)?;
             }
         }
         staged.commit(&mut self.accounts);
         let mut ids = SmallVec::new();
-        for (kind, legs) in entries {
+        // The legs move into the journal: `entries` is left with empty leg lists.
+        for (kind, legs) in entries.iter_mut() {
             let id = EntryId(self.journal.len() as u64 + 1);
             let hash = Entry::compute_hash(&self.last_hash, id, self.time, *kind, wallet, legs);
             self.journal.push(Entry {
@@ -469,7 +501,7 @@ impl Ledger {
                 time: self.time,
                 kind: *kind,
                 wallet,
-                legs: legs.clone(),
+                legs: std::mem::take(legs),
                 hash,
             });
             self.last_hash = hash;

@@ -53,7 +53,7 @@ impl Ledger {
         let duplicates = (events.len() - fresh.len()) as u32;
         let (legs, charged) = self.charge_legs(index, credits);
         let entry = if charged > 0 {
-            Some(self.post(index, &[(EntryKind::Usage, legs)])?[0])
+            Some(self.post(index, &mut [(EntryKind::Usage, legs)])?[0])
         } else {
             None
         };

@@ -1,6 +1,6 @@
 //! The embedded store: a write-ahead log plus snapshots in one directory per partition.
 //!
-//! # On-disk format (version 1)
+//! # On-disk format (version 2)
 //!
 //! ```text
 //! <dir>/LOCK                          held with an exclusive file lock while open
@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! offset size
-//!  0      4   magic "TGL1" (0x54474c31, little endian)
+//!  0      4   magic "TGL2" (0x54474c32, little endian)
 //!  4      4   payload length in bytes (u32 LE, at most 64 MiB)
 //!  8      8   batch seq (u64 LE; 1, 2, 3, ... across segments)
 //! 16      4   CRC-32C of the payload
@@ -24,7 +24,7 @@
 //! engine acknowledges any command in it. A segment is sealed when it passes
 //! `SEGMENT_BYTES` or when a snapshot is taken; a new segment starts with the next batch.
 //!
-//! A snapshot file is `"TGSNAP01"`, seq (u64 LE), payload length (u64 LE), CRC-32C of the
+//! A snapshot file is `"TGSNAP02"`, seq (u64 LE), payload length (u64 LE), CRC-32C of the
 //! payload (u32 LE), then the postcard-encoded ledger. It is written to a temporary file,
 //! fsynced, renamed into place and the directory fsynced; only then are older snapshots
 //! and the segments it covers deleted.
@@ -33,6 +33,9 @@
 //! it. A torn tail of the last segment (a record cut short, or zero-filled up to the end
 //! of the file) is truncated and logged; any other bad record stops start-up with an
 //! error naming the file and offset.
+//!
+//! Format 2 (2026-11-28) chains entries with keyed BLAKE3 (see `ledger::Entry::compute_hash`);
+//! a format 1 record or snapshot stops start-up with an error saying so.
 //!
 //! Why a log of our own rather than an embedded database: the engine already serializes
 //! every write and needs exactly one durable append per batch; a log gives that in one
@@ -53,7 +56,7 @@ use wal::{ActiveSegment, ScanEnd, encode_record, scan_segment};
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 const _: () = assert!(SEGMENT_BYTES as usize >= wal::MAX_PAYLOAD_BYTES);
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"TGSNAP01";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"TGSNAP02";
 const SNAPSHOT_HEADER_BYTES: usize = 8 + 8 + 8 + 4;
 
 pub struct EmbeddedStore {
@@ -146,6 +149,12 @@ impl EmbeddedStore {
             offset: 0,
             what: what.into(),
         };
+        if bytes.len() >= SNAPSHOT_HEADER_BYTES && &bytes[..8] == b"TGSNAP01" {
+            return Err(corrupt(
+                "a snapshot of on-disk format 1; this version reads format 2 (the entry hash \
+                 chain changed): start it on an empty data directory",
+            ));
+        }
         if bytes.len() < SNAPSHOT_HEADER_BYTES || &bytes[..8] != SNAPSHOT_MAGIC {
             return Err(corrupt("not a snapshot file"));
         }

@@ -209,3 +209,45 @@ fn missing_batches_refuse_to_start() {
     let err = recover_all(dir.path()).unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
 }
+
+/// A log of on-disk format 1 (entries chained with unkeyed BLAKE3) is refused with an error
+/// that says so, not replayed into a chain mismatch.
+#[test]
+fn a_format_1_log_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write_batches(dir.path(), 2);
+    let path = only_segment(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[0..4].copy_from_slice(&0x5447_4c31u32.to_le_bytes());
+    let header_crc = crc32c::crc32c(&bytes[..20]);
+    bytes[20..24].copy_from_slice(&header_crc.to_le_bytes());
+    fs::write(&path, &bytes).unwrap();
+    let error = recover_all(dir.path()).unwrap_err().to_string();
+    assert!(error.contains("on-disk format 1"), "{error}");
+}
+
+#[test]
+fn a_format_1_snapshot_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = EmbeddedStore::open(dir.path()).unwrap();
+        store.recover(&mut |_| Ok(())).unwrap();
+        store.append(&batch(1)).unwrap();
+        store
+            .save_snapshot(&Snapshot {
+                seq: 1,
+                state: vec![1, 2, 3],
+            })
+            .unwrap();
+    }
+    let snapshot = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "snap"))
+        .unwrap();
+    let mut bytes = fs::read(&snapshot).unwrap();
+    bytes[..8].copy_from_slice(b"TGSNAP01");
+    fs::write(&snapshot, &bytes).unwrap();
+    let error = recover_all(dir.path()).unwrap_err().to_string();
+    assert!(error.contains("on-disk format 1"), "{error}");
+}

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::EntryHash;
 use crate::store::{Batch, LoggedCommand, StoreError, decode, encode};
 
-/// `"TGL1"`: a record starts here.
-pub(crate) const RECORD_MAGIC: u32 = 0x5447_4c31;
+/// `"TGL2"`: a record of format 2 starts here.
+pub(crate) const RECORD_MAGIC: u32 = 0x5447_4c32;
+/// `"TGL1"`: format 1, whose entries chained with unkeyed BLAKE3; refused with a clear error.
+const FORMAT_1_MAGIC: u32 = 0x5447_4c31;
 /// magic u32, payload length u32, batch seq u64, payload crc32c u32, header crc32c u32.
 pub(crate) const HEADER_BYTES: usize = 24;
 /// The largest payload a record may carry. The engine's batch limits keep far below it;
@@ -103,6 +105,14 @@ pub(crate) fn scan_segment(
         let seq = u64::from_le_bytes(array(&header[8..16]));
         let payload_crc = u32::from_le_bytes(array(&header[16..20]));
         let header_crc = u32::from_le_bytes(array(&header[20..24]));
+        if magic == FORMAT_1_MAGIC && crc32c::crc32c(&header[..20]) == header_crc {
+            return Err(corrupt(
+                offset,
+                "a record of on-disk format 1; this version reads format 2 (the entry hash \
+                 chain changed): start it on an empty data directory"
+                    .into(),
+            ));
+        }
         if magic != RECORD_MAGIC || crc32c::crc32c(&header[..20]) != header_crc {
             if is_last && zero_tail < offset + HEADER_BYTES {
                 return torn("zero-filled record header at end of log");
