@@ -92,9 +92,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(crate::catalog::watch(
         args.catalog.clone(),
-        runtime.clone(),
-        status.clone(),
-        metrics.clone(),
+        crate::catalog::PolicyInForce {
+            runtime: runtime.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+        },
     ));
 
     let http = crate::http::router(Arc::new(HttpState {
