@@ -12,3 +12,5 @@ pub mod policy;
 pub mod serve;
 pub mod service;
 pub mod store;
+#[cfg(test)]
+mod testing;
