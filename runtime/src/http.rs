@@ -111,7 +111,7 @@ impl Metrics {
             .inc();
     }
 
-    fn render(&self, runtime: &Runtime) -> String {
+    pub(crate) fn render(&self, runtime: &Runtime) -> String {
         for (p, engine) in runtime.engines().iter().enumerate() {
             let p = p.to_string();
             let stats = engine.stats().snapshot();
@@ -148,6 +148,10 @@ pub struct PolicyStatus {
     pub objects: usize,
     pub last_error: Option<String>,
     pub loaded_at_ms: u64,
+    /// Where the policy comes from: `directory <path>` or `configmap <namespace>/<name>`.
+    pub source: String,
+    /// The catalog directory (empty when the policy comes from a ConfigMap).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub directory: String,
 }
 

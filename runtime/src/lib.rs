@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod engine;
 pub mod grpc;
 pub mod http;
