@@ -1,13 +1,17 @@
-//! The HTTP edge: health, readiness, Prometheus metrics and the policy in force.
+//! The HTTP edge: health, readiness, Prometheus metrics, the policy in force, and `Check`
+//! as JSON (`check`).
+
+mod check;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -168,6 +172,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/policy", get(policy))
+        .route(
+            "/v1/check",
+            post(check::check).layer(DefaultBodyLimit::max(check::MAX_CHECK_BODY_BYTES)),
+        )
         .with_state(state)
 }
 
