@@ -359,3 +359,40 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::ServeArgs;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[test]
+    fn the_policy_configmap_replaces_the_catalog_directory() {
+        let parsed =
+            Serve::try_parse_from(["serve", "--policy-configmap", "tollgate-policy"]).unwrap();
+        assert_eq!(
+            parsed.args.policy_configmap.as_deref(),
+            Some("tollgate-policy")
+        );
+        let both = Serve::try_parse_from([
+            "serve",
+            "--catalog",
+            "examples/catalog",
+            "--policy-configmap",
+            "tollgate-policy",
+        ]);
+        let error = both.err().unwrap().to_string();
+        assert!(
+            error.contains("--policy-configmap") && error.contains("--catalog"),
+            "{error}"
+        );
+    }
+}
