@@ -74,9 +74,19 @@ def main() -> None:
             wait_for("every Plan Valid and applied on every pod", plans_applied, deadline)
 
             def check_answered():
+                # POST /v1/check (runtime/src/http/check.rs): proto3 JSON field names; the answer
+                # is the decision. The generated connect_post_namespaced_service_proxy_with_path
+                # takes no body, so the request goes through the ApiClient, to the runtime's
+                # HTTP port through the API server's service proxy.
                 body = {"customerId": "cus_e2e", "feature": "model.gpt-small"}
-                answer = core.connect_post_namespaced_service_proxy_with_path("tollgate:http", ns, check_path.lstrip("/"), body=json.dumps(body))
-                return bool(answer), answer
+                path = f"/api/v1/namespaces/{ns}/services/tollgate:http/proxy/{check_path.lstrip('/')}"
+                resp = core.api_client.call_api(
+                    path, "POST", header_params={"Content-Type": "application/json", "Accept": "application/json"},
+                    body=body, auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True)
+                answer = json.loads(resp.data)
+                # cus_e2e does not exist: a decision (deny, unknown_customer) under the policy in force.
+                ok = answer.get("allowed") is False and answer.get("reason") == "unknown_customer" and str(answer.get("policyVersion", "")).startswith("sha256:")
+                return ok, answer
             answer = wait_for(f"a Check answered at {check_path}", check_answered, deadline)
             print(f"  Check answer: {answer}")
         finally:

@@ -1,5 +1,5 @@
-//! A tiny HTTP/1.1 GET client for the server's HTTP port (health, readiness, metrics,
-//! policy status): one request per connection, bounded in time and size.
+//! A tiny HTTP/1.1 client for the server's HTTP port (health, readiness, metrics, policy
+//! status, the JSON Check): one request per connection, bounded in time and size.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,11 +28,30 @@ pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<Response> {
         .with_context(|| format!("GET http://{addr}{path}: timed out after {HTTP_TIMEOUT:?}"))?
 }
 
+/// POST `body` (JSON text, sent as is) to `path` on `addr`.
+pub async fn post_json(addr: SocketAddr, path: &str, body: &str) -> anyhow::Result<Response> {
+    tokio::time::timeout(HTTP_TIMEOUT, post_inner(addr, path, body))
+        .await
+        .with_context(|| format!("POST http://{addr}{path}: timed out after {HTTP_TIMEOUT:?}"))?
+}
+
 async fn get_inner(addr: SocketAddr, path: &str) -> anyhow::Result<Response> {
-    let mut stream = TcpStream::connect(addr).await?;
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
+    exchange(addr, request.as_bytes()).await
+}
+
+async fn post_inner(addr: SocketAddr, path: &str, body: &str) -> anyhow::Result<Response> {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    exchange(addr, request.as_bytes()).await
+}
+
+async fn exchange(addr: SocketAddr, request: &[u8]) -> anyhow::Result<Response> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(request).await?;
     let mut raw = Vec::new();
     stream
         .take(MAX_RESPONSE_BYTES)

@@ -366,6 +366,11 @@ impl Server {
         http::get(self.http_addr, path).await
     }
 
+    /// POST JSON text on the HTTP port.
+    pub async fn http_post_json(&self, path: &str, body: &str) -> anyhow::Result<http::Response> {
+        http::post_json(self.http_addr, path, body).await
+    }
+
     /// GET /v1/policy, parsed.
     pub async fn policy(&self) -> anyhow::Result<PolicyStatus> {
         let resp = self.http_get("/v1/policy").await?;

@@ -1,13 +1,17 @@
-//! The HTTP edge: health, readiness, Prometheus metrics and the policy in force.
+//! The HTTP edge: health, readiness, Prometheus metrics, the policy in force, and `Check`
+//! as JSON (`check`).
+
+mod check;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -111,7 +115,7 @@ impl Metrics {
             .inc();
     }
 
-    fn render(&self, runtime: &Runtime) -> String {
+    pub(crate) fn render(&self, runtime: &Runtime) -> String {
         for (p, engine) in runtime.engines().iter().enumerate() {
             let p = p.to_string();
             let stats = engine.stats().snapshot();
@@ -148,6 +152,10 @@ pub struct PolicyStatus {
     pub objects: usize,
     pub last_error: Option<String>,
     pub loaded_at_ms: u64,
+    /// Where the policy comes from: `directory <path>` or `configmap <namespace>/<name>`.
+    pub source: String,
+    /// The catalog directory (empty when the policy comes from a ConfigMap).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub directory: String,
 }
 
@@ -164,6 +172,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/policy", get(policy))
+        .route(
+            "/v1/check",
+            post(check::check).layer(DefaultBodyLimit::max(check::MAX_CHECK_BODY_BYTES)),
+        )
         .with_state(state)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod engine;
 pub mod grpc;
 pub mod http;
@@ -12,3 +13,5 @@ pub mod policy;
 pub mod serve;
 pub mod service;
 pub mod store;
+#[cfg(test)]
+mod testing;

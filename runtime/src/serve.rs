@@ -1,5 +1,5 @@
-//! `tollgate serve`: opens the store, loads the catalog, and serves gRPC and HTTP until
-//! SIGINT or SIGTERM.
+//! `tollgate serve`: loads the policy (a catalog directory, or the operator's ConfigMap in a
+//! cluster), opens the store, and serves gRPC and HTTP until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,8 +9,11 @@ use std::sync::{Arc, RwLock};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
+use crate::catalog::PolicyInForce;
+use crate::cluster::Cluster;
 use crate::engine::{Engine, EngineConfig, EngineThread, Partitions, SystemClock};
 use crate::http::{HttpState, Metrics, PolicyStatus};
+use crate::policy::Policy;
 use crate::service::{EngineFactory, Runtime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -26,6 +29,13 @@ pub struct ServeArgs {
     /// Directory of Plan, Entitlement and BudgetCap YAML (what `kubectl apply -f` takes).
     #[arg(long, env = "TOLLGATE_CATALOG", default_value = "examples/catalog")]
     pub catalog: PathBuf,
+    /// Read the policy from this ConfigMap (the operator's `<runtime>-policy`) and watch it,
+    /// instead of `--catalog`; the pod then reports the version it applied on itself.
+    #[arg(long, env = "TOLLGATE_POLICY_CONFIGMAP", conflicts_with = "catalog")]
+    pub policy_configmap: Option<String>,
+    /// Namespace of the policy ConfigMap and of this pod (default: the service account's).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub pod_namespace: Option<String>,
     /// Data directory of the embedded store.
     #[arg(long, env = "TOLLGATE_DATA_DIR", default_value = "./tollgate-data")]
     pub data_dir: PathBuf,
@@ -60,9 +70,7 @@ pub struct ServeArgs {
 
 /// Runs the server until a signal arrives.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let policy = crate::catalog::load(&args.catalog)
-        .map_err(|why| anyhow::anyhow!("catalog {}: {why}", args.catalog.display()))?;
-    tracing::info!(version = %policy.version, objects = policy.objects(), dir = %args.catalog.display(), "catalog loaded");
+    let (policy, source) = load_policy(&args).await?;
     let clock = Arc::new(SystemClock);
     let config = EngineConfig::default();
     let (engines, stores, restart) = match args.store {
@@ -85,17 +93,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         objects: policy.objects(),
         last_error: None,
         loaded_at_ms: crate::catalog::now_ms(),
-        directory: args.catalog.display().to_string(),
+        source: source.describe(),
+        directory: match &source {
+            PolicySource::Directory(dir) => dir.display().to_string(),
+            PolicySource::ConfigMap { .. } => String::new(),
+        },
     }));
     let runtime = Arc::new(Runtime::new(engines, policy, clock, restart));
     let metrics = Arc::new(Metrics::new()?);
     let ready = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(crate::catalog::watch(
-        args.catalog.clone(),
-        runtime.clone(),
-        status.clone(),
-        metrics.clone(),
-    ));
+    let in_force = PolicyInForce {
+        runtime: runtime.clone(),
+        status: status.clone(),
+        metrics: metrics.clone(),
+    };
+    let watchers = match source {
+        PolicySource::Directory(dir) => vec![tokio::spawn(crate::catalog::watch(dir, in_force))],
+        PolicySource::ConfigMap {
+            cluster,
+            resource_version,
+        } => cluster.start(resource_version, in_force),
+    };
 
     let http = crate::http::router(Arc::new(HttpState {
         runtime: runtime.clone(),
@@ -138,8 +156,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let grpc_result = grpc_task.await;
     let _ = http_task.await;
-    watcher.abort();
-    let _ = watcher.await;
+    for watcher in watchers {
+        watcher.abort();
+        let _ = watcher.await;
+    }
     let restarted = runtime.take_restarted_threads();
     drop(runtime);
     stores.shutdown();
@@ -148,6 +168,51 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(result) => result,
         Err(join) => Err(anyhow::anyhow!("gRPC server task failed: {join}")),
     }
+}
+
+/// Where the policy comes from, and what is needed to follow it.
+enum PolicySource {
+    Directory(PathBuf),
+    ConfigMap {
+        cluster: Box<Cluster>,
+        resource_version: String,
+    },
+}
+
+impl PolicySource {
+    fn describe(&self) -> String {
+        match self {
+            PolicySource::Directory(dir) => format!("directory {}", dir.display()),
+            PolicySource::ConfigMap { cluster, .. } => cluster.configmap.describe(),
+        }
+    }
+}
+
+/// The policy at start: from `--policy-configmap` when given (the pod's start fails after
+/// bounded retries if it cannot be read or is invalid: there is nothing to enforce without
+/// it, and a crash-looping pod says why in its log), else from `--catalog`.
+async fn load_policy(args: &ServeArgs) -> anyhow::Result<(Policy, PolicySource)> {
+    let Some(configmap) = &args.policy_configmap else {
+        let policy = crate::catalog::load(&args.catalog)
+            .map_err(|why| anyhow::anyhow!("catalog {}: {why}", args.catalog.display()))?;
+        tracing::info!(version = %policy.version, objects = policy.objects(), dir = %args.catalog.display(), "catalog loaded");
+        return Ok((policy, PolicySource::Directory(args.catalog.clone())));
+    };
+    if configmap.is_empty() {
+        anyhow::bail!(
+            "--policy-configmap (TOLLGATE_POLICY_CONFIGMAP) is empty: name the ConfigMap"
+        );
+    }
+    let cluster = Cluster::connect(configmap, args.pod_namespace.as_deref(), &args.owner).await?;
+    let (policy, resource_version) = cluster.configmap.initial().await?;
+    tracing::info!(version = %policy.version, objects = policy.objects(), configmap = %cluster.configmap.describe(), "policy loaded");
+    Ok((
+        policy,
+        PolicySource::ConfigMap {
+            cluster: Box::new(cluster),
+            resource_version,
+        },
+    ))
 }
 
 enum Stores {
@@ -292,5 +357,42 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::ServeArgs;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[test]
+    fn the_policy_configmap_replaces_the_catalog_directory() {
+        let parsed =
+            Serve::try_parse_from(["serve", "--policy-configmap", "tollgate-policy"]).unwrap();
+        assert_eq!(
+            parsed.args.policy_configmap.as_deref(),
+            Some("tollgate-policy")
+        );
+        let both = Serve::try_parse_from([
+            "serve",
+            "--catalog",
+            "examples/catalog",
+            "--policy-configmap",
+            "tollgate-policy",
+        ]);
+        let error = both.err().unwrap().to_string();
+        assert!(
+            error.contains("--policy-configmap") && error.contains("--catalog"),
+            "{error}"
+        );
     }
 }

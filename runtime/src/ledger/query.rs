@@ -1,5 +1,7 @@
 //! Read-only views of the ledger: balances, grants, holds, the journal.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::account::{Account, Balances};
@@ -100,6 +102,21 @@ impl Ledger {
         Some((self.available(index), saturate(pending)))
     }
 
+    /// How many customers subscribe to each plan (plans without a subscriber are absent).
+    /// One pass over the customers: for periodic reports, not for the request path.
+    pub fn plan_subscribers(&self) -> BTreeMap<String, u64> {
+        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        for customer in self.customers.values() {
+            if let Some(subscription) = &customer.subscription {
+                *counts.entry(subscription.plan.as_str()).or_insert(0) += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|(plan, n)| (plan.to_string(), n))
+            .collect()
+    }
+
     /// Journal entries of one wallet after `after` (exclusive), at most `limit`.
     pub fn wallet_entries(&self, wallet: &WalletRef, after: EntryId, limit: usize) -> Vec<&Entry> {
         let Some(&index) = self.wallet_index.get(wallet) else {
@@ -173,4 +190,81 @@ impl Ledger {
 
 fn saturate(v: u128) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::ledger::{
+        Command, Keyed, Ledger, LedgerConfig, LedgerError, Outcome, OveragePolicy, Timestamp,
+    };
+
+    fn run(ledger: &mut Ledger, customer: &str, key: &str, command: Command) -> Outcome {
+        let request = Keyed {
+            customer: customer.into(),
+            key: key.into(),
+            command,
+        };
+        match ledger.apply(Timestamp(1_000), &request) {
+            Ok(outcome) => outcome,
+            Err(e) => panic!("{key} for {customer} failed: {e}"),
+        }
+    }
+
+    fn subscribe(ledger: &mut Ledger, customer: &str, plan: &str, key: &str) {
+        run(
+            ledger,
+            customer,
+            key,
+            Command::Subscribe {
+                plan: plan.into(),
+                since: Timestamp(0),
+                overage: OveragePolicy::Deny,
+                included: vec![],
+                request: None,
+            },
+        );
+    }
+
+    #[test]
+    fn plan_subscribers_counts_each_customer_on_its_current_plan() {
+        let mut ledger = Ledger::new(LedgerConfig::default());
+        assert_eq!(ledger.plan_subscribers(), BTreeMap::new());
+        for (i, customer) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            let command = Command::UpsertCustomer {
+                display_name: customer.to_string(),
+            };
+            run(&mut ledger, customer, &format!("u{i}"), command);
+        }
+        subscribe(&mut ledger, "a", "pro", "s1");
+        subscribe(&mut ledger, "b", "pro", "s2");
+        subscribe(&mut ledger, "c", "free", "s3");
+        subscribe(&mut ledger, "d", "free", "s4");
+        // `d` moves from free to team: counted once, on its current plan.
+        subscribe(&mut ledger, "d", "team", "s5");
+        // `e` has no subscription; a subscription refused for an unknown customer counts
+        // nowhere.
+        let unknown = Keyed {
+            customer: "nobody".into(),
+            key: "s6".into(),
+            command: Command::Subscribe {
+                plan: "pro".into(),
+                since: Timestamp(0),
+                overage: OveragePolicy::Deny,
+                included: vec![],
+                request: None,
+            },
+        };
+        assert!(matches!(
+            ledger.apply(Timestamp(1_000), &unknown),
+            Err(LedgerError::UnknownCustomer { .. })
+        ));
+        let expected = BTreeMap::from([
+            ("free".to_string(), 1),
+            ("pro".to_string(), 2),
+            ("team".to_string(), 1),
+        ]);
+        assert_eq!(ledger.plan_subscribers(), expected);
+    }
 }

@@ -7,6 +7,7 @@ mod enforcement;
 mod error;
 mod ops;
 mod partitions;
+mod subscribers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
