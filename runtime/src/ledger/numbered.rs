@@ -220,13 +220,13 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             assert_eq!(n.push(step), model_base + model.len() as u64);
             model.push_back(Some(step));
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 // Forget an item somewhere in the oldest few hundred.
                 let pick = model_base + (x >> 33) % 300.min(model.len() as u64);
                 let i = (pick - model_base) as usize;
                 assert_eq!(n.remove(pick), model[i].take());
             }
-            if x % 5 == 0 {
+            if x.is_multiple_of(5) {
                 let expected = loop {
                     match model.pop_front() {
                         Some(Some(v)) => {
