@@ -76,9 +76,11 @@ const _: () = assert!(MAX_PARTITIONS as i64 >= MAX_REPLICAS as i64);
     .message("partitions is fixed once created: customers are hashed to partitions"))]
 #[serde(rename_all = "camelCase")]
 pub struct TollgateRuntimeSpec {
-    /// Runtime pods (each owns a share of the partitions).
+    /// Runtime pods. Only 1 for now: sharing the partitions among pods (each pod owning a
+    /// share and forwarding calls for the rest to their owner) is not built yet, and two
+    /// pods would each keep a ledger of their own for the same customers.
     #[serde(default = "default_replicas")]
-    #[schemars(range(min = 1, max = 64))]
+    #[schemars(range(min = 1, max = 1))]
     pub replicas: i32,
     /// Partitions customers are hashed to. Fixed once created.
     #[serde(default = "default_partitions")]
@@ -127,7 +129,7 @@ impl Default for TollgateRuntimeSpec {
 }
 
 fn default_replicas() -> i32 {
-    3
+    1
 }
 
 fn default_partitions() -> u32 {

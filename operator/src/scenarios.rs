@@ -131,7 +131,7 @@ async fn create_applies_every_child_then_writes_statuses() {
         cm["metadata"]["ownerReferences"][0]["kind"],
         "TollgateRuntime"
     );
-    assert_eq!(sts["spec"]["replicas"], 3);
+    assert_eq!(sts["spec"]["replicas"], 1);
     let status = server
         .apply_status(
             &format!("/apis/tollgate.dev/v1alpha1{NS}/plans/pro/status"),

@@ -13,72 +13,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tollgate_runtime::ledger::{
-    Category, Command, GrantSpec, HoldId, Keyed, Ledger, LedgerConfig, Timestamp, WalletRef,
-};
+use tollgate_runtime::ledger::Timestamp;
+
+#[path = "support/pairs.rs"]
+mod pairs;
+use pairs::{fresh_ledger, requests};
 
 /// Pairs applied to one fresh ledger before it is replaced (bounds its size).
 const PAIRS_PER_LEDGER: u64 = 100_000;
-
-fn keyed(key: String, command: Command) -> Keyed {
-    Keyed {
-        customer: "acme".into(),
-        key,
-        command,
-    }
-}
-
-fn fresh_ledger(now: Timestamp) -> Ledger {
-    let wallet = WalletRef::new("acme", "credits");
-    let mut ledger = Ledger::new(LedgerConfig::default());
-    for (i, category) in [Category::Promotional, Category::Paid]
-        .into_iter()
-        .enumerate()
-    {
-        let grant = GrantSpec {
-            amount: u64::MAX / 4,
-            category,
-            priority: i as u32,
-            effective_at: Timestamp(0),
-            expires_at: None,
-            cost_basis_micros: 0,
-        };
-        let command = Command::Grant {
-            wallet: wallet.clone(),
-            grant,
-        };
-        ledger
-            .apply(now, &keyed(format!("grant-{i}"), command))
-            .unwrap();
-    }
-    ledger
-}
-
-/// Requests arrive decoded, with their keys: building them is not the ledger's cost.
-fn requests(count: u64) -> Vec<(Keyed, Keyed)> {
-    let wallet = WalletRef::new("acme", "credits");
-    (1..=count)
-        .map(|n| {
-            let reserve = Command::Reserve {
-                wallet: wallet.clone(),
-                amount: 1_000,
-                timeout_ms: 30_000,
-                limits: vec![],
-                price: None,
-                request: None,
-            };
-            let commit = Command::Commit {
-                hold: HoldId(n),
-                amount: 700,
-                units: 0,
-            };
-            (
-                keyed(format!("reserve-{n}"), reserve),
-                keyed(format!("commit-{n}"), commit),
-            )
-        })
-        .collect()
-}
 
 fn reserve_commit(c: &mut Criterion) {
     let now = Timestamp(1_000_000);

@@ -66,6 +66,25 @@ pub struct ServeArgs {
     /// Name of this process as a partition owner (the pod name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "tollgate-0")]
     pub owner: String,
+    /// Runtime pods sharing the partitions (set by the operator). Only 1 is accepted: each
+    /// process opens every partition, so two would keep separate ledgers for the same
+    /// customers (embedded store) or fence each other (DynamoDB).
+    #[arg(long, env = "TOLLGATE_REPLICAS", default_value_t = 1, value_parser = one_replica)]
+    pub replicas: u32,
+}
+
+/// Accepts `--replicas 1` only, saying why anything else is refused.
+fn one_replica(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(1) => Ok(1),
+        Ok(n) => Err(format!(
+            "{n} replicas: only 1 is supported for now. Every runtime process opens every \
+             partition, so {n} pods would each keep their own ledger for the same customers \
+             (embedded store) or fence each other's writes (DynamoDB); sharing partitions \
+             among pods is not built yet. Set the TollgateRuntime's spec.replicas to 1."
+        )),
+        Err(e) => Err(format!("{value:?} is not a number of replicas: {e}")),
+    }
 }
 
 /// Runs the server until a signal arrives.
@@ -392,6 +411,21 @@ mod tests {
         let error = both.err().unwrap().to_string();
         assert!(
             error.contains("--policy-configmap") && error.contains("--catalog"),
+            "{error}"
+        );
+    }
+
+    /// More than one replica would split a customer's ledger between pods: refused by name.
+    #[test]
+    fn more_than_one_replica_is_refused_with_the_reason() {
+        let one = Serve::try_parse_from(["serve", "--replicas", "1"]).unwrap();
+        assert_eq!(one.args.replicas, 1);
+        let error = Serve::try_parse_from(["serve", "--replicas", "3"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("only 1 is supported") && error.contains("spec.replicas"),
             "{error}"
         );
     }

@@ -172,21 +172,24 @@ fn snapshot_drops_covered_log_and_recovery_replays_the_rest() {
     );
 }
 
+/// Writes batch 1 and a snapshot of it; returns the snapshot's path.
+fn one_snapshot(dir: &Path) -> PathBuf {
+    let mut store = EmbeddedStore::open(dir).unwrap();
+    store.recover(&mut |_| Ok(())).unwrap();
+    store.append(&batch(1)).unwrap();
+    store
+        .save_snapshot(&Snapshot {
+            seq: 1,
+            state: vec![7; 64],
+        })
+        .unwrap();
+    dir.join(format!("snapshot-{:020}.snap", 1))
+}
+
 #[test]
 fn corrupt_snapshot_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut store = EmbeddedStore::open(dir.path()).unwrap();
-        store.recover(&mut |_| Ok(())).unwrap();
-        store.append(&batch(1)).unwrap();
-        store
-            .save_snapshot(&Snapshot {
-                seq: 1,
-                state: vec![7; 64],
-            })
-            .unwrap();
-    }
-    let path = dir.path().join(format!("snapshot-{:020}.snap", 1));
+    let path = one_snapshot(dir.path());
     let mut bytes = fs::read(&path).unwrap();
     bytes[40] ^= 1;
     fs::write(&path, &bytes).unwrap();
@@ -229,22 +232,7 @@ fn a_format_1_log_is_refused_by_name() {
 #[test]
 fn a_format_1_snapshot_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut store = EmbeddedStore::open(dir.path()).unwrap();
-        store.recover(&mut |_| Ok(())).unwrap();
-        store.append(&batch(1)).unwrap();
-        store
-            .save_snapshot(&Snapshot {
-                seq: 1,
-                state: vec![1, 2, 3],
-            })
-            .unwrap();
-    }
-    let snapshot = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "snap"))
-        .unwrap();
+    let snapshot = one_snapshot(dir.path());
     let mut bytes = fs::read(&snapshot).unwrap();
     bytes[..8].copy_from_slice(b"TGSNAP01");
     fs::write(&snapshot, &bytes).unwrap();
