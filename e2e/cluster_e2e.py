@@ -8,7 +8,9 @@ server's service proxy to the runtime's HTTP port). Uninstalls at the end.
 
 Usage: cluster_e2e.py REPO_ROOT
 Env: TOLLGATE_E2E_KUBECONFIG (required), TOLLGATE_E2E_TIMEOUT_S (default 600),
-     TOLLGATE_E2E_CHECK_PATH (default /v1/check: the runtime's HTTP Check route).
+     TOLLGATE_E2E_CHECK_PATH (default /v1/check: the runtime's HTTP Check route),
+     TOLLGATE_E2E_OPERATOR_IMAGE, TOLLGATE_E2E_RUNTIME_IMAGE (repository:tag of images built
+     from the Dockerfile; default: the chart's images for its appVersion).
 """
 
 import json
@@ -40,6 +42,23 @@ def wait_for(what: str, probe, deadline: float, every_s: float = 3.0):
     sys.exit(f"FAIL: timed out waiting for {what}; last seen: {last}")
 
 
+def image_values() -> dict:
+    """Chart values naming the images to test, from TOLLGATE_E2E_*_IMAGE (repository:tag)."""
+    values: dict = {}
+    for env, path in (("TOLLGATE_E2E_OPERATOR_IMAGE", ("operator", "image")), ("TOLLGATE_E2E_RUNTIME_IMAGE", ("runtimeImage",))):
+        image = os.environ.get(env)
+        if not image:
+            continue
+        repository, _, tag = image.rpartition(":")
+        if not repository or "/" in tag:
+            sys.exit(f"FAIL: {env}={image!r} is not repository:tag")
+        node = values
+        for key in path:
+            node = node.setdefault(key, {})
+        node.update(repository=repository, tag=tag)
+    return values
+
+
 def main() -> None:
     root = pathlib.Path(sys.argv[1]).resolve()
     kubeconfig = os.environ["TOLLGATE_E2E_KUBECONFIG"]
@@ -50,7 +69,7 @@ def main() -> None:
     config.load_kube_config(config_file=kubeconfig)
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     with helm.Config(kubeconfig_path=kubeconfig, namespace=ns) as cfg:
-        cfg.install(str(root / "charts" / "tollgate"), "tollgate", {}, namespace=ns, create_namespace=True, wait="watcher", timeout=300)
+        cfg.install(str(root / "charts" / "tollgate"), "tollgate", image_values(), namespace=ns, create_namespace=True, wait="watcher", timeout=300)
         print(f"ok: chart installed in {ns}")
         try:
             docs = [d for f in sorted((root / "examples" / "catalog").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]

@@ -209,6 +209,15 @@ fn assert_report(pending: &Pending, version: &str, subscribers: &BTreeMap<&str, 
     assert_eq!(pending.body, expected);
 }
 
+/// The body of an API server error (`kind: Status`).
+fn status_body(code: u16, reason: &str, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "reason": reason, "code": code, "message": message,
+    }))
+    .unwrap()
+}
+
 fn watch_query(resource_version: &str) -> String {
     format!(
         "&watch=true&timeoutSeconds={WATCH_TIMEOUT_S}&fieldSelector=metadata.name%3D{CONFIGMAP}&allowWatchBookmarks=true&resourceVersion={resource_version}"
@@ -221,13 +230,10 @@ async fn start_reads_the_configmap_and_enforces_its_policy() {
     let cluster = Cluster::new(client, NS, CONFIGMAP, POD);
     let start = tokio::spawn(async move { cluster.configmap.initial().await });
     // Not there yet (the operator is about to publish it): retried, not fatal.
-    server
-        .expect(Method::GET, CONFIGMAP_PATH)
-        .await
-        .reply(
-            StatusCode::NOT_FOUND,
-            serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "configmaps \"tollgate-policy\" not found"})).unwrap(),
-        );
+    server.expect(Method::GET, CONFIGMAP_PATH).await.reply(
+        StatusCode::NOT_FOUND,
+        status_body(404, "NotFound", "configmaps \"tollgate-policy\" not found"),
+    );
     let three = three_plans();
     server
         .expect(Method::GET, CONFIGMAP_PATH)
@@ -263,7 +269,11 @@ async fn start_gives_up_after_bounded_retries_naming_the_configmap() {
     for _ in 0..START_ATTEMPTS {
         server.expect(Method::GET, CONFIGMAP_PATH).await.reply(
             StatusCode::FORBIDDEN,
-            serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "configmaps \"tollgate-policy\" is forbidden"})).unwrap(),
+            status_body(
+                403,
+                "Forbidden",
+                "configmaps \"tollgate-policy\" is forbidden",
+            ),
         );
     }
     let error = start.await.unwrap().unwrap_err().to_string();
