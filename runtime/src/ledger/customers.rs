@@ -90,6 +90,12 @@ impl Ledger {
             });
         };
         if let Some(old) = customer.subscription.take() {
+            if let Some(count) = self.plan_subscribers.get_mut(&old.plan) {
+                *count -= 1;
+                if *count == 0 {
+                    self.plan_subscribers.remove(&old.plan);
+                }
+            }
             for (index, next) in old.next_issue.iter().enumerate() {
                 if let Some(at) = next {
                     self.grant_schedule
@@ -108,6 +114,7 @@ impl Ledger {
             });
         });
         debug_assert!(customer.is_some());
+        *self.plan_subscribers.entry(plan.to_string()).or_insert(0) += 1;
         self.open_wallet(&WalletRef::new(id, DEFAULT_CURRENCY), Some(overage));
         let mut issued = 0;
         for index in 0..included.len() as u32 {

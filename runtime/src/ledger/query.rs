@@ -103,18 +103,9 @@ impl Ledger {
     }
 
     /// How many customers subscribe to each plan (plans without a subscriber are absent).
-    /// One pass over the customers: for periodic reports, not for the request path.
+    /// Kept as subscriptions change: as cheap as the number of plans.
     pub fn plan_subscribers(&self) -> BTreeMap<String, u64> {
-        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-        for customer in self.customers.values() {
-            if let Some(subscription) = &customer.subscription {
-                *counts.entry(subscription.plan.as_str()).or_insert(0) += 1;
-            }
-        }
-        counts
-            .into_iter()
-            .map(|(plan, n)| (plan.to_string(), n))
-            .collect()
+        self.plan_subscribers.clone()
     }
 
     /// Journal entries of one wallet after `after` (exclusive), at most `limit`.
@@ -266,5 +257,16 @@ mod tests {
             ("team".to_string(), 1),
         ]);
         assert_eq!(ledger.plan_subscribers(), expected);
+        // The kept counts survive a snapshot and agree with a recount of the customers.
+        let restored: Ledger =
+            postcard::from_bytes(&postcard::to_allocvec(&ledger).unwrap()).unwrap();
+        assert_eq!(restored.plan_subscribers(), expected);
+        ledger.verify().unwrap();
+        // A count that drifts from the customers is a violation `verify` names.
+        ledger.plan_subscribers.insert("pro".into(), 3);
+        assert!(matches!(
+            ledger.verify(),
+            Err(crate::ledger::Violation::PlanSubscribers { .. })
+        ));
     }
 }

@@ -175,6 +175,8 @@ pub struct Ledger {
     /// Usage event ids seen, by customer, and the order they can be forgotten in.
     pub(crate) seen_events: Map<String, Set<String>>,
     pub(crate) forget_events: VecDeque<(Timestamp, String, String)>,
+    /// Customers subscribed to each plan (kept as subscriptions change; `verify` recounts).
+    pub(crate) plan_subscribers: BTreeMap<String, u64>,
 }
 
 impl Ledger {
@@ -199,6 +201,7 @@ impl Ledger {
             grant_schedule: BTreeSet::new(),
             seen_events: Map::default(),
             forget_events: VecDeque::new(),
+            plan_subscribers: BTreeMap::new(),
         }
     }
 

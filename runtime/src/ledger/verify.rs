@@ -1,5 +1,7 @@
 //! `Ledger::verify`: recompute everything from the journal and check every invariant.
 
+use std::collections::BTreeMap;
+
 use super::account::{AccountKind, Balances};
 use super::entry::{Entry, GENESIS_HASH};
 use super::posting::{apply_leg_credit, apply_leg_debit};
@@ -54,6 +56,8 @@ pub enum Violation {
     Hold { hold: u64, what: String },
     #[error("wallet {wallet}: {what}")]
     Wallet { wallet: String, what: String },
+    #[error("subscribers per plan: {what}")]
+    PlanSubscribers { what: String },
 }
 
 /// What `verify` checked.
@@ -157,12 +161,34 @@ impl Ledger {
         }
         let open_holds = self.verify_holds()?;
         self.verify_grants()?;
+        self.verify_plan_subscribers()?;
         Ok(VerifyReport {
             entries: self.journal.len() as u64,
             accounts: self.accounts.len() as u64,
             open_holds,
             debits_posted: totals[0],
         })
+    }
+
+    /// The kept count of subscribers per plan is a recount of the customers.
+    fn verify_plan_subscribers(&self) -> Result<(), Violation> {
+        let mut recount: BTreeMap<&str, u64> = BTreeMap::new();
+        for customer in self.customers.values() {
+            if let Some(subscription) = &customer.subscription {
+                *recount.entry(subscription.plan.as_str()).or_insert(0) += 1;
+            }
+        }
+        let kept: BTreeMap<&str, u64> = self
+            .plan_subscribers
+            .iter()
+            .map(|(plan, n)| (plan.as_str(), *n))
+            .collect();
+        if kept != recount {
+            return Err(Violation::PlanSubscribers {
+                what: format!("kept {kept:?}, customers give {recount:?}"),
+            });
+        }
+        Ok(())
     }
 
     /// Every open hold's parts are exactly the pending debits of its grants.
