@@ -4,7 +4,6 @@
 //! Until the manifest lands the chunks are invisible, so a writer dying half-way leaves
 //! only unreferenced items behind.
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     ConditionCheck, Put, PutRequest, ReturnConsumedCapacity, TransactWriteItem, WriteRequest,
 };
@@ -176,50 +175,21 @@ pub(crate) async fn write(
         blake3::hash(format!("{table}/{chunk_key}/{:?}", items::digest_of(state)).as_bytes())
             .to_hex()[..36]
             .to_string();
-    let fenced = with_retries(
-        "TransactWriteItems",
-        &shared.calls,
-        &shared.jitter,
-        &shared.stats,
-        || {
-            let request = shared
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes.clone()))
-                .client_request_token(&token)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            async move {
-                match request.send().await {
-                    Ok(out) => {
-                        let units = out
-                            .consumed_capacity()
-                            .iter()
-                            .filter_map(|c| c.capacity_units())
-                            .sum::<f64>();
-                        shared.stats.consumed(Some(units), None);
-                        Ok(false)
-                    }
-                    Err(e) => match e.as_service_error() {
-                        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                            let codes: Vec<_> =
-                                c.cancellation_reasons().iter().map(|r| r.code()).collect();
-                            match codes.as_slice() {
-                                [Some("ConditionalCheckFailed"), ..] => Ok(true),
-                                // A checkpoint of this batch exists already. Every checkpoint
-                                // of batch `seq` encodes the same journal prefix: keep it.
-                                [_, Some("ConditionalCheckFailed")] => Ok(false),
-                                _ => Err(AttemptError::Transient {
-                                    throttled: false,
-                                    detail: format!("checkpoint transaction canceled: {codes:?}"),
-                                }),
-                            }
-                        }
-                        _ => Err(AttemptError::from_sdk("TransactWriteItems", &e)),
-                    },
-                }
-            }
-        },
-    )
+    let fenced = super::transact::transact_write(shared, &writes, &token, false, |reasons| {
+        match reasons
+            .iter()
+            .map(|r| r.code())
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            // The lease check failed: another writer holds the partition.
+            [Some("ConditionalCheckFailed"), ..] => Some(true),
+            // A checkpoint of this batch exists already. Every checkpoint of batch `seq`
+            // encodes the same journal prefix: keep it.
+            [_, Some("ConditionalCheckFailed")] => Some(false),
+            _ => None,
+        }
+    })
     .await?;
     if fenced {
         let lease = super::lease::current(shared, partition).await?;

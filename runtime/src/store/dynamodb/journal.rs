@@ -2,7 +2,6 @@
 //! and reading back a slot when a write collides.
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem,
@@ -98,56 +97,12 @@ pub(crate) async fn put_record(
         }
         // Same token, same request: DynamoDB applies it once within ten minutes.
         let token = client_token(&table, partition, record);
-        with_retries(
-            "TransactWriteItems",
-            &shared.calls,
-            &shared.jitter,
-            &shared.stats,
-            || {
-                let request = shared
-                    .client
-                    .transact_write_items()
-                    .set_transact_items(Some(writes.clone()))
-                    .client_request_token(&token)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                async move {
-                    match request.send().await {
-                        Ok(out) => {
-                            let units = out
-                                .consumed_capacity()
-                                .iter()
-                                .filter_map(|c| c.capacity_units())
-                                .sum::<f64>();
-                            shared.stats.consumed(Some(units), None);
-                            Ok(Attempted::Stored)
-                        }
-                        Err(e) => match e.as_service_error() {
-                            Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                                let reasons = c.cancellation_reasons();
-                                let head_taken = reasons
-                                    .first()
-                                    .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"));
-                                if head_taken {
-                                    Ok(collided(reasons.first().and_then(|r| r.item())))
-                                } else {
-                                    Err(AttemptError::Transient {
-                                        throttled: reasons.iter().any(|r| {
-                                            r.code() == Some("ThrottlingError")
-                                                || r.code() == Some("ProvisionedThroughputExceeded")
-                                        }),
-                                        detail: format!(
-                                            "transaction canceled: {:?}",
-                                            reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
-                                        ),
-                                    })
-                                }
-                            }
-                            _ => Err(AttemptError::from_sdk("TransactWriteItems", &e)),
-                        },
-                    }
-                }
-            },
-        )
+        super::transact::transact_write(shared, &writes, &token, Attempted::Stored, |reasons| {
+            // The head's condition failed: the slot is taken (by a retry of this write, or
+            // by another writer); anything else is worth retrying.
+            let head = reasons.first()?;
+            (head.code() == Some("ConditionalCheckFailed")).then(|| collided(head.item()))
+        })
         .await?
     };
     let existing = match written {
@@ -169,6 +124,7 @@ pub(crate) async fn put_record(
 }
 
 /// What one attempt saw.
+#[derive(Clone)]
 enum Attempted {
     Stored,
     Collided(Option<Item>),

@@ -92,6 +92,7 @@ mod reads;
 mod retry;
 mod schema;
 mod stats;
+mod transact;
 
 pub use config::{
     CallPolicy, Credentials, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BASE_BACKOFF, DEFAULT_CALL_DEADLINE,
