@@ -37,8 +37,18 @@ fn published(plans: &[Plan]) -> Value {
     })
 }
 
-/// Answers the reads of a runtime reconcile.
+/// Answers the reads of a runtime reconcile (no runtime pods).
 async fn reads(server: &mut ApiServer, configmap: Option<Value>, plans: &[Plan]) {
+    reads_with_pods(server, configmap, plans, vec![]).await;
+}
+
+/// Answers the reads of a runtime reconcile, listing `pods` as the runtime's pods.
+async fn reads_with_pods(
+    server: &mut ApiServer,
+    configmap: Option<Value>,
+    plans: &[Plan],
+    pods: Vec<Value>,
+) {
     let cm_path = format!("/api/v1{NS}/configmaps/tollgate-policy");
     match configmap {
         Some(cm) => server.get(&cm_path, cm).await,
@@ -62,7 +72,7 @@ async fn reads(server: &mut ApiServer, configmap: Option<Value>, plans: &[Plan])
             vec![],
         )
         .await;
-    let pods = server.list(&format!("/api/v1{NS}/pods"), vec![]).await;
+    let pods = server.list(&format!("/api/v1{NS}/pods"), pods).await;
     assert_eq!(
         pods.query,
         "&labelSelector=app.kubernetes.io%2Fname%3Dtollgate-runtime"
@@ -459,32 +469,13 @@ async fn a_plan_being_deleted_stays_in_the_bundle_closed_with_a_deleting_conditi
     let rt = runtime(TollgateRuntimeSpec::default());
     let pro = deleted_plan();
     let task = spawn_reconcile(rt.clone(), ctx);
-    let cm_path = format!("/api/v1{NS}/configmaps/tollgate-policy");
-    server.get(&cm_path, published(&[plan(PRO)])).await;
-    server
-        .list(
-            &format!("/apis/tollgate.dev/v1alpha1{NS}/plans"),
-            vec![json_of(&pro)],
-        )
-        .await;
-    server
-        .list(
-            &format!("/apis/tollgate.dev/v1alpha1{NS}/entitlements"),
-            vec![],
-        )
-        .await;
-    server
-        .list(
-            &format!("/apis/tollgate.dev/v1alpha1{NS}/budgetcaps"),
-            vec![],
-        )
-        .await;
-    server
-        .list(
-            &format!("/api/v1{NS}/pods"),
-            vec![runtime_pod(r#"{"pro": 3}"#)],
-        )
-        .await;
+    reads_with_pods(
+        &mut server,
+        Some(published(&[plan(PRO)])),
+        std::slice::from_ref(&pro),
+        vec![runtime_pod(r#"{"pro": 3}"#)],
+    )
+    .await;
     let (cm, _) = applies(&mut server).await;
     assert!(
         cm["data"]["catalog.yaml"]
