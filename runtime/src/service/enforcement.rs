@@ -21,6 +21,25 @@ pub struct UsageRequest {
     pub units: u64,
 }
 
+impl UsageRequest {
+    /// The request as policy evaluates it, for a customer on `subscription` at `now`.
+    fn policy_request<'a>(
+        &'a self,
+        subscription: Option<&'a SubscriptionView>,
+        now: crate::ledger::Timestamp,
+    ) -> Request<'a> {
+        Request {
+            customer: &self.customer,
+            subscription,
+            subject: &self.subject,
+            feature: &self.feature,
+            dimensions: &self.dimensions,
+            units: self.units,
+            now,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CheckOutcome {
     pub decision: Decision,
@@ -92,24 +111,17 @@ impl Runtime {
                     plan: s.plan.clone(),
                     since: s.since,
                 });
-                let evaluation = match policy.evaluate(&Request {
-                    customer: &request.customer,
-                    subscription: subscription.as_ref(),
-                    subject: &request.subject,
-                    feature: &request.feature,
-                    dimensions: &request.dimensions,
-                    units: request.units,
-                    now,
-                }) {
-                    Ok(e) => e,
-                    Err(denial) => {
-                        return unpriced(Decision::from_denial(
-                            &denial,
-                            &request.customer,
-                            version,
-                        ));
-                    }
-                };
+                let evaluation =
+                    match policy.evaluate(&request.policy_request(subscription.as_ref(), now)) {
+                        Ok(e) => e,
+                        Err(denial) => {
+                            return unpriced(Decision::from_denial(
+                                &denial,
+                                &request.customer,
+                                version,
+                            ));
+                        }
+                    };
                 let mut remaining = Vec::new();
                 let mut after = Vec::new();
                 for planned in &evaluation.limits {
@@ -288,24 +300,17 @@ impl Runtime {
                 &version,
             )));
         };
-        let evaluation = match policy.evaluate(&Request {
-            customer: &request.customer,
-            subscription: subscription.as_ref(),
-            subject: &request.subject,
-            feature: &request.feature,
-            dimensions: &request.dimensions,
-            units: request.units,
-            now: self.now(),
-        }) {
-            Ok(e) => e,
-            Err(denial) => {
-                return Ok(denied(Decision::from_denial(
-                    &denial,
-                    &request.customer,
-                    &version,
-                )));
-            }
-        };
+        let evaluation =
+            match policy.evaluate(&request.policy_request(subscription.as_ref(), self.now())) {
+                Ok(e) => e,
+                Err(denial) => {
+                    return Ok(denied(Decision::from_denial(
+                        &denial,
+                        &request.customer,
+                        &version,
+                    )));
+                }
+            };
         check_units(&evaluation, request.units)?;
         if evaluation.credits == 0 && evaluation.limits.is_empty() {
             // Nothing to hold: access alone decides.
