@@ -15,7 +15,7 @@ use super::limits::{
     DYNAMODB_MAX_BATCH_WRITE_ITEMS, DYNAMODB_MAX_ITEM_BYTES, MAX_CHECKPOINT_BYTES, MAX_CHUNK_BYTES,
 };
 use super::reads;
-use super::retry::{AttemptError, backoff, with_retries};
+use super::retry::{AttemptError, backoff};
 use super::schema::Schema;
 
 /// DynamoDB's `BatchWriteItem` carries at most 16 MB.
@@ -92,12 +92,8 @@ pub(crate) async fn write(
     while !pending.is_empty() {
         let take = pending.len().min(DYNAMODB_MAX_BATCH_WRITE_ITEMS);
         let group: Vec<WriteRequest> = pending.drain(..take).collect();
-        let unprocessed = with_retries(
-            "BatchWriteItem",
-            &shared.calls,
-            &shared.jitter,
-            &shared.stats,
-            || {
+        let unprocessed = shared
+            .retried("BatchWriteItem", || {
                 let request = shared
                     .client
                     .batch_write_item()
@@ -119,9 +115,8 @@ pub(crate) async fn write(
                         .and_then(|u| u.values().next().cloned())
                         .unwrap_or_default())
                 }
-            },
-        )
-        .await?;
+            })
+            .await?;
         if !unprocessed.is_empty() {
             // DynamoDB throttled part of the batch: back off, then send the rest again.
             round += 1;
@@ -216,12 +211,8 @@ pub(crate) async fn load_latest(
     partition: &str,
 ) -> Result<Option<(Manifest, Vec<u8>)>, DynamoError> {
     let (table, pk, range) = names(shared);
-    let newest = with_retries(
-        "Query",
-        &shared.calls,
-        &shared.jitter,
-        &shared.stats,
-        || {
+    let newest = shared
+        .retried("Query", || {
             let request = shared
                 .client
                 .query()
@@ -239,9 +230,8 @@ pub(crate) async fn load_latest(
                     .map_err(|e| AttemptError::from_sdk("Query", &e))?;
                 Ok(out.items().first().cloned())
             }
-        },
-    )
-    .await?;
+        })
+        .await?;
     let Some(item) = newest else { return Ok(None) };
     let seq = items::get_u64(&item, &range).map_err(|r| corrupt(partition, 0, r))?;
     let field = |name| items::get_u64(&item, name).map_err(|r| corrupt(partition, seq, r));

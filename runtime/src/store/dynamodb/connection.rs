@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
-use super::retry::{AttemptError, Jitter, with_retries};
+use super::retry::{AttemptError, Jitter};
 use super::schema::{Schema, TableSpec};
 use super::{
     CallPolicy, Credentials, DynamoConfig, DynamoError, DynamoStats, DynamoStatsSnapshot,
@@ -42,6 +42,22 @@ pub(crate) struct Shared {
     pub(crate) calls: CallPolicy,
     pub(crate) stats: DynamoStats,
     pub(crate) jitter: Jitter,
+}
+
+impl Shared {
+    /// One DynamoDB call under this connection's retry policy (bounded attempts, deadline,
+    /// jittered backoff, counted in its figures).
+    pub(crate) async fn retried<T, F, Fut>(
+        &self,
+        op: &'static str,
+        attempt: F,
+    ) -> Result<T, DynamoError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AttemptError>>,
+    {
+        super::retry::with_retries(op, &self.calls, &self.jitter, &self.stats, attempt).await
+    }
 }
 
 impl Drop for Shared {
@@ -236,12 +252,8 @@ async fn create_table(shared: &Shared, spec: &TableSpec) -> Result<bool, DynamoE
             .attribute_definitions(attribute(range).map_err(config)?)
             .key_schema(element(range, KeyType::Range).map_err(config)?);
     }
-    let created = with_retries(
-        "CreateTable",
-        &shared.calls,
-        &shared.jitter,
-        &shared.stats,
-        || {
+    let created = shared
+        .retried("CreateTable", || {
             let request = request.clone();
             async move {
                 match request.send().await {
@@ -255,17 +267,12 @@ async fn create_table(shared: &Shared, spec: &TableSpec) -> Result<bool, DynamoE
                     Err(e) => Err(AttemptError::from_sdk("CreateTable", &e)),
                 }
             }
-        },
-    )
-    .await?;
+        })
+        .await?;
     let started = std::time::Instant::now();
     loop {
-        let status = with_retries(
-            "DescribeTable",
-            &shared.calls,
-            &shared.jitter,
-            &shared.stats,
-            || {
+        let status = shared
+            .retried("DescribeTable", || {
                 let name = name.clone();
                 async move {
                     let out = shared
@@ -277,9 +284,8 @@ async fn create_table(shared: &Shared, spec: &TableSpec) -> Result<bool, DynamoE
                         .map_err(|e| AttemptError::from_sdk("DescribeTable", &e))?;
                     Ok(out.table().and_then(|t| t.table_status().cloned()))
                 }
-            },
-        )
-        .await?;
+            })
+            .await?;
         if status == Some(TableStatus::Active) {
             break;
         }
@@ -299,12 +305,8 @@ async fn create_table(shared: &Shared, spec: &TableSpec) -> Result<bool, DynamoE
             .enabled(true)
             .build()
             .map_err(config)?;
-        with_retries(
-            "UpdateTimeToLive",
-            &shared.calls,
-            &shared.jitter,
-            &shared.stats,
-            || {
+        shared
+            .retried("UpdateTimeToLive", || {
                 let request = shared
                     .client
                     .update_time_to_live()
@@ -316,9 +318,8 @@ async fn create_table(shared: &Shared, spec: &TableSpec) -> Result<bool, DynamoE
                         .await
                         .map_err(|e| AttemptError::from_sdk("UpdateTimeToLive", &e))
                 }
-            },
-        )
-        .await?;
+            })
+            .await?;
     }
     Ok(created)
 }

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 use super::connection::Shared;
 use super::items::{self, Item, JournalRecord};
 use super::reads;
-use super::retry::{AttemptError, with_retries};
+use super::retry::AttemptError;
 use super::schema::Schema;
 use super::{DynamoError, MAX_CHUNK_BYTES};
 
@@ -46,12 +46,8 @@ pub(crate) async fn put_record(
     let head = record.to_item(&pk, &seq, partition);
     let condition = "attribute_not_exists(#pk)";
     let written: Attempted = if continuations.is_empty() {
-        with_retries(
-            "PutItem",
-            &shared.calls,
-            &shared.jitter,
-            &shared.stats,
-            || {
+        shared
+            .retried("PutItem", || {
                 let request = shared
                     .client
                     .put_item()
@@ -78,9 +74,8 @@ pub(crate) async fn put_record(
                         },
                     }
                 }
-            },
-        )
-        .await?
+            })
+            .await?
     } else {
         let slot = record.slot();
         let mut writes = vec![put(&table, head.clone(), &pk, condition)?];

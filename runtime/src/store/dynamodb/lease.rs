@@ -9,7 +9,7 @@ use super::DynamoError;
 use super::connection::Shared;
 use super::items::{self, Item};
 use super::reads;
-use super::retry::{AttemptError, with_retries};
+use super::retry::AttemptError;
 
 /// Most rounds of read-then-bump when other starters race us for the same partition.
 /// Each round loses only to a concurrent takeover, so more than a few means a loop of
@@ -80,12 +80,8 @@ pub(crate) async fn take_over(
         item.insert(items::OWNER.into(), items::s(owner));
         item.insert(items::INCARNATION.into(), items::s(incarnation));
         item.insert(items::ACQUIRED_AT_MS.into(), items::n(now_ms));
-        let won = with_retries(
-            "PutItem",
-            &shared.calls,
-            &shared.jitter,
-            &shared.stats,
-            || {
+        let won = shared
+            .retried("PutItem", || {
                 let mut request = shared
                     .client
                     .put_item()
@@ -122,9 +118,8 @@ pub(crate) async fn take_over(
                         },
                     }
                 }
-            },
-        )
-        .await?;
+            })
+            .await?;
         if won {
             tracing::info!(partition, owner, epoch, "took the partition over");
             return Ok(epoch);

@@ -7,7 +7,7 @@ use super::DynamoError;
 use super::connection::Shared;
 use super::items::{self, Item};
 use super::limits::RECOVERY_PAGE_ITEMS;
-use super::retry::{AttemptError, with_retries};
+use super::retry::AttemptError;
 
 /// The item with this key (`(attribute, value)` pairs), if any.
 pub(crate) async fn get_item(
@@ -15,12 +15,8 @@ pub(crate) async fn get_item(
     table: &str,
     key: &[(&str, AttributeValue)],
 ) -> Result<Option<Item>, DynamoError> {
-    with_retries(
-        "GetItem",
-        &shared.calls,
-        &shared.jitter,
-        &shared.stats,
-        || {
+    shared
+        .retried("GetItem", || {
             let mut request = shared
                 .client
                 .get_item()
@@ -39,9 +35,8 @@ pub(crate) async fn get_item(
                 shared.stats.consumed(None, units);
                 Ok(out.item().cloned())
             }
-        },
-    )
-    .await
+        })
+        .await
 }
 
 /// One page (at most `RECOVERY_PAGE_ITEMS`) of the items whose hash key is `pk_value` and
@@ -54,12 +49,8 @@ pub(crate) async fn query_from(
     pk_value: &str,
     from: u64,
 ) -> Result<(Vec<Item>, bool), DynamoError> {
-    with_retries(
-        "Query",
-        &shared.calls,
-        &shared.jitter,
-        &shared.stats,
-        || {
+    shared
+        .retried("Query", || {
             let request = shared
                 .client
                 .query()
@@ -81,7 +72,6 @@ pub(crate) async fn query_from(
                 shared.stats.consumed(None, units);
                 Ok((out.items().to_vec(), out.last_evaluated_key().is_some()))
             }
-        },
-    )
-    .await
+        })
+        .await
 }

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{CancellationReason, ReturnConsumedCapacity, Transa
 
 use super::DynamoError;
 use super::connection::Shared;
-use super::retry::{AttemptError, with_retries};
+use super::retry::AttemptError;
 
 /// Sends `writes` as one transaction. On success the answer is `stored`. On a cancellation
 /// `canceled` reads the reasons (one per write, in order): `Some` is the answer, `None` a
@@ -19,12 +19,8 @@ pub(crate) async fn transact_write<T: Clone>(
     stored: T,
     canceled: impl Fn(&[CancellationReason]) -> Option<T>,
 ) -> Result<T, DynamoError> {
-    with_retries(
-        "TransactWriteItems",
-        &shared.calls,
-        &shared.jitter,
-        &shared.stats,
-        || {
+    shared
+        .retried("TransactWriteItems", || {
             let request = shared
                 .client
                 .transact_write_items()
@@ -61,7 +57,6 @@ pub(crate) async fn transact_write<T: Clone>(
                     },
                 }
             }
-        },
-    )
-    .await
+        })
+        .await
 }
