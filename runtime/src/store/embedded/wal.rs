@@ -19,9 +19,17 @@ pub(crate) const HEADER_BYTES: usize = 24;
 /// a header claiming more is corrupt, not a reason to allocate.
 pub(crate) const MAX_PAYLOAD_BYTES: usize = 64 * 1024 * 1024;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Payload {
     commands: Vec<LoggedCommand>,
+    chain_head: EntryHash,
+}
+
+/// `Payload` as written: the batch's commands borrowed, not cloned (a slice and a `Vec`
+/// encode the same way).
+#[derive(Serialize)]
+struct PayloadRef<'a> {
+    commands: &'a [LoggedCommand],
     chain_head: EntryHash,
 }
 
@@ -29,8 +37,8 @@ struct Payload {
 pub(crate) fn encode_record(batch: &Batch) -> Result<Vec<u8>, StoreError> {
     let payload = encode(
         "log record",
-        &Payload {
-            commands: batch.commands.clone(),
+        &PayloadRef {
+            commands: &batch.commands,
             chain_head: batch.chain_head,
         },
     )?;
