@@ -306,19 +306,22 @@ impl Runtime {
                     Err(reason) => outcome.rejected.push((index, reason)),
                 }
             }
-            for chunk in charges.chunks(MAX_EVENTS_PER_COMMAND) {
+            while !charges.is_empty() {
+                // The first `MAX_EVENTS_PER_COMMAND` charges move into the command.
+                let rest = charges.split_off(charges.len().min(MAX_EVENTS_PER_COMMAND));
+                let chunk = std::mem::replace(&mut charges, rest);
                 // Same events under the same policy: the same command, so a retry gets the
                 // first answer; under another policy the events still dedupe one by one.
                 let mut hasher = blake3::Hasher::new();
                 hasher.update(policy.version.as_bytes());
-                for charge in chunk {
+                for charge in &chunk {
                     hasher.update(charge.event_id.as_bytes());
                     hasher.update(&[0]);
                 }
                 let key = format!("ingest:{}", &hasher.finalize().to_hex()[..32]);
                 let command = Command::RecordUsage {
                     wallet: WalletRef::new(customer, DEFAULT_CURRENCY),
-                    events: chunk.to_vec(),
+                    events: chunk,
                 };
                 commands.push((customer, key, command));
             }
