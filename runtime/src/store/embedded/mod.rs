@@ -21,8 +21,11 @@
 //! ```
 //!
 //! Each record is written with one `write` and made durable with `fdatasync` before the
-//! engine acknowledges any command in it. A segment is sealed when it passes
-//! `SEGMENT_BYTES` or when a snapshot is taken; a new segment starts with the next batch.
+//! engine acknowledges any command in it. The active segment is preallocated: it grows in
+//! zero-filled steps of 1 MiB, so that most records land in space the file already has and
+//! their `fdatasync` writes no metadata. Zero bytes after the last record are free space.
+//! A segment is sealed (its free space cut off) when it passes `SEGMENT_BYTES`, when a
+//! snapshot is taken, or when the store closes; a new segment starts with the next batch.
 //!
 //! A snapshot file is `"TGSNAP02"`, seq (u64 LE), payload length (u64 LE), CRC-32C of the
 //! payload (u32 LE), then the postcard-encoded ledger. It is written to a temporary file,
@@ -30,8 +33,9 @@
 //! and the segments it covers deleted.
 //!
 //! Recovery: the newest snapshot (a bad checksum stops start-up), then every record after
-//! it. A torn tail of the last segment (a record cut short, or zero-filled up to the end
-//! of the file) is truncated and logged; any other bad record stops start-up with an
+//! it. In the last segment, zero bytes from a record boundary to the end of the file are
+//! free space; a torn tail (a record cut short, or zero-filled from some point up to the
+//! end of the file) is truncated and logged; any other bad record stops start-up with an
 //! error naming the file and offset.
 //!
 //! Format 2 (2026-11-28) chains entries with keyed BLAKE3 (see `ledger::Entry::compute_hash`);
@@ -123,16 +127,16 @@ impl EmbeddedStore {
         self.dir.join(format!("wal-{first_seq:020}.log"))
     }
 
-    fn start_segment(&mut self, first_seq: u64) -> Result<(), StoreError> {
+    /// Seals the active segment (if any) and starts writing `first_seq`'s segment at
+    /// `bytes` (0 for a new one; the end of its last record for the recovered last one).
+    fn start_segment(&mut self, first_seq: u64, bytes: u64) -> Result<(), StoreError> {
+        if let Some(sealed) = self.active.take() {
+            sealed.seal()?;
+        }
         let path = self.segment_path(first_seq);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| io("create", &path, e))?;
+        let active = ActiveSegment::open(path.clone(), bytes).map_err(|e| io("open", &path, e))?;
         sync_dir(&self.dir)?;
-        let bytes = file.metadata().map_err(|e| io("stat", &path, e))?.len();
-        self.active = Some(ActiveSegment { file, path, bytes });
+        self.active = Some(active);
         Ok(())
     }
 
@@ -191,6 +195,8 @@ impl Store for EmbeddedStore {
         let segments = self.files("wal-", ".log")?;
         let mut expected = after + 1;
         let mut last_seq = after;
+        // Where the last segment's records end.
+        let mut end = 0;
         for (i, (first_seq, path)) in segments.iter().enumerate() {
             let is_last = i + 1 == segments.len();
             let mut bytes = Vec::new();
@@ -221,8 +227,9 @@ impl Store for EmbeddedStore {
                 last_seq = batch.seq;
                 restore(Recovered::Batch(batch))
             };
-            match scan_segment(path, &bytes, is_last, &mut visit)? {
-                ScanEnd::Clean => {}
+            end = match scan_segment(path, &bytes, is_last, &mut visit)? {
+                ScanEnd::Clean => bytes.len() as u64,
+                ScanEnd::Free { offset } => offset,
                 ScanEnd::Torn { offset, why } => {
                     tracing::warn!(
                         file = %path.display(),
@@ -236,13 +243,14 @@ impl Store for EmbeddedStore {
                         .map_err(|e| io("open", path, e))?;
                     file.set_len(offset).map_err(|e| io("truncate", path, e))?;
                     file.sync_all().map_err(|e| io("fsync", path, e))?;
+                    offset
                 }
-            }
+            };
         }
         self.last_seq = last_seq;
         match segments.last() {
-            Some((first_seq, _)) => self.start_segment(*first_seq)?,
-            None => self.start_segment(last_seq + 1)?,
+            Some((first_seq, _)) => self.start_segment(*first_seq, end)?,
+            None => self.start_segment(last_seq + 1, 0)?,
         }
         Ok(())
     }
@@ -259,7 +267,7 @@ impl Store for EmbeddedStore {
             .as_ref()
             .is_none_or(|a| a.bytes >= SEGMENT_BYTES);
         if needs_roll {
-            self.start_segment(batch.seq)?;
+            self.start_segment(batch.seq, 0)?;
         }
         let Some(active) = self.active.as_mut() else {
             unreachable!("start_segment sets the active segment");
@@ -289,7 +297,7 @@ impl Store for EmbeddedStore {
         sync_dir(&self.dir)?;
         // Seal the log here: later batches go to a new segment, and everything before the
         // snapshot can go.
-        self.start_segment(snapshot.seq + 1)?;
+        self.start_segment(snapshot.seq + 1, 0)?;
         for (seq, old) in self.files("snapshot-", ".snap")? {
             if seq < snapshot.seq {
                 fs::remove_file(&old).map_err(|e| io("remove", &old, e))?;
@@ -301,6 +309,18 @@ impl Store for EmbeddedStore {
             }
         }
         sync_dir(&self.dir)
+    }
+}
+
+impl Drop for EmbeddedStore {
+    /// A store closed in order leaves its last segment without free space (a crash leaves
+    /// it, and recovery reads it as the end of the log).
+    fn drop(&mut self) {
+        if let Some(active) = self.active.take()
+            && let Err(error) = active.seal()
+        {
+            tracing::warn!(%error, "could not trim the log's preallocated space at close");
+        }
     }
 }
 

@@ -90,6 +90,88 @@ fn torn_tail_is_truncated_at_every_cut_point() {
     }
 }
 
+/// Appends `n` batches and stops as a crash would: without closing the store, so the last
+/// segment keeps its preallocated free space.
+fn write_batches_and_crash(dir: &Path, first: u64, n: u64) {
+    let mut store = EmbeddedStore::open(dir).unwrap();
+    store.recover(&mut |_| Ok(())).unwrap();
+    if first > 1 {
+        // The free space left by the crash is kept, not cut off as a torn tail.
+        let len = fs::metadata(only_segment(dir)).unwrap().len();
+        assert_eq!(len % wal::PREALLOCATE_BYTES, 0, "free space kept");
+    }
+    for seq in first..first + n {
+        store.append(&batch(seq)).unwrap();
+    }
+    let active = store.active.as_ref().unwrap();
+    let (end, len) = (active.bytes, fs::metadata(only_segment(dir)).unwrap().len());
+    assert!(
+        len > end,
+        "the segment has free space: {len} bytes for {end}"
+    );
+    assert_eq!(len % wal::PREALLOCATE_BYTES, 0);
+    // A crash runs no destructor: the segment is left as it is (the lock goes with the
+    // store here, with the process in a real crash).
+    std::mem::forget(store.active.take());
+    drop(store);
+}
+
+#[test]
+fn preallocated_free_space_is_the_end_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    write_batches_and_crash(dir.path(), 1, 3);
+    // Recovery reads the zeros as free space, keeps it, and writes the next record there.
+    write_batches_and_crash(dir.path(), 4, 2);
+    let (_, seqs) = recover_all(dir.path()).unwrap();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    // Closed in order, the segment ends with its last record.
+    let path = only_segment(dir.path());
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(
+        bytes.len() % 5,
+        0,
+        "five records of one size and nothing else"
+    );
+    assert_ne!(bytes[bytes.len() - 1], 0);
+}
+
+#[test]
+fn a_record_larger_than_the_step_extends_the_segment_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    store.recover(&mut |_| Ok(())).unwrap();
+    let mut big = batch(1);
+    let LoggedCommand::Apply { request, .. } = &mut big.commands[0] else {
+        unreachable!()
+    };
+    request.key = "k".repeat(3 * wal::PREALLOCATE_BYTES as usize / 2);
+    store.append(&big).unwrap();
+    store.append(&batch(2)).unwrap();
+    let len = fs::metadata(only_segment(dir.path())).unwrap().len();
+    assert_eq!(len, 2 * wal::PREALLOCATE_BYTES);
+    drop(store);
+    let (_, seqs) = recover_all(dir.path()).unwrap();
+    assert_eq!(seqs, vec![1, 2]);
+}
+
+#[test]
+fn a_torn_record_in_preallocated_space_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    write_batches_and_crash(dir.path(), 1, 3);
+    let path = only_segment(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    let end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    let record = end / 3;
+    // The third record's write was torn: its last half never reached the disk.
+    for b in &mut bytes[2 * record + record / 2..end] {
+        *b = 0;
+    }
+    fs::write(&path, &bytes).unwrap();
+    let (_, seqs) = recover_all(dir.path()).unwrap();
+    assert_eq!(seqs, vec![1, 2]);
+    assert_eq!(fs::metadata(&path).unwrap().len() as usize, 2 * record);
+}
+
 #[test]
 fn zero_filled_tail_is_torn() {
     let dir = tempfile::tempdir().unwrap();
@@ -205,7 +287,7 @@ fn missing_batches_refuse_to_start() {
     write_batches(dir.path(), 2);
     let mut store = EmbeddedStore::open(dir.path()).unwrap();
     store.recover(&mut |_| Ok(())).unwrap();
-    store.start_segment(10).unwrap();
+    store.start_segment(10, 0).unwrap();
     store.last_seq = 9;
     store.append(&batch(10)).unwrap();
     drop(store);

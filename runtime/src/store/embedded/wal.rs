@@ -1,7 +1,7 @@
 //! Write-ahead log segments: framing, scanning, torn-tail repair.
 
 use std::fs::File;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,9 @@ pub(crate) fn encode_record(batch: &Batch) -> Result<Vec<u8>, StoreError> {
 pub(crate) enum ScanEnd {
     /// Every byte belonged to a valid record.
     Clean,
+    /// The records end at `offset` and every byte after it is zero: the segment's
+    /// preallocated free space, where the next record goes.
+    Free { offset: u64 },
     /// The segment ends in a torn write at this offset: the tail must be cut there.
     Torn { offset: u64, why: &'static str },
 }
@@ -91,6 +94,11 @@ pub(crate) fn scan_segment(
     let zero_tail = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
     let mut offset = 0;
     while offset < bytes.len() {
+        if is_last && zero_tail <= offset {
+            return Ok(ScanEnd::Free {
+                offset: offset as u64,
+            });
+        }
         let rest = &bytes[offset..];
         let torn = |why| {
             Ok(ScanEnd::Torn {
@@ -171,24 +179,86 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     out
 }
 
+/// The active segment grows in steps of this many zero bytes, written and made durable
+/// with the record that needs them. A record written into space that already exists costs
+/// one `fdatasync` of data only (about 114 us here) instead of data plus the inode's new
+/// size (about 165 us); a step of 1 MiB adds about 1 ms to one write in every few thousand.
+pub(crate) const PREALLOCATE_BYTES: u64 = 1024 * 1024;
+
+/// Zeros to extend a segment with, written in pieces of this size.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
 /// The segment being appended to.
 pub(crate) struct ActiveSegment {
-    pub(crate) file: File,
-    pub(crate) path: std::path::PathBuf,
+    file: File,
+    path: std::path::PathBuf,
+    /// End of the last record: the next one is written here.
     pub(crate) bytes: u64,
+    /// Length of the file. Everything from `bytes` to here is zero: free space, which
+    /// recovery recognises as the end of the log.
+    allocated: u64,
 }
 
 impl ActiveSegment {
-    /// Appends one record and makes it durable (fdatasync: the data and the file size).
+    /// Opens `path` for writing records from `bytes` on (creating it if needed).
+    pub(crate) fn open(path: std::path::PathBuf, bytes: u64) -> std::io::Result<ActiveSegment> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        let allocated = file.metadata()?.len().max(bytes);
+        Ok(ActiveSegment {
+            file,
+            path,
+            bytes,
+            allocated,
+        })
+    }
+
+    /// Writes one record after the last and makes it durable (fdatasync; when the record
+    /// needed more space, the new zero-filled space and the file's size with it).
     pub(crate) fn append(&mut self, record: &[u8]) -> Result<(), StoreError> {
         let io = |op, source| StoreError::Io {
             op,
             path: self.path.clone(),
             source,
         };
-        self.file.write_all(record).map_err(|e| io("write", e))?;
+        let end = self.bytes + record.len() as u64;
+        if end > self.allocated {
+            let target = (end + 1).next_multiple_of(PREALLOCATE_BYTES);
+            let mut at = end;
+            while at < target {
+                let n = (target - at).min(ZEROS.len() as u64) as usize;
+                self.file
+                    .write_all_at(&ZEROS[..n], at)
+                    .map_err(|e| io("preallocate", e))?;
+                at += n as u64;
+            }
+            self.allocated = target;
+        }
+        self.file
+            .write_all_at(record, self.bytes)
+            .map_err(|e| io("write", e))?;
         self.file.sync_data().map_err(|e| io("fdatasync", e))?;
-        self.bytes += record.len() as u64;
+        self.bytes = end;
+        Ok(())
+    }
+
+    /// Cuts the free space off, so that a sealed segment ends with its last record.
+    pub(crate) fn seal(self) -> Result<(), StoreError> {
+        let io = |op, source| StoreError::Io {
+            op,
+            path: self.path.clone(),
+            source,
+        };
+        if self.allocated > self.bytes {
+            self.file
+                .set_len(self.bytes)
+                .map_err(|e| io("truncate", e))?;
+            self.file.sync_all().map_err(|e| io("fsync", e))?;
+        }
         Ok(())
     }
 }
