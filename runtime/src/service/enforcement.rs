@@ -1,6 +1,7 @@
 //! Check, Reserve, Commit, Release.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::decision::{self, Decision, Reason, remaining_of, wallet_remaining};
 use super::{DEFAULT_HOLD_TIMEOUT_MS, Runtime, ServiceError, require_id, unexpected};
@@ -98,21 +99,24 @@ impl Runtime {
             });
         }
         let now = self.now();
-        let customer = request.customer.clone();
-        let degraded = (request.clone(), policy.clone());
+        // Shared with the read, and kept for the answer without the store if it fails.
+        let asked = Arc::new(request);
         let answer = self
-            .read(&customer, move |ledger| {
-                let version = policy.version.as_str();
-                let Some(record) = ledger.customer(&request.customer) else {
-                    let message = format!("customer {} does not exist", request.customer);
-                    return unpriced(Decision::deny(Reason::UnknownCustomer, message, version));
-                };
-                let subscription = record.subscription.as_ref().map(|s| SubscriptionView {
-                    plan: s.plan.clone(),
-                    since: s.since,
-                });
-                let evaluation =
-                    match policy.evaluate(&request.policy_request(subscription.as_ref(), now)) {
+            .read(&asked.customer, {
+                let (request, policy) = (asked.clone(), policy.clone());
+                move |ledger| {
+                    let version = policy.version.as_str();
+                    let Some(record) = ledger.customer(&request.customer) else {
+                        let message = format!("customer {} does not exist", request.customer);
+                        return unpriced(Decision::deny(Reason::UnknownCustomer, message, version));
+                    };
+                    let subscription = record.subscription.as_ref().map(|s| SubscriptionView {
+                        plan: s.plan.clone(),
+                        since: s.since,
+                    });
+                    let evaluation = match policy
+                        .evaluate(&request.policy_request(subscription.as_ref(), now))
+                    {
                         Ok(e) => e,
                         Err(denial) => {
                             return unpriced(Decision::from_denial(
@@ -122,74 +126,74 @@ impl Runtime {
                             ));
                         }
                     };
-                let mut remaining = Vec::new();
-                let mut after = Vec::new();
-                for planned in &evaluation.limits {
-                    let counter = ledger
-                        .counter(&planned.charge.counter, planned.charge.window.start)
-                        .unwrap_or_default();
-                    let over = planned.charge.limit.is_some_and(|limit| {
-                        u128::from(counter.used)
-                            + u128::from(counter.pending)
-                            + u128::from(planned.charge.amount)
-                            > u128::from(limit)
-                    });
-                    if over && planned.charge.enforce {
-                        return CheckOutcome {
-                            decision: Decision::limit_denied(
-                                planned,
-                                counter.used,
-                                counter.pending,
-                                version,
+                    let mut remaining = Vec::new();
+                    let mut after = Vec::new();
+                    for planned in &evaluation.limits {
+                        let counter = ledger
+                            .counter(&planned.charge.counter, planned.charge.window.start)
+                            .unwrap_or_default();
+                        let over = planned.charge.limit.is_some_and(|limit| {
+                            u128::from(counter.used)
+                                + u128::from(counter.pending)
+                                + u128::from(planned.charge.amount)
+                                > u128::from(limit)
+                        });
+                        if over && planned.charge.enforce {
+                            return CheckOutcome {
+                                decision: Decision::limit_denied(
+                                    planned,
+                                    counter.used,
+                                    counter.pending,
+                                    version,
+                                ),
+                                value: evaluation.feature.value.clone(),
+                                price_micro_credits: evaluation.credits,
+                            };
+                        }
+                        remaining.push(remaining_of(
+                            &planned.charge,
+                            &planned.source,
+                            counter.used,
+                            counter.pending,
+                        ));
+                        after.push((
+                            counter.used.saturating_add(planned.charge.amount),
+                            counter.pending,
+                        ));
+                    }
+                    let wallet = WalletRef::new(&request.customer, DEFAULT_CURRENCY);
+                    let (available, pending) = ledger.wallet_totals(&wallet).unwrap_or((0, 0));
+                    if evaluation.credits > available {
+                        let mut decision = Decision::deny(
+                            Reason::InsufficientCredits,
+                            format!(
+                                "{} micro-credits needed, {available} available",
+                                evaluation.credits
                             ),
-                            value: evaluation.feature.value.clone(),
+                            version,
+                        );
+                        decision.remaining = vec![wallet_remaining(available, pending)];
+                        return CheckOutcome {
+                            decision,
+                            value: evaluation.feature.value,
                             price_micro_credits: evaluation.credits,
                         };
                     }
-                    remaining.push(remaining_of(
-                        &planned.charge,
-                        &planned.source,
-                        counter.used,
-                        counter.pending,
-                    ));
-                    after.push((
-                        counter.used.saturating_add(planned.charge.amount),
-                        counter.pending,
-                    ));
-                }
-                let wallet = WalletRef::new(&request.customer, DEFAULT_CURRENCY);
-                let (available, pending) = ledger.wallet_totals(&wallet).unwrap_or((0, 0));
-                if evaluation.credits > available {
-                    let mut decision = Decision::deny(
-                        Reason::InsufficientCredits,
-                        format!(
-                            "{} micro-credits needed, {available} available",
-                            evaluation.credits
-                        ),
-                        version,
-                    );
-                    decision.remaining = vec![wallet_remaining(available, pending)];
-                    return CheckOutcome {
-                        decision,
+                    remaining.push(wallet_remaining(available, pending));
+                    let alerts = decision::alerts(&evaluation.limits, &after);
+                    CheckOutcome {
+                        decision: Decision::allow(version, remaining, alerts),
                         value: evaluation.feature.value,
                         price_micro_credits: evaluation.credits,
-                    };
-                }
-                remaining.push(wallet_remaining(available, pending));
-                let alerts = decision::alerts(&evaluation.limits, &after);
-                CheckOutcome {
-                    decision: Decision::allow(version, remaining, alerts),
-                    value: evaluation.feature.value,
-                    price_micro_credits: evaluation.credits,
+                    }
                 }
             })
             .await;
         match answer {
             Ok(outcome) => Ok(outcome),
             Err(error) => {
-                let (request, policy) = degraded;
-                tracing::warn!(%error, feature = %request.feature, "check without the store: fail mode decides");
-                Ok(self.check_without_store(&request, &policy, now))
+                tracing::warn!(%error, feature = %asked.feature, "check without the store: fail mode decides");
+                Ok(self.check_without_store(&asked, &policy, now))
             }
         }
     }
