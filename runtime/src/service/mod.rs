@@ -202,7 +202,10 @@ mod tests {
             hasher.update(field);
         }
         let streamed = hasher.finalize();
-        assert_eq!(super::request_fingerprint(&fields), streamed.as_bytes()[..16]);
+        assert_eq!(
+            super::request_fingerprint(&fields),
+            streamed.as_bytes()[..16]
+        );
         assert_ne!(
             super::request_fingerprint(&[b"ab", b"c"]),
             super::request_fingerprint(&[b"a", b"bc"]),
