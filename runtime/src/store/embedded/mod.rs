@@ -22,7 +22,7 @@
 //!
 //! Each record is written with one `write` and made durable with `fdatasync` before the
 //! engine acknowledges any command in it. The active segment is preallocated: it grows in
-//! zero-filled steps of 1 MiB, so that most records land in space the file already has and
+//! zero-filled steps of 64 KiB, so that most records land in space the file already has and
 //! their `fdatasync` writes no metadata. Zero bytes after the last record are free space.
 //! A segment is sealed (its free space cut off) when it passes `SEGMENT_BYTES`, when a
 //! snapshot is taken, or when the store closes; a new segment starts with the next batch.
