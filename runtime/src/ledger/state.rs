@@ -12,6 +12,7 @@ use super::account::{Account, AccountKind, Balances, WalletAccounts};
 use super::command::{Command, CommandResult, Keyed};
 use super::entry::{Entry, EntryHash, EntryKind, GENESIS_HASH, Legs};
 use super::error::{HoldResolution, LedgerError};
+pub use super::fingerprint::{Fingerprint, fingerprint};
 use super::posting::Staged;
 use super::types::{
     AccountId, Category, EntryId, GrantId, GrantSpec, HoldId, OveragePolicy, Timestamp, WalletRef,
@@ -112,36 +113,6 @@ pub(crate) struct KeyRecord {
     /// (Storing the command itself would cost several allocations per request.)
     pub(crate) fingerprint: Fingerprint,
     pub(crate) result: CommandResult,
-}
-
-/// A command's fingerprint.
-pub type Fingerprint = [u8; 16];
-
-/// The fingerprint of a command: XXH3-128 of its postcard encoding. Not a cryptographic
-/// hash: it only tells one client's retry from another request under the same key of the
-/// same customer, and it is on the hot path of every request.
-pub fn fingerprint(command: &Command) -> Fingerprint {
-    thread_local! {
-        /// Scratch space for the encoding, reused so that no call allocates or zeroes a
-        /// buffer (the hash depends only on the bytes written, never on what was there).
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let hash = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut buffer) => {
-            buffer.clear();
-            match postcard::to_extend(command, std::mem::take(&mut *buffer)) {
-                Ok(encoded) => {
-                    let hash = xxhash_rust::xxh3::xxh3_128(&encoded);
-                    *buffer = encoded;
-                    hash
-                }
-                Err(_) => xxhash_rust::xxh3::xxh3_128(&[]),
-            }
-        }
-        // Re-entered (cannot happen: encoding does not call back): encode afresh.
-        Err(_) => xxhash_rust::xxh3::xxh3_128(&postcard::to_allocvec(command).unwrap_or_default()),
-    });
-    hash.to_le_bytes()
 }
 
 /// The whole ledger of one partition. Pure and deterministic: the same commands at the
