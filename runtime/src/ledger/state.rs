@@ -13,7 +13,6 @@ use super::command::{Command, CommandResult, Keyed};
 use super::entry::{Entry, EntryHash, EntryKind, GENESIS_HASH, Legs};
 use super::error::{HoldResolution, LedgerError};
 pub use super::fingerprint::{Fingerprint, fingerprint};
-use super::posting::Staged;
 use super::types::{
     AccountId, Category, EntryId, GrantId, GrantSpec, HoldId, OveragePolicy, Timestamp, WalletRef,
 };
@@ -452,19 +451,16 @@ impl Ledger {
     }
 
     /// Appends balanced entries for one command, all or nothing: every leg of every entry
-    /// is staged first, and nothing changes if any would overflow.
+    /// is applied first, and nothing changes if any would overflow.
     pub(crate) fn post(
         &mut self,
         wallet: u32,
         entries: &mut [(EntryKind, Legs)],
     ) -> Result<SmallVec<[EntryId; 2]>, LedgerError> {
-        let mut staged = Staged::new();
-        for (_, legs) in entries.iter() {
-            for leg in legs {
-                staged.stage(&self.accounts, leg)?;
-            }
-        }
-        staged.commit(&mut self.accounts);
+        super::posting::post_legs(
+            &mut self.accounts,
+            entries.iter().flat_map(|(_, legs)| legs.iter()),
+        )?;
         let mut ids = SmallVec::new();
         // The legs move into the journal: `entries` is left with empty leg lists.
         for (kind, legs) in entries.iter_mut() {
