@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::LedgerError;
 use super::state::Ledger;
-use super::types::{LimitCharge, Measure, Timestamp};
+use super::types::{HoldId, LimitCharge, Measure, Timestamp};
 
 /// Longest counter name, in bytes.
 pub const MAX_COUNTER_BYTES: usize = 512;
@@ -122,8 +122,13 @@ impl Ledger {
 
     /// Gives back what a hold held on its counters and counts the actual usage: the
     /// credits posted for credit counters, `units` for unit counters.
-    pub(crate) fn resolve_limits(&mut self, held: &[HeldLimit], credits: u64, units: u64) {
-        for limit in held {
+    pub(crate) fn resolve_limits(&mut self, id: HoldId, credits: u64, units: u64) {
+        let Some(hold) = self.holds.get(id.0) else {
+            panic!("hold {} resolved without its table entry", id.0);
+        };
+        // The hold's limits are read in place (the hold table and the counters are
+        // separate fields), so no caller clones the hold.
+        for limit in &hold.limits {
             let counter = self
                 .counters
                 .get_mut(&limit.counter)

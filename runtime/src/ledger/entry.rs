@@ -140,7 +140,12 @@ impl Entry {
             }
         };
         let len = HEAD + LEG * legs.len();
-        if legs.len() <= INLINE_LEGS {
+        if legs.len() <= 2 {
+            // Most entries: one 64-byte block, so no more than that is zeroed.
+            let mut buf = [0u8; HEAD + LEG * 2];
+            encode(&mut buf[..len]);
+            *blake3::keyed_hash(prev, &buf[..len]).as_bytes()
+        } else if legs.len() <= INLINE_LEGS {
             let mut buf = [0u8; HEAD + LEG * INLINE_LEGS];
             encode(&mut buf[..len]);
             *blake3::keyed_hash(prev, &buf[..len]).as_bytes()

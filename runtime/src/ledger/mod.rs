@@ -25,6 +25,7 @@ mod counters;
 mod customers;
 mod entry;
 mod error;
+mod fingerprint;
 mod journal;
 mod keys;
 mod numbered;

@@ -205,7 +205,9 @@ impl Ledger {
         amount: u64,
         units: u64,
     ) -> CommandResult {
-        let hold = self.open_hold(customer, hold_id)?.clone();
+        // Read in place, not cloned: what is needed after posting is copied out first.
+        let hold = self.open_hold(customer, hold_id)?;
+        let (wallet, held) = (hold.wallet, hold.amount);
         let amount = match hold.price {
             None => amount,
             Some(_) if amount != 0 => {
@@ -219,12 +221,12 @@ impl Ledger {
                 .cost(units)
                 .ok_or_else(|| LedgerError::overflow("price of the units"))?,
         };
-        let posted = amount.min(hold.amount);
-        let mut legs = self.unhold_legs(&hold, posted);
+        let posted = amount.min(held);
+        let mut legs = self.unhold_legs(hold, posted);
         let overage = amount - posted;
         let mut entries: SmallVec<[(EntryKind, Legs); 2]> = SmallVec::new();
         let overage_posted = if overage > 0 {
-            let (overage_legs, charged) = self.charge_legs(hold.wallet, overage);
+            let (overage_legs, charged) = self.charge_legs(wallet, overage);
             if charged > 0 {
                 entries.push((
                     EntryKind::Commit { hold: hold_id },
@@ -239,30 +241,28 @@ impl Ledger {
         if entries.is_empty() {
             entries.push((EntryKind::Commit { hold: hold_id }, legs));
         }
-        let ids = self.post(hold.wallet, &mut entries)?;
+        let ids = self.post(wallet, &mut entries)?;
         self.mark_resolved(hold_id, HoldResolution::Committed);
-        self.resolve_limits(&hold.limits, posted + overage_posted, units);
+        self.resolve_limits(hold_id, posted + overage_posted, units);
         Ok(Outcome::Committed {
             entry: ids[0],
             posted,
-            released: hold.amount - posted,
+            released: held - posted,
             overage_posted,
             overage_unbilled: overage - overage_posted,
         })
     }
 
     pub(crate) fn release(&mut self, customer: &str, hold_id: HoldId) -> CommandResult {
-        let hold = self.open_hold(customer, hold_id)?.clone();
-        let legs = self.unhold_legs(&hold, 0);
-        let ids = self.post(
-            hold.wallet,
-            &mut [(EntryKind::Release { hold: hold_id }, legs)],
-        )?;
+        let hold = self.open_hold(customer, hold_id)?;
+        let (wallet, held) = (hold.wallet, hold.amount);
+        let legs = self.unhold_legs(hold, 0);
+        let ids = self.post(wallet, &mut [(EntryKind::Release { hold: hold_id }, legs)])?;
         self.mark_resolved(hold_id, HoldResolution::Released);
-        self.resolve_limits(&hold.limits, 0, 0);
+        self.resolve_limits(hold_id, 0, 0);
         Ok(Outcome::Released {
             entry: ids[0],
-            released: hold.amount,
+            released: held,
         })
     }
 
@@ -303,7 +303,7 @@ impl Ledger {
             panic!("timeout of hold {} failed: {e}", hold_id.0);
         }
         self.mark_resolved(hold_id, HoldResolution::TimedOut);
-        self.resolve_limits(&hold.limits, 0, 0);
+        self.resolve_limits(hold_id, 0, 0);
     }
 
     /// Expires a grant at its due time: what is free goes to breakage (paid) or back to

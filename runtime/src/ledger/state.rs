@@ -12,7 +12,7 @@ use super::account::{Account, AccountKind, Balances, WalletAccounts};
 use super::command::{Command, CommandResult, Keyed};
 use super::entry::{Entry, EntryHash, EntryKind, GENESIS_HASH, Legs};
 use super::error::{HoldResolution, LedgerError};
-use super::posting::Staged;
+pub use super::fingerprint::{Fingerprint, fingerprint};
 use super::types::{
     AccountId, Category, EntryId, GrantId, GrantSpec, HoldId, OveragePolicy, Timestamp, WalletRef,
 };
@@ -112,36 +112,6 @@ pub(crate) struct KeyRecord {
     /// (Storing the command itself would cost several allocations per request.)
     pub(crate) fingerprint: Fingerprint,
     pub(crate) result: CommandResult,
-}
-
-/// A command's fingerprint.
-pub type Fingerprint = [u8; 16];
-
-/// The fingerprint of a command: XXH3-128 of its postcard encoding. Not a cryptographic
-/// hash: it only tells one client's retry from another request under the same key of the
-/// same customer, and it is on the hot path of every request.
-pub fn fingerprint(command: &Command) -> Fingerprint {
-    thread_local! {
-        /// Scratch space for the encoding, reused so that no call allocates or zeroes a
-        /// buffer (the hash depends only on the bytes written, never on what was there).
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let hash = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut buffer) => {
-            buffer.clear();
-            match postcard::to_extend(command, std::mem::take(&mut *buffer)) {
-                Ok(encoded) => {
-                    let hash = xxhash_rust::xxh3::xxh3_128(&encoded);
-                    *buffer = encoded;
-                    hash
-                }
-                Err(_) => xxhash_rust::xxh3::xxh3_128(&[]),
-            }
-        }
-        // Re-entered (cannot happen: encoding does not call back): encode afresh.
-        Err(_) => xxhash_rust::xxh3::xxh3_128(&postcard::to_allocvec(command).unwrap_or_default()),
-    });
-    hash.to_le_bytes()
 }
 
 /// The whole ledger of one partition. Pure and deterministic: the same commands at the
@@ -481,19 +451,16 @@ impl Ledger {
     }
 
     /// Appends balanced entries for one command, all or nothing: every leg of every entry
-    /// is staged first, and nothing changes if any would overflow.
+    /// is applied first, and nothing changes if any would overflow.
     pub(crate) fn post(
         &mut self,
         wallet: u32,
         entries: &mut [(EntryKind, Legs)],
     ) -> Result<SmallVec<[EntryId; 2]>, LedgerError> {
-        let mut staged = Staged::new();
-        for (_, legs) in entries.iter() {
-            for leg in legs {
-                staged.stage(&self.accounts, leg)?;
-            }
-        }
-        staged.commit(&mut self.accounts);
+        super::posting::post_legs(
+            &mut self.accounts,
+            entries.iter().flat_map(|(_, legs)| legs.iter()),
+        )?;
         let mut ids = SmallVec::new();
         // The legs move into the journal: `entries` is left with empty leg lists.
         for (kind, legs) in entries.iter_mut() {
