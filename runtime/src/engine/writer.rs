@@ -6,8 +6,8 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Clock, EngineConfig, EngineStats, MAX_BATCH_BYTES, MAX_COMMAND_BYTES, ReadFn, StopReason,
-    Submission, store_failed,
+    Clock, EngineConfig, EngineStats, LedgerCell, MAX_BATCH_BYTES, MAX_COMMAND_BYTES, ReadFn,
+    SharedLedger, StopReason, Submission, store_failed,
 };
 use crate::ledger::{CommandResult, Ledger, LedgerConfig, LedgerError, Timestamp};
 use crate::store::{Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode};
@@ -65,7 +65,9 @@ fn apply_logged(ledger: &mut Ledger, command: &LoggedCommand) {
 }
 
 pub(crate) struct Writer {
-    pub(crate) ledger: Ledger,
+    /// Locked by the writer for a whole batch: from its first command until it is durable
+    /// and answered (see `Engine::read_now`).
+    pub(crate) ledger: SharedLedger,
     pub(crate) next_seq: u64,
     pub(crate) batches_since_snapshot: u64,
     pub(crate) store: Box<dyn Store>,
@@ -93,25 +95,33 @@ impl Writer {
             reads: Vec::new(),
             bytes: 0,
         };
+        let shared = self.ledger.clone();
         while let Some(first) = rx.blocking_recv() {
+            // A reader's panic cannot leave the ledger half-changed (readers only read).
+            let mut cell = shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = self.clock.now();
-            self.take(first, now, &mut pending);
+            self.take(&mut cell, first, now, &mut pending);
             while pending.logged.len() + pending.reads.len() < max
                 && pending.bytes < MAX_BATCH_BYTES - MAX_COMMAND_BYTES
             {
                 match rx.try_recv() {
-                    Ok(next) => self.take(next, now, &mut pending),
+                    Ok(next) => self.take(&mut cell, next, now, &mut pending),
                     Err(_) => break,
                 }
             }
+            let ledger = &mut cell.ledger;
             if !pending.logged.is_empty() {
                 let batch = Batch {
                     seq: self.next_seq,
                     commands: std::mem::take(&mut pending.logged),
-                    chain_head: self.ledger.chain_head(),
+                    chain_head: ledger.chain_head(),
                 };
                 let started = Instant::now();
                 if let Err(error) = self.store.append(&batch) {
+                    // The ledger holds commands that are not durable: nobody reads it again.
+                    cell.serving = false;
                     self.fail(&error);
                     return; // dropping the replies answers every caller with `Stopped`
                 }
@@ -124,30 +134,48 @@ impl Writer {
                 pending.logged.clear();
                 pending.bytes = 0;
             }
+            for read in pending.reads.drain(..) {
+                read(&cell.ledger);
+            }
+            // The batch is durable: readers may have the ledger before its callers hear back,
+            // so that a caller's next read finds the writer out of the way.
+            drop(cell);
             for (reply, result) in pending.replies.drain(..) {
                 let _ = reply.send(result);
             }
-            for read in pending.reads.drain(..) {
-                read(&self.ledger);
-            }
-            if self.batches_since_snapshot >= self.config.snapshot_every_batches
-                && let Err(error) = self.snapshot()
-            {
-                self.fail(&error);
-                return;
+            if self.batches_since_snapshot >= self.config.snapshot_every_batches {
+                let mut cell = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Err(error) = self.snapshot(&cell.ledger) {
+                    cell.serving = false;
+                    self.fail(&error);
+                    return;
+                }
             }
         }
         // Every handle is gone: leave a snapshot so the next start replays little.
+        let mut cell = shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.batches_since_snapshot > 0
-            && let Err(error) = self.snapshot()
+            && let Err(error) = self.snapshot(&cell.ledger)
         {
+            cell.serving = false;
             self.fail(&error);
         }
     }
 
-    fn take(&mut self, submission: Submission, now: Timestamp, pending: &mut Pending) {
+    fn take(
+        &mut self,
+        cell: &mut LedgerCell,
+        submission: Submission,
+        now: Timestamp,
+        pending: &mut Pending,
+    ) {
         match submission {
             Submission::Apply { request, reply } => {
+                cell.taken += 1;
                 let logged = LoggedCommand::Apply { now, request };
                 let bytes = encoded_size(&logged);
                 if bytes > MAX_COMMAND_BYTES {
@@ -162,15 +190,15 @@ impl Writer {
                 let LoggedCommand::Apply { request, .. } = &logged else {
                     unreachable!()
                 };
-                let result = self.ledger.apply(now, request);
+                let result = cell.ledger.apply(now, request);
                 pending.logged.push(logged);
                 pending.bytes += bytes;
                 pending.replies.push((reply, result));
             }
             Submission::Read(read) => pending.reads.push(read),
             Submission::Tick => {
-                if self.ledger.has_due(now) {
-                    self.ledger.advance(now);
+                if cell.ledger.has_due(now) {
+                    cell.ledger.advance(now);
                     pending.logged.push(LoggedCommand::Advance { now });
                     pending.bytes += 16;
                 }
@@ -178,8 +206,8 @@ impl Writer {
         }
     }
 
-    fn snapshot(&mut self) -> Result<(), StoreError> {
-        let state = encode("snapshot", &self.ledger)?;
+    fn snapshot(&mut self, ledger: &Ledger) -> Result<(), StoreError> {
+        let state = encode("snapshot", ledger)?;
         self.store.save_snapshot(&Snapshot {
             seq: self.next_seq - 1,
             state,

@@ -102,7 +102,7 @@ impl Runtime {
         // Shared with the read, and kept for the answer without the store if it fails.
         let asked = Arc::new(request);
         let answer = self
-            .read(&asked.customer, {
+            .read_now(&asked.customer, {
                 let (request, policy) = (asked.clone(), policy.clone());
                 move |ledger| {
                     let version = policy.version.as_str();
