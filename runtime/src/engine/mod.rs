@@ -6,6 +6,12 @@
 //! stays low at low load, and the cost of the durable write is shared at high load.
 //! Acknowledged means durable. A store failure stops the engine: it never answers from
 //! state the store may not have.
+//!
+//! Reads see durable state only. The writer holds the ledger's lock for a whole batch, from
+//! its first command until it is durable, and unlocks before answering. `read` queues behind
+//! every command submitted before it; `read_now` (short reads: Check, subscription lookups)
+//! runs on the caller's thread instead when the lock is free and the writer has taken every
+//! command submitted so far, which saves the hand-over to the writer thread and back.
 
 mod clock;
 mod partitions;
