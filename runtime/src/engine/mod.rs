@@ -18,8 +18,7 @@ mod partitions;
 mod stats;
 mod writer;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -110,6 +109,12 @@ pub(crate) struct LedgerCell {
 
 pub(crate) type SharedLedger = Arc<Mutex<LedgerCell>>;
 
+/// The writer's lock on the ledger. A reader's panic cannot leave it half-changed (readers
+/// only read), so a poisoned lock is taken as it is.
+pub(crate) fn lock(ledger: &SharedLedger) -> MutexGuard<'_, LedgerCell> {
+    ledger.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 pub(crate) enum Submission {
     Apply {
         request: Keyed,
@@ -129,9 +134,6 @@ pub struct Engine {
     stats: Arc<EngineStats>,
     stopped: Arc<StopReason>,
     ledger: SharedLedger,
-    /// Commands submitted through any handle; with `LedgerCell::taken`, tells whether the
-    /// writer has taken every command submitted so far.
-    submitted: Arc<AtomicU64>,
 }
 
 /// Returned by `Engine::start` to wait for the writer thread to finish.
@@ -211,7 +213,6 @@ impl Engine {
                 stats,
                 stopped,
                 ledger,
-                submitted: Arc::new(AtomicU64::new(0)),
             },
             EngineThread {
                 handle: Some(handle),
@@ -223,9 +224,6 @@ impl Engine {
     pub async fn submit(&self, request: Keyed) -> Result<CommandResult, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.stats.queued();
-        // Counted before it is queued: a read that starts after this call began cannot
-        // take the fast path of `read_now` until the writer has taken this command.
-        self.submitted.fetch_add(1, Ordering::SeqCst);
         if self
             .tx
             .send(Submission::Apply { request, reply })
@@ -262,7 +260,7 @@ impl Engine {
     ) -> Result<T, EngineError> {
         if let Ok(cell) = self.ledger.try_lock()
             && cell.serving
-            && cell.taken == self.submitted.load(Ordering::SeqCst)
+            && cell.taken == self.stats.submitted()
         {
             return Ok(f(&cell.ledger));
         }

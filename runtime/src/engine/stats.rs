@@ -1,6 +1,7 @@
 //! Figures the engine exports: commands, batches, batch sizes, store write latency.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 #[derive(Default)]
 pub struct EngineStats {
@@ -43,8 +44,16 @@ impl StatsSnapshot {
 }
 
 impl EngineStats {
+    /// Counted before the command is queued: `Engine::read_now` compares it with the
+    /// commands the writer has taken (a read that starts after a submit began cannot take
+    /// its fast path until the writer has that command).
     pub(crate) fn queued(&self) {
-        self.submitted.fetch_add(1, Relaxed);
+        self.submitted.fetch_add(1, SeqCst);
+    }
+
+    /// Commands submitted so far (see `queued`).
+    pub(crate) fn submitted(&self) -> u64 {
+        self.submitted.load(SeqCst)
     }
 
     pub(crate) fn batch(&self, commands: u64, seq: u64, store_write_us: u64) {

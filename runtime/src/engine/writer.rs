@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Clock, EngineConfig, EngineStats, LedgerCell, MAX_BATCH_BYTES, MAX_COMMAND_BYTES, ReadFn,
-    SharedLedger, StopReason, Submission, store_failed,
+    SharedLedger, StopReason, Submission, lock, store_failed,
 };
 use crate::ledger::{CommandResult, Ledger, LedgerConfig, LedgerError, Timestamp};
 use crate::store::{Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode};
@@ -97,10 +97,7 @@ impl Writer {
         };
         let shared = self.ledger.clone();
         while let Some(first) = rx.blocking_recv() {
-            // A reader's panic cannot leave the ledger half-changed (readers only read).
-            let mut cell = shared
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut cell = lock(&shared);
             let now = self.clock.now();
             self.take(&mut cell, first, now, &mut pending);
             while pending.logged.len() + pending.reads.len() < max
@@ -111,12 +108,11 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let ledger = &mut cell.ledger;
             if !pending.logged.is_empty() {
                 let batch = Batch {
                     seq: self.next_seq,
                     commands: std::mem::take(&mut pending.logged),
-                    chain_head: ledger.chain_head(),
+                    chain_head: cell.ledger.chain_head(),
                 };
                 let started = Instant::now();
                 if let Err(error) = self.store.append(&batch) {
@@ -144,9 +140,7 @@ impl Writer {
                 let _ = reply.send(result);
             }
             if self.batches_since_snapshot >= self.config.snapshot_every_batches {
-                let mut cell = shared
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut cell = lock(&shared);
                 if let Err(error) = self.snapshot(&cell.ledger) {
                     cell.serving = false;
                     self.fail(&error);
@@ -155,9 +149,7 @@ impl Writer {
             }
         }
         // Every handle is gone: leave a snapshot so the next start replays little.
-        let mut cell = shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cell = lock(&shared);
         if self.batches_since_snapshot > 0
             && let Err(error) = self.snapshot(&cell.ledger)
         {

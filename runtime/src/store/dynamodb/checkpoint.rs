@@ -104,12 +104,7 @@ pub(crate) async fn write(
                         .send()
                         .await
                         .map_err(|e| AttemptError::from_sdk("BatchWriteItem", &e))?;
-                    let units = out
-                        .consumed_capacity()
-                        .iter()
-                        .filter_map(|c| c.capacity_units())
-                        .sum::<f64>();
-                    shared.stats.consumed(Some(units), None);
+                    shared.stats.consumed_writes(out.consumed_capacity());
                     Ok(out
                         .unprocessed_items()
                         .and_then(|u| u.values().next().cloned())

@@ -61,6 +61,13 @@ impl DynamoStats {
             .fetch_add(milli(read_units), Ordering::Relaxed);
     }
 
+    /// Write units of a multi-item call (`TransactWriteItems`, `BatchWriteItem`), which
+    /// reports one `ConsumedCapacity` per table.
+    pub(crate) fn consumed_writes(&self, capacities: &[aws_sdk_dynamodb::types::ConsumedCapacity]) {
+        let units = capacities.iter().filter_map(|c| c.capacity_units()).sum();
+        self.consumed(Some(units), None);
+    }
+
     pub fn snapshot(&self) -> DynamoStatsSnapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         DynamoStatsSnapshot {

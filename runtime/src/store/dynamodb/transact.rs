@@ -31,12 +31,7 @@ pub(crate) async fn transact_write<T: Clone>(
             async move {
                 match request.send().await {
                     Ok(out) => {
-                        let units = out
-                            .consumed_capacity()
-                            .iter()
-                            .filter_map(|c| c.capacity_units())
-                            .sum::<f64>();
-                        shared.stats.consumed(Some(units), None);
+                        shared.stats.consumed_writes(out.consumed_capacity());
                         Ok(stored)
                     }
                     Err(e) => match e.as_service_error() {
