@@ -342,22 +342,40 @@ async fn kill_9_scenario(
         );
     }
 
-    // 4. The data directory passes the offline verifier.
+    // 4. The data directory passes the offline verifier: every partition (the embedded
+    // store's count is read from its directory; DynamoDB's default is the server's 4).
     server.kill9();
-    let out = std::process::Command::new(tollgate_e2e::tollgate_bin()?)
-        .arg("verify")
-        .arg("--data-dir")
-        .arg(server.data_dir())
-        .arg("--partitions")
-        .arg("4")
-        .args(&verify_args)
-        .envs(verify_env.iter().map(|(k, v)| (k, v)))
-        .output()?;
+    let verify = |more: &[&str]| {
+        std::process::Command::new(tollgate_e2e::tollgate_bin()?)
+            .arg("verify")
+            .arg("--data-dir")
+            .arg(server.data_dir())
+            .args(more)
+            .args(&verify_args)
+            .envs(verify_env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .map_err(anyhow::Error::from)
+    };
+    let out = verify(&[])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "tollgate verify failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
+        "tollgate verify failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(
+        stdout.matches(": ok: ").count(),
+        4,
+        "one report per partition: {stdout}"
+    );
+    if verify_args.is_empty() {
+        // Embedded: a count other than the recorded one is refused, not half-checked.
+        let out = verify(&["--partitions", "3"])?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("created with 4 partitions, not 3"),
+            "{stderr}"
+        );
+    }
     Ok(())
 }

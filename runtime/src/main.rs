@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tollgate_runtime::cli::{ClientArgs, ClientCommand};
-use tollgate_runtime::engine::recover_ledger;
+use tollgate_runtime::engine::{recorded_count, recover_ledger};
 use tollgate_runtime::ledger::LedgerConfig;
 use tollgate_runtime::serve::{DynamoTablesArgs, ServeArgs, create_tables, serve};
 use tollgate_runtime::store::embedded::EmbeddedStore;
@@ -51,8 +51,10 @@ enum Cmd {
     Verify {
         #[arg(long, env = "TOLLGATE_DATA_DIR", default_value = "./tollgate-data")]
         data_dir: PathBuf,
-        #[arg(long, env = "TOLLGATE_PARTITIONS", default_value_t = 4)]
-        partitions: u32,
+        /// The embedded store's count is read from its data directory; a different one
+        /// given here is refused. DynamoDB: 4 when left out.
+        #[arg(long, env = "TOLLGATE_PARTITIONS")]
+        partitions: Option<u32>,
         /// Verify the DynamoDB store instead (takes each partition: run it with the
         /// server stopped).
         #[arg(long)]
@@ -96,6 +98,8 @@ async fn main() -> ExitCode {
             tables,
         } => {
             if dynamodb {
+                let partitions =
+                    partitions.unwrap_or(tollgate_runtime::serve::DEFAULT_DYNAMODB_PARTITIONS);
                 tollgate_runtime::serve::verify_dynamodb(&tables, partitions).map(print_reports)
             } else {
                 verify(data_dir, partitions)
@@ -137,7 +141,21 @@ fn print_reports(reports: Vec<tollgate_runtime::ledger::VerifyReport>) {
     }
 }
 
-fn verify(data_dir: PathBuf, partitions: u32) -> anyhow::Result<()> {
+fn verify(data_dir: PathBuf, asked: Option<u32>) -> anyhow::Result<()> {
+    let Some(partitions) = recorded_count(&data_dir)? else {
+        anyhow::bail!(
+            "{} holds no embedded store (no PARTITIONS file)",
+            data_dir.display()
+        );
+    };
+    if let Some(asked) = asked
+        && asked != partitions
+    {
+        anyhow::bail!(
+            "{} was created with {partitions} partitions, not {asked}",
+            data_dir.display()
+        );
+    }
     for p in 0..partitions {
         let dir = data_dir.join(format!("partition-{p:04}"));
         let mut store = EmbeddedStore::open(&dir)?;

@@ -13,6 +13,10 @@ use crate::catalog::PolicyInForce;
 use crate::cluster::Cluster;
 use crate::engine::{Engine, EngineConfig, EngineThread, Partitions, SystemClock};
 use crate::http::{HttpState, Metrics, PolicyStatus};
+
+/// Partitions of the DynamoDB store when `--partitions` is left out. DynamoDB records no
+/// count, so every start (and `tollgate verify --dynamodb`) must give the same one.
+pub const DEFAULT_DYNAMODB_PARTITIONS: u32 = 4;
 use crate::policy::Policy;
 use crate::service::{EngineFactory, Runtime};
 
@@ -43,9 +47,12 @@ pub struct ServeArgs {
     pub grpc_addr: SocketAddr,
     #[arg(long, env = "TOLLGATE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
-    /// Customers hash to this many partitions, each with one writer. Fixed for a store.
-    #[arg(long, env = "TOLLGATE_PARTITIONS", default_value_t = 4)]
-    pub partitions: u32,
+    /// Customers hash to this many partitions, each with one writer. Fixed for a store:
+    /// the embedded store records it in its data directory and, when this is left out,
+    /// uses the recorded count (1 for a new directory); DynamoDB needs the same count on
+    /// every start (4 when left out).
+    #[arg(long, env = "TOLLGATE_PARTITIONS")]
+    pub partitions: Option<u32>,
     #[arg(long, env = "TOLLGATE_STORE", value_enum, default_value = "embedded")]
     pub store: StoreKind,
     /// DynamoDB endpoint override (for DynamoDB Local); the regional endpoint by default.
@@ -262,7 +269,7 @@ fn open_dynamodb(
     let connection = DynamoConnection::connect(dynamo).context("connecting to DynamoDB")?;
     let mut engines = Vec::new();
     let mut threads = Vec::new();
-    for p in 0..args.partitions {
+    for p in 0..args.partitions.unwrap_or(DEFAULT_DYNAMODB_PARTITIONS) {
         let store = connection
             .store(&format!("p{p:04}"), &args.owner)
             .with_context(|| format!("taking partition {p}"))?;

@@ -38,7 +38,7 @@ pub(crate) fn runtime(catalog_yaml: &str, partitions: u32) -> TestRuntime {
     let clock = Arc::new(SystemClock);
     let opened = Partitions::open_embedded(
         dir.path(),
-        partitions,
+        Some(partitions),
         clock.clone(),
         EngineConfig::default(),
     )

@@ -56,7 +56,7 @@ async fn child_load(dir: PathBuf, round: u64, snapshot_every: u64) {
         ..EngineConfig::default()
     };
     let partitions = Arc::new(
-        Partitions::open_embedded(&dir, PARTITIONS, Arc::new(SystemClock), config).unwrap(),
+        Partitions::open_embedded(&dir, Some(PARTITIONS), Arc::new(SystemClock), config).unwrap(),
     );
     let mut tasks = Vec::new();
     for task in 0..TASKS {

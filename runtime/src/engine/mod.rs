@@ -25,7 +25,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use partitions::{Partitions, partition_of};
+pub use partitions::{
+    DEFAULT_EMBEDDED_PARTITIONS, MAX_PARTITIONS, Partitions, partition_of, recorded_count,
+};
 pub use stats::{EngineStats, StatsSnapshot};
 
 use crate::ledger::{CommandResult, Keyed, Ledger, LedgerConfig, Violation};

@@ -9,6 +9,36 @@ use crate::store::embedded::EmbeddedStore;
 /// Most partitions one process runs; each has a writer thread and a log.
 pub const MAX_PARTITIONS: u32 = 1024;
 
+/// Partitions of a new embedded data directory. One: a single log takes one `fdatasync`
+/// per group commit for the whole process, and one writer applies about a million
+/// commands per second, more than the gRPC layer can feed it. Each further partition adds
+/// a writer thread and its own `fdatasync` per batch, which costs throughput on a small
+/// machine (BENCHMARKS.md: 4 partitions against 1).
+pub const DEFAULT_EMBEDDED_PARTITIONS: u32 = 1;
+
+/// The file in an embedded data directory that records its partition count.
+const MARKER: &str = "PARTITIONS";
+
+/// The partition count recorded in an embedded data directory; `None` when the directory
+/// holds no store yet.
+pub fn recorded_count(data_dir: &Path) -> Result<Option<u32>, EngineError> {
+    let marker = data_dir.join(MARKER);
+    match std::fs::read_to_string(&marker) {
+        Ok(recorded) => recorded.trim().parse().map(Some).map_err(|_| {
+            EngineError::Recovery(format!(
+                "{} holds {:?}, not a partition count",
+                marker.display(),
+                recorded.trim()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(EngineError::Recovery(format!(
+            "read {}: {e}",
+            marker.display()
+        ))),
+    }
+}
+
 /// The partition a customer belongs to: CRC-32C of its id, modulo the partition count.
 /// Stable across versions and machines (it decides which log holds a customer).
 pub fn partition_of(customer: &str, partitions: u32) -> u32 {
@@ -23,40 +53,40 @@ pub struct Partitions {
 }
 
 impl Partitions {
-    /// Opens `count` embedded partitions under `data_dir` (`partition-0000`, ...). The
-    /// count is recorded on first start; a different count later is refused, since it
-    /// would move customers away from their logs.
+    /// Opens the embedded partitions under `data_dir` (`partition-0000`, ...). The count is
+    /// recorded on first start: `None` takes the recorded count, or
+    /// `DEFAULT_EMBEDDED_PARTITIONS` for a new directory; a count that differs from the
+    /// recorded one is refused, since it would move customers away from their logs.
     pub fn open_embedded(
         data_dir: &Path,
-        count: u32,
+        count: Option<u32>,
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<Partitions, EngineError> {
+        let recovery = |what: String| EngineError::Recovery(what);
+        let recorded = recorded_count(data_dir)?;
+        let count = match (count, recorded) {
+            (Some(asked), Some(recorded)) if asked != recorded => {
+                return Err(recovery(format!(
+                    "{} was created with {recorded} partitions, not {asked} (leave the \
+                     partition count out to use the recorded one)",
+                    data_dir.display()
+                )));
+            }
+            (Some(count), _) | (None, Some(count)) => count,
+            (None, None) => DEFAULT_EMBEDDED_PARTITIONS,
+        };
         if count == 0 || count > MAX_PARTITIONS {
-            return Err(EngineError::Recovery(format!(
+            return Err(recovery(format!(
                 "partitions must be between 1 and {MAX_PARTITIONS}, got {count}"
             )));
         }
-        let recovery = |what: String| EngineError::Recovery(what);
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| recovery(format!("create {}: {e}", data_dir.display())))?;
-        let marker = data_dir.join("PARTITIONS");
-        match std::fs::read_to_string(&marker) {
-            Ok(recorded) => {
-                let recorded = recorded.trim();
-                if recorded != count.to_string() {
-                    return Err(recovery(format!(
-                        "{} was created with {recorded} partitions, not {count}",
-                        data_dir.display()
-                    )));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::write(&marker, format!("{count}\n"))
-                    .and_then(|_| std::fs::File::open(data_dir)?.sync_all())
-                    .map_err(|e| recovery(format!("write {}: {e}", marker.display())))?;
-            }
-            Err(e) => return Err(recovery(format!("read {}: {e}", marker.display()))),
+        if recorded.is_none() {
+            let marker = data_dir.join(MARKER);
+            std::fs::create_dir_all(data_dir)
+                .and_then(|_| std::fs::write(&marker, format!("{count}\n")))
+                .and_then(|_| std::fs::File::open(data_dir)?.sync_all())
+                .map_err(|e| recovery(format!("write {}: {e}", marker.display())))?;
         }
         let mut engines = Vec::with_capacity(count as usize);
         let mut threads = Vec::with_capacity(count as usize);
@@ -84,5 +114,73 @@ impl Partitions {
         for thread in self.threads {
             thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::SystemClock;
+
+    fn open(dir: &Path, count: Option<u32>) -> Result<Partitions, EngineError> {
+        Partitions::open_embedded(dir, count, Arc::new(SystemClock), EngineConfig::default())
+    }
+
+    #[tokio::test]
+    async fn a_new_directory_gets_the_default_and_records_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = open(dir.path(), None).unwrap();
+        assert_eq!(opened.engines().len(), DEFAULT_EMBEDDED_PARTITIONS as usize);
+        opened.shutdown();
+        assert_eq!(
+            recorded_count(dir.path()).unwrap(),
+            Some(DEFAULT_EMBEDDED_PARTITIONS)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_directory_keeps_the_count_it_was_created_with() {
+        let dir = tempfile::tempdir().unwrap();
+        open(dir.path(), Some(4)).unwrap().shutdown();
+        // Left out: the recorded count, not the default.
+        let reopened = open(dir.path(), None).unwrap();
+        assert_eq!(reopened.engines().len(), 4);
+        reopened.shutdown();
+        // The same count given: accepted.
+        open(dir.path(), Some(4)).unwrap().shutdown();
+        // Another count: refused, naming both.
+        let Err(refused) = open(dir.path(), Some(2)) else {
+            panic!("a different count must be refused")
+        };
+        let message = refused.to_string();
+        assert!(
+            message.contains("created with 4 partitions, not 2"),
+            "{message}"
+        );
+        assert!(!dir.path().join("partition-0004").exists());
+    }
+
+    #[tokio::test]
+    async fn counts_out_of_range_and_unreadable_markers_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for count in [0, MAX_PARTITIONS + 1] {
+            let Err(refused) = open(dir.path(), Some(count)) else {
+                panic!("{count} partitions must be refused")
+            };
+            assert!(refused.to_string().contains("between 1 and"), "{refused}");
+        }
+        assert_eq!(
+            recorded_count(dir.path()).unwrap(),
+            None,
+            "nothing recorded"
+        );
+        std::fs::write(dir.path().join(MARKER), "four\n").unwrap();
+        let Err(refused) = open(dir.path(), None) else {
+            panic!("a marker that is not a number must be refused")
+        };
+        assert!(
+            refused.to_string().contains("not a partition count"),
+            "{refused}"
+        );
     }
 }
