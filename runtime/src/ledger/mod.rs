@@ -20,6 +20,7 @@
 //! Holds are the same legs as consumption, pending instead of posted.
 
 mod account;
+mod chunked;
 mod command;
 mod counters;
 mod customers;

@@ -1,8 +1,9 @@
 //! The ledger's state and its entry point, `Ledger::apply`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use super::chunked::ChunkedDeque;
 use super::numbered::Numbered;
 
 use serde::{Deserialize, Serialize};
@@ -136,7 +137,7 @@ pub struct Ledger {
     /// Answers in the order they were given; `keys` holds their numbers.
     pub(crate) answers: Numbered<KeyEntry>,
     /// Keys and resolved holds in the order they can be forgotten.
-    pub(crate) forget_holds: VecDeque<(Timestamp, HoldId)>,
+    pub(crate) forget_holds: ChunkedDeque<(Timestamp, HoldId)>,
     /// Usage and spend counters by name, then window start.
     pub(crate) counters: Map<String, BTreeMap<Timestamp, super::counters::Counter>>,
     pub(crate) customers: Map<String, super::customers::Customer>,
@@ -144,7 +145,7 @@ pub struct Ledger {
     pub(crate) grant_schedule: BTreeSet<(Timestamp, String, u32)>,
     /// Usage event ids seen, by customer, and the order they can be forgotten in.
     pub(crate) seen_events: Map<String, Set<String>>,
-    pub(crate) forget_events: VecDeque<(Timestamp, String, String)>,
+    pub(crate) forget_events: ChunkedDeque<(Timestamp, String, String)>,
     /// Customers subscribed to each plan (kept as subscriptions change; `verify` recounts).
     pub(crate) plan_subscribers: BTreeMap<String, u64>,
 }
@@ -165,12 +166,12 @@ impl Ledger {
             grant_expiries: BTreeSet::new(),
             keys: super::keys::KeyIndex::default(),
             answers: Numbered::starting_at(0),
-            forget_holds: VecDeque::new(),
+            forget_holds: ChunkedDeque::new(),
             counters: Map::default(),
             customers: Map::default(),
             grant_schedule: BTreeSet::new(),
             seen_events: Map::default(),
-            forget_events: VecDeque::new(),
+            forget_events: ChunkedDeque::new(),
             plan_subscribers: BTreeMap::new(),
         }
     }
