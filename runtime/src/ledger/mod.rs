@@ -26,6 +26,7 @@ mod counters;
 mod customers;
 mod entry;
 mod error;
+mod event_ids;
 mod fingerprint;
 mod journal;
 mod keys;

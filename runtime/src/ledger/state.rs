@@ -144,7 +144,7 @@ pub struct Ledger {
     /// Included grants due: (time, customer, index in the subscription).
     pub(crate) grant_schedule: BTreeSet<(Timestamp, String, u32)>,
     /// Usage event ids seen, by customer, and the order they can be forgotten in.
-    pub(crate) seen_events: Map<String, Set<String>>,
+    pub(crate) seen_events: Map<String, super::event_ids::EventIds>,
     pub(crate) forget_events: ChunkedDeque<(Timestamp, String, String)>,
     /// Customers subscribed to each plan (kept as subscriptions change; `verify` recounts).
     pub(crate) plan_subscribers: BTreeMap<String, u64>,
