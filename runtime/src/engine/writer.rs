@@ -10,7 +10,9 @@ use super::{
     SharedLedger, StopReason, Submission, lock, store_failed,
 };
 use crate::ledger::{CommandResult, Ledger, LedgerConfig, LedgerError, Timestamp};
-use crate::store::{Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode};
+use crate::store::{
+    Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode_large,
+};
 
 pub(crate) struct Recovery {
     pub(crate) ledger: Ledger,
@@ -199,11 +201,20 @@ impl Writer {
     }
 
     fn snapshot(&mut self, ledger: &Ledger) -> Result<(), StoreError> {
-        let state = encode("snapshot", ledger)?;
-        self.store.save_snapshot(&Snapshot {
-            seq: self.next_seq - 1,
-            state,
-        })?;
+        // Every caller of the partition waits while this runs: say how long it took.
+        let started = Instant::now();
+        let state = encode_large("snapshot", ledger)?;
+        let encoded = started.elapsed();
+        let bytes = state.len();
+        let seq = self.next_seq - 1;
+        self.store.save_snapshot(&Snapshot { seq, state })?;
+        tracing::info!(
+            seq,
+            bytes,
+            encode_ms = encoded.as_millis() as u64,
+            save_ms = (started.elapsed() - encoded).as_millis() as u64,
+            "snapshot taken (the partition's calls waited for it)"
+        );
         self.batches_since_snapshot = 0;
         self.stats.snapshot_taken();
         Ok(())

@@ -122,6 +122,23 @@ pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<
     })
 }
 
+/// Like `encode`, for large values (snapshots): a first pass measures the encoding, so the
+/// output is allocated once instead of doubling its way up, copying everything each time.
+/// For a 290 MB ledger the encoding went from 2.1-2.2 s to 1.14-1.19 s, and the whole
+/// snapshot from about 3.0 s to 2.6-2.7 s (BENCHMARKS.md).
+pub(crate) fn encode_large<T: Serialize>(
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, StoreError> {
+    let codec = |e: postcard::Error| StoreError::Codec {
+        what,
+        reason: e.to_string(),
+    };
+    let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .map_err(codec)?;
+    postcard::to_extend(value, Vec::with_capacity(size)).map_err(codec)
+}
+
 pub(crate) fn decode<'a, T: Deserialize<'a>>(
     what: &'static str,
     bytes: &'a [u8],
@@ -130,4 +147,25 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
         what,
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_large_writes_the_same_bytes_as_encode() {
+        let value: Vec<(u64, String, Option<i64>)> = (0..50_000u64)
+            .map(|i| {
+                (
+                    i * 7919,
+                    format!("key-{i}"),
+                    (i % 3 == 0).then_some(-(i as i64)),
+                )
+            })
+            .collect();
+        let bytes = encode_large("test", &value).unwrap();
+        assert_eq!(bytes, encode("test", &value).unwrap());
+        assert_eq!(bytes.capacity(), bytes.len(), "allocated once, to size");
+    }
 }
