@@ -284,14 +284,17 @@ impl Store for EmbeddedStore {
         );
         let path = self.dir.join(format!("snapshot-{:020}.snap", snapshot.seq));
         let tmp = self.dir.join(format!("snapshot-{:020}.tmp", snapshot.seq));
-        let mut bytes = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + snapshot.state.len());
-        bytes.extend_from_slice(SNAPSHOT_MAGIC);
-        bytes.extend_from_slice(&snapshot.seq.to_le_bytes());
-        bytes.extend_from_slice(&(snapshot.state.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&crc32c::crc32c(&snapshot.state).to_le_bytes());
-        bytes.extend_from_slice(&snapshot.state);
+        // The header, then the state as it is: a snapshot can be hundreds of MB, and the
+        // writer's callers wait for it, so it is not copied into one buffer first.
+        let mut header = Vec::with_capacity(SNAPSHOT_HEADER_BYTES);
+        header.extend_from_slice(SNAPSHOT_MAGIC);
+        header.extend_from_slice(&snapshot.seq.to_le_bytes());
+        header.extend_from_slice(&(snapshot.state.len() as u64).to_le_bytes());
+        header.extend_from_slice(&crc32c::crc32c(&snapshot.state).to_le_bytes());
         let mut file = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
-        file.write_all(&bytes).map_err(|e| io("write", &tmp, e))?;
+        file.write_all(&header)
+            .and_then(|()| file.write_all(&snapshot.state))
+            .map_err(|e| io("write", &tmp, e))?;
         file.sync_all().map_err(|e| io("fsync", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, e))?;
         sync_dir(&self.dir)?;
