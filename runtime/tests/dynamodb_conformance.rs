@@ -158,7 +158,7 @@ fn a_snapshot_then_the_tail_after_it(backend: &dyn Backend) {
             store.append(&batch(seq, 2, 8)).unwrap();
         }
         store
-            .save_snapshot(&Snapshot {
+            .save_snapshot(Snapshot {
                 seq: 3,
                 state: b"ledger as of batch 3".to_vec(),
             })
@@ -186,7 +186,7 @@ fn batches_and_snapshots_larger_than_an_item(backend: &dyn Backend) {
         store.append(&big).unwrap();
         store.append(&batch(2, 1, 8)).unwrap();
         store
-            .save_snapshot(&Snapshot {
+            .save_snapshot(Snapshot {
                 seq: 2,
                 state: state.clone(),
             })

@@ -88,7 +88,7 @@ fn the_older_epoch_can_never_write_again() {
     }
     // Its checkpoints are refused too.
     let error = old
-        .save_snapshot(&tollgate_runtime::store::Snapshot {
+        .save_snapshot(tollgate_runtime::store::Snapshot {
             seq: 3,
             state: vec![1, 2, 3],
         })

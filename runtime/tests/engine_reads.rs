@@ -71,7 +71,7 @@ impl Store for GatedStore {
         self.inner.append(batch)
     }
 
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
         self.inner.save_snapshot(snapshot)
     }
 }

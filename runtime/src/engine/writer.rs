@@ -207,13 +207,14 @@ impl Writer {
         let encoded = started.elapsed();
         let bytes = state.len();
         let seq = self.next_seq - 1;
-        self.store.save_snapshot(&Snapshot { seq, state })?;
+        self.store.save_snapshot(Snapshot { seq, state })?;
         tracing::info!(
             seq,
             bytes,
             encode_ms = encoded.as_millis() as u64,
             save_ms = (started.elapsed() - encoded).as_millis() as u64,
-            "snapshot taken (the partition's calls waited for it)"
+            "snapshot taken (the partition's calls waited this long; the embedded store \
+             writes the file on a thread of its own)"
         );
         self.batches_since_snapshot = 0;
         self.stats.snapshot_taken();

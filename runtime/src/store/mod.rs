@@ -111,8 +111,10 @@ pub trait Store: Send {
     /// Makes `batch` durable; returns only once it is.
     fn append(&mut self, batch: &Batch) -> Result<(), StoreError>;
 
-    /// Makes `snapshot` durable; the log it covers may then be dropped.
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError>;
+    /// Saves `snapshot`, which covers every batch appended so far; the log it covers may be
+    /// dropped once it is durable. (The embedded store writes it on a thread of its own and
+    /// reports a failure at the next append; DynamoDB writes it before returning.)
+    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError>;
 }
 
 pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {

@@ -428,13 +428,13 @@ impl Store for DynamoStore {
         Ok(())
     }
 
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
         assert_eq!(
             snapshot.seq, self.last_seq,
             "a snapshot covers exactly the log so far"
         );
         let (partition, epoch, slot) = (self.partition.clone(), self.epoch, self.last_batch_slot);
-        let (seq, state) = (snapshot.seq, snapshot.state.clone());
+        let Snapshot { seq, state } = snapshot;
         self.connection.run(move |shared| async move {
             checkpoint::write(&shared, &partition, epoch, seq, slot, &state).await
         })?;

@@ -69,6 +69,14 @@ pub struct EmbeddedStore {
     active: Option<ActiveSegment>,
     /// Seq of the last batch appended or recovered.
     last_seq: u64,
+    /// A snapshot being written on its own thread.
+    saving: Option<Saving>,
+}
+
+/// A snapshot file being written: its seq and the thread writing it.
+struct Saving {
+    seq: u64,
+    thread: std::thread::JoinHandle<Result<(), StoreError>>,
 }
 
 impl EmbeddedStore {
@@ -95,6 +103,7 @@ impl EmbeddedStore {
             _lock: lock,
             active: None,
             last_seq: 0,
+            saving: None,
         })
     }
 
@@ -261,6 +270,7 @@ impl Store for EmbeddedStore {
             self.last_seq + 1,
             "batches are appended in order"
         );
+        self.finish_saving(false)?;
         let record = encode_record(batch)?;
         let needs_roll = self
             .active
@@ -277,37 +287,55 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+    /// Seals the log at the snapshot and hands the file to a thread of its own, so the
+    /// writer goes on with the next batches while hundreds of MB go to disk. The log the
+    /// snapshot covers is deleted only once the file is durable (checked at the next
+    /// append, and at close); a crash before then recovers from the previous snapshot and
+    /// the whole log. A failed write is reported by the next append.
+    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
         assert_eq!(
             snapshot.seq, self.last_seq,
             "a snapshot covers exactly the log so far"
         );
-        let path = self.dir.join(format!("snapshot-{:020}.snap", snapshot.seq));
-        let tmp = self.dir.join(format!("snapshot-{:020}.tmp", snapshot.seq));
-        // The header, then the state as it is: a snapshot can be hundreds of MB, and the
-        // writer's callers wait for it, so it is not copied into one buffer first.
-        let mut header = Vec::with_capacity(SNAPSHOT_HEADER_BYTES);
-        header.extend_from_slice(SNAPSHOT_MAGIC);
-        header.extend_from_slice(&snapshot.seq.to_le_bytes());
-        header.extend_from_slice(&(snapshot.state.len() as u64).to_le_bytes());
-        header.extend_from_slice(&crc32c::crc32c(&snapshot.state).to_le_bytes());
-        let mut file = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
-        file.write_all(&header)
-            .and_then(|()| file.write_all(&snapshot.state))
-            .map_err(|e| io("write", &tmp, e))?;
-        file.sync_all().map_err(|e| io("fsync", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, e))?;
-        sync_dir(&self.dir)?;
-        // Seal the log here: later batches go to a new segment, and everything before the
-        // snapshot can go.
+        self.finish_saving(true)?;
+        // Later batches go to a new segment, so that everything up to here can go at once.
         self.start_segment(snapshot.seq + 1, 0)?;
+        let seq = snapshot.seq;
+        let dir = self.dir.clone();
+        let thread = std::thread::Builder::new()
+            .name("tollgate-snapshot".into())
+            .spawn(move || write_snapshot(&dir, &snapshot))
+            .map_err(|e| io("start the snapshot thread for", &self.dir, e))?;
+        self.saving = Some(Saving { seq, thread });
+        Ok(())
+    }
+}
+
+impl EmbeddedStore {
+    /// Once the snapshot being written is durable (waiting for it when `wait`), deletes the
+    /// older snapshots and the log segments it covers.
+    fn finish_saving(&mut self, wait: bool) -> Result<(), StoreError> {
+        let Some(saving) = self.saving.take() else {
+            return Ok(());
+        };
+        if !wait && !saving.thread.is_finished() {
+            self.saving = Some(saving);
+            return Ok(());
+        }
+        saving.thread.join().unwrap_or_else(|_| {
+            Err(io(
+                "write snapshot (the thread panicked)",
+                &self.dir,
+                std::io::Error::other("panicked"),
+            ))
+        })?;
         for (seq, old) in self.files("snapshot-", ".snap")? {
-            if seq < snapshot.seq {
+            if seq < saving.seq {
                 fs::remove_file(&old).map_err(|e| io("remove", &old, e))?;
             }
         }
         for (first_seq, old) in self.files("wal-", ".log")? {
-            if first_seq <= snapshot.seq {
+            if first_seq <= saving.seq {
                 fs::remove_file(&old).map_err(|e| io("remove", &old, e))?;
             }
         }
@@ -315,10 +343,41 @@ impl Store for EmbeddedStore {
     }
 }
 
+/// Writes `snapshot` to `dir` durably: a temporary file, fsync, rename, directory fsync.
+/// The header, then the state as it is: a snapshot can be hundreds of MB, so it is not
+/// copied into one buffer first.
+fn write_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let path = dir.join(format!("snapshot-{:020}.snap", snapshot.seq));
+    let tmp = dir.join(format!("snapshot-{:020}.tmp", snapshot.seq));
+    let mut header = Vec::with_capacity(SNAPSHOT_HEADER_BYTES);
+    header.extend_from_slice(SNAPSHOT_MAGIC);
+    header.extend_from_slice(&snapshot.seq.to_le_bytes());
+    header.extend_from_slice(&(snapshot.state.len() as u64).to_le_bytes());
+    header.extend_from_slice(&crc32c::crc32c(&snapshot.state).to_le_bytes());
+    let mut file = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
+    file.write_all(&header)
+        .and_then(|()| file.write_all(&snapshot.state))
+        .map_err(|e| io("write", &tmp, e))?;
+    file.sync_all().map_err(|e| io("fsync", &tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, e))?;
+    sync_dir(dir)?;
+    tracing::info!(
+        seq = snapshot.seq,
+        bytes = snapshot.state.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "snapshot written"
+    );
+    Ok(())
+}
+
 impl Drop for EmbeddedStore {
     /// A store closed in order leaves its last segment without free space (a crash leaves
     /// it, and recovery reads it as the end of the log).
     fn drop(&mut self) {
+        if let Err(error) = self.finish_saving(true) {
+            tracing::warn!(%error, "the last snapshot was not written; the log it covers is kept");
+        }
         if let Some(active) = self.active.take()
             && let Err(error) = active.seal()
         {

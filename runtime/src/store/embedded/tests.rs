@@ -230,7 +230,7 @@ fn snapshot_drops_covered_log_and_recovery_replays_the_rest() {
             store.append(&batch(seq)).unwrap();
         }
         store
-            .save_snapshot(&Snapshot {
+            .save_snapshot(Snapshot {
                 seq: 4,
                 state: b"state-4".to_vec(),
             })
@@ -260,7 +260,7 @@ fn one_snapshot(dir: &Path) -> PathBuf {
     store.recover(&mut |_| Ok(())).unwrap();
     store.append(&batch(1)).unwrap();
     store
-        .save_snapshot(&Snapshot {
+        .save_snapshot(Snapshot {
             seq: 1,
             state: vec![7; 64],
         })
@@ -320,4 +320,77 @@ fn a_format_1_snapshot_is_refused_by_name() {
     fs::write(&snapshot, &bytes).unwrap();
     let error = recover_all(dir.path()).unwrap_err().to_string();
     assert!(error.contains("on-disk format 1"), "{error}");
+}
+
+/// The snapshot file is written on a thread of its own. When that write fails, the next
+/// append says so (the engine stops on it), and the log the snapshot would have covered is
+/// still there: recovery replays every batch.
+#[test]
+fn a_failed_snapshot_write_is_reported_and_keeps_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the snapshot's temporary file goes: creating that file fails.
+    fs::create_dir(dir.path().join(format!("snapshot-{:020}.tmp", 3))).unwrap();
+    {
+        let mut store = EmbeddedStore::open(dir.path()).unwrap();
+        store.recover(&mut |_| Ok(())).unwrap();
+        for seq in 1..=3 {
+            store.append(&batch(seq)).unwrap();
+        }
+        store
+            .save_snapshot(Snapshot {
+                seq: 3,
+                state: b"state-3".to_vec(),
+            })
+            .unwrap();
+        // The thread has failed by the time this append looks (it waits for no disk).
+        let mut reported = None;
+        for _ in 0..200 {
+            if let Some(saving) = &store.saving
+                && !saving.thread.is_finished()
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
+            }
+            reported = Some(store.append(&batch(4)));
+            break;
+        }
+        let error = reported.expect("the snapshot thread finished").unwrap_err();
+        assert!(error.to_string().contains("create"), "{error}");
+    }
+    let (snapshot, seqs) = recover_all(dir.path()).unwrap();
+    assert_eq!(snapshot, None, "no snapshot was written");
+    assert_eq!(seqs, vec![1, 2, 3], "the covered log was kept");
+}
+
+/// Appends go on while the snapshot is written, and the covered log goes once it is
+/// durable, at the next append that finds it done.
+#[test]
+fn appends_continue_while_a_snapshot_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    store.recover(&mut |_| Ok(())).unwrap();
+    for seq in 1..=3 {
+        store.append(&batch(seq)).unwrap();
+    }
+    store
+        .save_snapshot(Snapshot {
+            seq: 3,
+            state: vec![9; 4 << 20],
+        })
+        .unwrap();
+    let mut seq = 4;
+    while store.saving.is_some() {
+        store.append(&batch(seq)).unwrap();
+        seq += 1;
+        assert!(seq < 100_000, "the snapshot never finished");
+    }
+    assert_eq!(
+        only_segment(dir.path()),
+        dir.path().join(format!("wal-{:020}.log", 4)),
+        "the covered segment is gone"
+    );
+    drop(store);
+    let (snapshot, seqs) = recover_all(dir.path()).unwrap();
+    assert_eq!(snapshot.map(|s| s.seq), Some(3));
+    assert_eq!(seqs, (4..seq).collect::<Vec<_>>());
 }
