@@ -28,8 +28,9 @@
 //! snapshot is taken, or when the store closes; a new segment starts with the next batch.
 //!
 //! A snapshot file is `"TGSNAP02"`, seq (u64 LE), payload length (u64 LE), CRC-32C of the
-//! payload (u32 LE), then the postcard-encoded ledger. It is written to a temporary file,
-//! fsynced, renamed into place and the directory fsynced; only then are older snapshots
+//! payload (u32 LE), then the postcard-encoded ledger. It is written on a thread of its
+//! own (the engine goes on meanwhile) to a temporary file, fsynced, renamed into place and
+//! the directory fsynced; only then, at the next append or at close, are older snapshots
 //! and the segments it covers deleted.
 //!
 //! Recovery: the newest snapshot (a bad checksum stops start-up), then every record after
