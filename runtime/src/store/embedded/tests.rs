@@ -220,21 +220,22 @@ fn flipped_byte_in_a_committed_record_refuses_to_start() {
     }
 }
 
+/// Opens a store in `dir`, appends batches 1 to `last` and saves a snapshot of them.
+fn store_with_snapshot(dir: &Path, last: u64, state: Vec<u8>) -> EmbeddedStore {
+    let mut store = EmbeddedStore::open(dir).unwrap();
+    store.recover(&mut |_| Ok(())).unwrap();
+    for seq in 1..=last {
+        store.append(&batch(seq)).unwrap();
+    }
+    store.save_snapshot(Snapshot { seq: last, state }).unwrap();
+    store
+}
+
 #[test]
 fn snapshot_drops_covered_log_and_recovery_replays_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut store = EmbeddedStore::open(dir.path()).unwrap();
-        store.recover(&mut |_| Ok(())).unwrap();
-        for seq in 1..=4 {
-            store.append(&batch(seq)).unwrap();
-        }
-        store
-            .save_snapshot(Snapshot {
-                seq: 4,
-                state: b"state-4".to_vec(),
-            })
-            .unwrap();
+        let mut store = store_with_snapshot(dir.path(), 4, b"state-4".to_vec());
         for seq in 5..=6 {
             store.append(&batch(seq)).unwrap();
         }
@@ -256,15 +257,8 @@ fn snapshot_drops_covered_log_and_recovery_replays_the_rest() {
 
 /// Writes batch 1 and a snapshot of it; returns the snapshot's path.
 fn one_snapshot(dir: &Path) -> PathBuf {
-    let mut store = EmbeddedStore::open(dir).unwrap();
-    store.recover(&mut |_| Ok(())).unwrap();
-    store.append(&batch(1)).unwrap();
-    store
-        .save_snapshot(Snapshot {
-            seq: 1,
-            state: vec![7; 64],
-        })
-        .unwrap();
+    // Dropped at once: the close waits for the snapshot file.
+    drop(store_with_snapshot(dir, 1, vec![7; 64]));
     dir.join(format!("snapshot-{:020}.snap", 1))
 }
 
@@ -331,17 +325,7 @@ fn a_failed_snapshot_write_is_reported_and_keeps_the_log() {
     // A directory where the snapshot's temporary file goes: creating that file fails.
     fs::create_dir(dir.path().join(format!("snapshot-{:020}.tmp", 3))).unwrap();
     {
-        let mut store = EmbeddedStore::open(dir.path()).unwrap();
-        store.recover(&mut |_| Ok(())).unwrap();
-        for seq in 1..=3 {
-            store.append(&batch(seq)).unwrap();
-        }
-        store
-            .save_snapshot(Snapshot {
-                seq: 3,
-                state: b"state-3".to_vec(),
-            })
-            .unwrap();
+        let mut store = store_with_snapshot(dir.path(), 3, b"state-3".to_vec());
         // The thread has failed by the time this append looks (it waits for no disk).
         let mut reported = None;
         for _ in 0..200 {
@@ -367,17 +351,7 @@ fn a_failed_snapshot_write_is_reported_and_keeps_the_log() {
 #[test]
 fn appends_continue_while_a_snapshot_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = EmbeddedStore::open(dir.path()).unwrap();
-    store.recover(&mut |_| Ok(())).unwrap();
-    for seq in 1..=3 {
-        store.append(&batch(seq)).unwrap();
-    }
-    store
-        .save_snapshot(Snapshot {
-            seq: 3,
-            state: vec![9; 4 << 20],
-        })
-        .unwrap();
+    let mut store = store_with_snapshot(dir.path(), 3, vec![9; 4 << 20]);
     let mut seq = 4;
     while store.saving.is_some() {
         store.append(&batch(seq)).unwrap();
