@@ -13,12 +13,12 @@ use crate::catalog::PolicyInForce;
 use crate::cluster::Cluster;
 use crate::engine::{Engine, EngineConfig, EngineThread, Partitions, SystemClock};
 use crate::http::{HttpState, Metrics, PolicyStatus};
+use crate::policy::Policy;
+use crate::service::{EngineFactory, Runtime};
 
 /// Partitions of the DynamoDB store when `--partitions` is left out. DynamoDB records no
 /// count, so every start (and `tollgate verify --dynamodb`) must give the same one.
 pub const DEFAULT_DYNAMODB_PARTITIONS: u32 = 4;
-use crate::policy::Policy;
-use crate::service::{EngineFactory, Runtime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {

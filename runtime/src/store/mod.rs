@@ -118,37 +118,34 @@ pub trait Store: Send {
 }
 
 pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(value).map_err(|e| StoreError::Codec {
+    postcard::to_allocvec(value).map_err(codec(what))
+}
+
+/// The error for a value that `what` names, which postcard could not encode or decode.
+fn codec(what: &'static str) -> impl Fn(postcard::Error) -> StoreError {
+    move |e| StoreError::Codec {
         what,
         reason: e.to_string(),
-    })
+    }
 }
 
 /// Like `encode`, for large values (snapshots): a first pass measures the encoding, so the
 /// output is allocated once instead of doubling its way up, copying everything each time.
-/// For a 290 MB ledger the encoding went from 2.1-2.2 s to 1.14-1.19 s, and the whole
-/// snapshot from about 3.0 s to 2.6-2.7 s (BENCHMARKS.md).
+/// For a 290 MB ledger the encoding went from 2.1-2.2 s to 1.14-1.19 s (BENCHMARKS.md).
 pub(crate) fn encode_large<T: Serialize>(
     what: &'static str,
     value: &T,
 ) -> Result<Vec<u8>, StoreError> {
-    let codec = |e: postcard::Error| StoreError::Codec {
-        what,
-        reason: e.to_string(),
-    };
     let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
-        .map_err(codec)?;
-    postcard::to_extend(value, Vec::with_capacity(size)).map_err(codec)
+        .map_err(codec(what))?;
+    postcard::to_extend(value, Vec::with_capacity(size)).map_err(codec(what))
 }
 
 pub(crate) fn decode<'a, T: Deserialize<'a>>(
     what: &'static str,
     bytes: &'a [u8],
 ) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Codec {
-        what,
-        reason: e.to_string(),
-    })
+    postcard::from_bytes(bytes).map_err(codec(what))
 }
 
 #[cfg(test)]
