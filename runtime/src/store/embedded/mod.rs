@@ -194,6 +194,12 @@ impl Store for EmbeddedStore {
         &mut self,
         restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        // A snapshot whose write a crash cut short is never read: only its space is left.
+        for (_, partial) in self.files("snapshot-", ".tmp")? {
+            if partial.is_file() {
+                fs::remove_file(&partial).map_err(|e| io("remove", &partial, e))?;
+            }
+        }
         let after = match self.load_snapshot()? {
             Some(snapshot) => {
                 let seq = snapshot.seq;

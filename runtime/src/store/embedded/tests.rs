@@ -368,3 +368,16 @@ fn appends_continue_while_a_snapshot_is_written() {
     assert_eq!(snapshot.map(|s| s.seq), Some(3));
     assert_eq!(seqs, (4..seq).collect::<Vec<_>>());
 }
+
+/// A crash while a snapshot is written leaves its temporary file; the next start removes it
+/// (it can be hundreds of MB) and recovers from the log as if it were not there.
+#[test]
+fn a_snapshot_cut_short_by_a_crash_is_removed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    write_batches(dir.path(), 2);
+    let partial = dir.path().join(format!("snapshot-{:020}.tmp", 2));
+    fs::write(&partial, b"TGSNAP02 cut short").unwrap();
+    let (snapshot, seqs) = recover_all(dir.path()).unwrap();
+    assert_eq!((snapshot, seqs), (None, vec![1, 2]));
+    assert!(!partial.exists(), "the partial snapshot is gone");
+}
