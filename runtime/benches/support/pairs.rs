@@ -41,7 +41,9 @@ pub fn fresh_ledger(now: Timestamp) -> Ledger {
 }
 
 /// `count` pairs: Reserve 1,000 credits, then Commit 700 of them, each with its own key.
-/// Requests arrive decoded, with their keys: building them is not the ledger's cost.
+/// Requests arrive decoded, with their keys: building them is not the ledger's cost. Each
+/// Reserve carries the fingerprint of the client's request, as the service's do (the ledger
+/// then compares retries on it and does not fingerprint the command).
 pub fn requests(count: u64) -> Vec<(Keyed, Keyed)> {
     let wallet = WalletRef::new("acme", "credits");
     (1..=count)
@@ -52,7 +54,7 @@ pub fn requests(count: u64) -> Vec<(Keyed, Keyed)> {
                 timeout_ms: 30_000,
                 limits: vec![],
                 price: None,
-                request: None,
+                request: Some(u128::from(n).to_le_bytes()),
             };
             let commit = Command::Commit {
                 hold: HoldId(n),

@@ -1,10 +1,11 @@
 //! A command's fingerprint: XXH3-128 of its postcard encoding.
 //!
 //! Fingerprints are kept in the idempotency index and in snapshots, so the value for a given
-//! command never changes: a retry after a restart must still match. The commands of the hot
-//! path (reserve, commit, release, debit) are encoded by hand into a stack buffer, byte for
-//! byte what postcard writes (the generic serializer cost several times the hash); every
-//! other command, and any with a part the hand encoder does not cover, goes through postcard.
+//! command never changes: a retry after a restart must still match. Commit and Release, the
+//! commands of the hot path that the ledger fingerprints, are encoded by hand into a stack
+//! buffer, byte for byte what postcard writes (the generic serializer cost several times the
+//! hash); every other command goes through postcard. (A Reserve from the service carries
+//! the fingerprint of the client's request, which the ledger uses instead.)
 
 use super::command::Command;
 
@@ -47,73 +48,30 @@ fn encoded_by_postcard(command: &Command) -> u128 {
     })
 }
 
-/// Longest wallet strings (customer and currency together) the hand encoder takes; longer
-/// ones go through postcard. Ids and currencies are short; the buffer is zeroed on every
-/// call, so it is kept small.
-const MAX_WALLET_BYTES: usize = 128;
-
-/// Most bytes the other fields of a hot command take: the variant (1 byte, indexes are
-/// below 128), two string lengths (2 bytes each below 16 Ki), three `u64` varints (10
-/// bytes each), an empty limit list (1), no price (1) and an optional 16-byte request
-/// fingerprint (17).
-const MAX_FIXED_BYTES: usize = 1 + 2 * 2 + 3 * 10 + 1 + 1 + 17;
-
-const _: () = assert!(
-    MAX_WALLET_BYTES < 16 * 1024,
-    "string lengths fit two varint bytes"
-);
+/// Most bytes a hot command takes: the variant (1 byte, indexes are below 128) and three
+/// `u64` varints (10 bytes each).
+const MAX_HOT_BYTES: usize = 1 + 3 * 10;
 
 /// Postcard's encoding of a hot command, in a buffer on the stack.
 struct Encoding {
-    buf: [u8; MAX_WALLET_BYTES + MAX_FIXED_BYTES],
+    buf: [u8; MAX_HOT_BYTES],
     len: usize,
 }
 
 impl Encoding {
     fn new() -> Self {
         Encoding {
-            buf: [0; MAX_WALLET_BYTES + MAX_FIXED_BYTES],
+            buf: [0; MAX_HOT_BYTES],
             len: 0,
         }
     }
 
-    /// Encodes a reserve (without limits or price), commit, release or debit into this
-    /// empty buffer (in place: the buffer is not moved around); `false` for anything else.
-    /// Postcard writes an enum variant as its index, a struct as its fields in order,
-    /// integers and lengths as LEB128 varints, an option as a 0 or 1 byte before the value,
-    /// and a byte array as its bytes.
+    /// Encodes a commit or release into this empty buffer (in place: the buffer is not moved
+    /// around); `false` for anything else. Postcard writes an enum variant as its index, a
+    /// struct as its fields in order, and integers as LEB128 varints.
     fn encode_hot(&mut self, command: &Command) -> bool {
         let out = self;
         match command {
-            Command::Reserve {
-                wallet,
-                amount,
-                timeout_ms,
-                limits,
-                price,
-                request,
-            } => {
-                if !limits.is_empty()
-                    || price.is_some()
-                    || wallet.customer.len() + wallet.currency.len() > MAX_WALLET_BYTES
-                {
-                    return false;
-                }
-                out.varint(2);
-                out.str(&wallet.customer);
-                out.str(&wallet.currency);
-                out.varint(*amount);
-                out.varint(*timeout_ms);
-                out.varint(0);
-                out.put(&[0]);
-                match request {
-                    None => out.put(&[0]),
-                    Some(fingerprint) => {
-                        out.put(&[1]);
-                        out.put(fingerprint);
-                    }
-                }
-            }
             Command::Commit {
                 hold,
                 amount,
@@ -128,15 +86,6 @@ impl Encoding {
                 out.varint(4);
                 out.varint(hold.0);
             }
-            Command::Debit { wallet, amount } => {
-                if wallet.customer.len() + wallet.currency.len() > MAX_WALLET_BYTES {
-                    return false;
-                }
-                out.varint(5);
-                out.str(&wallet.customer);
-                out.str(&wallet.currency);
-                out.varint(*amount);
-            }
             _ => return false,
         }
         true
@@ -146,13 +95,8 @@ impl Encoding {
         &self.buf[..self.len]
     }
 
-    /// The buffer holds the longest hot command (see `MAX_FIXED_BYTES`), so no write
-    /// passes its end.
-    fn put(&mut self, bytes: &[u8]) {
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-
+    /// The buffer holds the longest hot command (see `MAX_HOT_BYTES`), so no write passes
+    /// its end.
     fn varint(&mut self, mut value: u64) {
         while value >= 0x80 {
             self.buf[self.len] = value as u8 | 0x80;
@@ -161,11 +105,6 @@ impl Encoding {
         }
         self.buf[self.len] = value as u8;
         self.len += 1;
-    }
-
-    fn str(&mut self, text: &str) {
-        self.varint(text.len() as u64);
-        self.put(text.as_bytes());
     }
 }
 
@@ -368,7 +307,7 @@ mod tests {
         }
         // Each hot variant was encoded by hand many times; every other never.
         for (variant, count) in by_hand.iter().enumerate() {
-            if [2, 3, 4, 5].contains(&variant) {
+            if [3, 4].contains(&variant) {
                 assert!(*count > 50, "variant {variant}: {count} by hand");
             } else {
                 assert_eq!(*count, 0, "variant {variant}");
