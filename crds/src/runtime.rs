@@ -70,10 +70,12 @@ const _: () = assert!(MAX_PARTITIONS as i64 >= MAX_REPLICAS as i64);
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = Rule::new("self.partitions >= self.replicas")
+#[x_kube(validation = Rule::new("!has(self.partitions) || self.partitions >= self.replicas")
     .message("partitions must be at least replicas: each pod owns at least one partition"))]
-#[x_kube(validation = Rule::new("self.partitions == oldSelf.partitions")
-    .message("partitions is fixed once created: customers are hashed to partitions"))]
+#[x_kube(validation = Rule::new(
+    "has(self.partitions) == has(oldSelf.partitions) \
+     && (!has(self.partitions) || self.partitions == oldSelf.partitions)"
+).message("partitions is fixed once created, set or left out: customers are hashed to partitions"))]
 #[serde(rename_all = "camelCase")]
 pub struct TollgateRuntimeSpec {
     /// Runtime pods. Only 1 for now: sharing the partitions among pods (each pod owning a
@@ -82,10 +84,15 @@ pub struct TollgateRuntimeSpec {
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 1, max = 1))]
     pub replicas: i32,
-    /// Partitions customers are hashed to. Fixed once created.
-    #[serde(default = "default_partitions")]
+    /// Partitions customers are hashed to. Fixed once created. Absent: the runtime's default
+    /// for the store, 1 with the embedded store (the count is recorded in the pod's volume)
+    /// and 4 with DynamoDB. Each partition has a writer of its own, and with the embedded
+    /// store a log and an fsync per batch of its own: partitions beyond what the pods will
+    /// share cost throughput (64 partitions in one pod gave half the Reserve + Commit pairs
+    /// per second of 1 partition, see BENCHMARKS.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 4096))]
-    pub partitions: u32,
+    pub partitions: Option<u32>,
     /// Where the ledger is stored.
     #[serde(default)]
     pub store: RuntimeStore,
@@ -116,7 +123,7 @@ impl Default for TollgateRuntimeSpec {
     fn default() -> Self {
         Self {
             replicas: default_replicas(),
-            partitions: default_partitions(),
+            partitions: None,
             store: RuntimeStore::default(),
             image: None,
             resources: None,
@@ -130,10 +137,6 @@ impl Default for TollgateRuntimeSpec {
 
 fn default_replicas() -> i32 {
     1
-}
-
-fn default_partitions() -> u32 {
-    64
 }
 
 /// The ledger store backend.

@@ -35,7 +35,8 @@ fn the_example_runtimes_parse() {
         let text = std::fs::read_to_string(&path).unwrap();
         let runtime: TollgateRuntime =
             serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(runtime.spec.partitions >= runtime.spec.replicas as u32);
+        let partitions = runtime.spec.partitions.unwrap_or(1);
+        assert!(partitions >= runtime.spec.replicas as u32);
         names.push(runtime.metadata.name.unwrap());
     }
     names.sort();

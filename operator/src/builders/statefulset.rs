@@ -222,14 +222,20 @@ fn env(rt: &TollgateRuntime, names: &ChildNames) -> Vec<EnvVar> {
         }),
         ..EnvVar::default()
     };
-    let mut env = vec![
-        value("TOLLGATE_PARTITIONS", rt.spec.partitions.to_string()),
+    // Partitions left out: the runtime takes its store's default (or the count recorded in
+    // the embedded store's volume), see the CRD field.
+    let partitions = rt
+        .spec
+        .partitions
+        .map(|p| value("TOLLGATE_PARTITIONS", p.to_string()));
+    let mut env: Vec<EnvVar> = partitions.into_iter().collect();
+    env.extend([
         value("TOLLGATE_REPLICAS", rt.spec.replicas.to_string()),
         value("TOLLGATE_POLICY_CONFIGMAP", names.policy_configmap()),
         value("TOLLGATE_PEER_SERVICE", names.headless_service()),
         field("POD_NAME", "metadata.name"),
         field("POD_NAMESPACE", "metadata.namespace"),
-    ];
+    ]);
     if rt.spec.tls.is_some() {
         env.push(value(
             "TOLLGATE_TLS_CERT_FILE",
@@ -317,7 +323,7 @@ mod tests {
     fn embedded_store_gets_a_claim_per_pod_and_stable_identity() {
         let rt = runtime(TollgateRuntimeSpec {
             replicas: 3,
-            partitions: 64,
+            partitions: Some(64),
             store: RuntimeStore {
                 embedded: Some(EmbeddedStore {
                     storage_class_name: Some("gp3".into()),
@@ -521,12 +527,22 @@ mod tests {
     }
 
     #[test]
+    fn partitions_left_out_are_left_to_the_runtime() {
+        // The runtime then takes its store's default (1 with the embedded store, recorded in
+        // the volume), not a count of the operator's choosing.
+        let sts = statefulset(&runtime(TollgateRuntimeSpec::default()), &defaults());
+        let c = container_of(&sts);
+        assert_eq!(env_value(&c, "TOLLGATE_PARTITIONS"), None);
+        assert_eq!(env_value(&c, "TOLLGATE_REPLICAS").as_deref(), Some("1"));
+    }
+
+    #[test]
     fn a_spec_change_changes_the_pod_template() {
         let a = statefulset(&runtime(TollgateRuntimeSpec::default()), &defaults());
         let b = statefulset(
             &runtime(TollgateRuntimeSpec {
                 replicas: 5,
-                partitions: 64,
+                partitions: Some(64),
                 ..TollgateRuntimeSpec::default()
             }),
             &defaults(),
