@@ -231,5 +231,14 @@ async fn readme_walkthrough_through_grpc() -> anyhow::Result<()> {
     assert_eq!(tokens.limit, 10_000_000, "{tokens:?}");
     assert_eq!(tokens.used, 1500, "{tokens:?}");
     assert_eq!(tokens.pending, 0, "{tokens:?}");
+
+    // What the ledgers keep in memory is exported per partition: at least Acme's 4 entries.
+    let metrics = server.http_get("/metrics").await?.body;
+    let journal: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("tollgate_engine{") && l.contains("figure=\"journal_entries\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(journal >= 4, "{metrics}");
     Ok(())
 }

@@ -56,7 +56,10 @@ impl Metrics {
         let engine = IntGaugeVec::new(
             Opts::new(
                 "tollgate_engine",
-                "Engine figures per partition: queue depth, batches, commands, max batch, store writes and their total microseconds",
+                "Engine figures per partition: queue depth, batches, commands, max batch, store \
+                 writes and their microseconds, snapshots and the last one's bytes, and what the \
+                 ledger keeps in memory and in every snapshot (journal entries, answer and hold \
+                 slots)",
             ),
             &["partition", "figure"],
         )?;
@@ -128,6 +131,10 @@ impl Metrics {
                 ("store_write_us_total", stats.store_write_us_total),
                 ("store_write_us_max", stats.store_write_us_max),
                 ("snapshots", stats.snapshots),
+                ("snapshot_bytes", stats.snapshot_bytes),
+                ("journal_entries", stats.journal_entries),
+                ("answer_slots", stats.answer_slots),
+                ("hold_slots", stats.hold_slots),
             ] {
                 self.engine
                     .with_label_values(&[p.as_str(), figure])

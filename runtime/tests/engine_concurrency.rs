@@ -132,11 +132,23 @@ async fn a_thousand_tasks_never_overspend_and_retries_have_one_effect() {
     report.unwrap();
     assert_eq!(balance.pending, outstanding);
     assert_eq!(balance.available, GRANTED - committed - outstanding);
+    let (entries, keys) = engine
+        .read(|ledger| {
+            (
+                ledger.journal().len() as u64,
+                ledger.remembered_keys() as u64,
+            )
+        })
+        .await
+        .unwrap();
     let stats = engine.stats().snapshot();
     assert!(
         stats.max_batch > 1,
         "concurrent submissions share durable writes: {stats:?}"
     );
+    // The exported sizes are those of the last batch (a tick may have added to them since).
+    assert!(entries > 0 && stats.journal_entries >= entries, "{stats:?}");
+    assert!(keys > 0 && stats.answer_slots >= keys, "{stats:?}");
     // One hold entry per distinct successful reserve key, however often it was sent.
     let successful = engine
         .read(|ledger| {

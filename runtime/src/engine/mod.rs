@@ -164,6 +164,7 @@ impl Engine {
         let (tx, rx) = mpsc::channel(config.queue_depth);
         let stats = Arc::new(EngineStats::default());
         stats.record_recovery(recovered.replayed_batches, recovered.next_seq - 1);
+        stats.retained(recovered.ledger.retained());
         let stopped = Arc::new(std::sync::Mutex::new(None));
         let ledger = Arc::new(Mutex::new(LedgerCell {
             ledger: recovered.ledger,

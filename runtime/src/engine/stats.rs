@@ -15,6 +15,10 @@ pub struct EngineStats {
     snapshots: AtomicU64,
     recovered_batches: AtomicU64,
     last_seq: AtomicU64,
+    journal_entries: AtomicU64,
+    answer_slots: AtomicU64,
+    hold_slots: AtomicU64,
+    snapshot_bytes: AtomicU64,
 }
 
 /// A copy of the figures at one moment.
@@ -30,6 +34,12 @@ pub struct StatsSnapshot {
     pub snapshots: u64,
     pub recovered_batches: u64,
     pub last_seq: u64,
+    /// What the ledger keeps (see `Ledger::retained`), after the last batch.
+    pub journal_entries: u64,
+    pub answer_slots: u64,
+    pub hold_slots: u64,
+    /// Size of the last snapshot taken, in bytes.
+    pub snapshot_bytes: u64,
 }
 
 impl StatsSnapshot {
@@ -66,8 +76,16 @@ impl EngineStats {
         self.last_seq.store(seq, Relaxed);
     }
 
-    pub(crate) fn snapshot_taken(&self) {
+    pub(crate) fn snapshot_taken(&self, bytes: u64) {
         self.snapshots.fetch_add(1, Relaxed);
+        self.snapshot_bytes.store(bytes, Relaxed);
+    }
+
+    pub(crate) fn retained(&self, retained: crate::ledger::Retained) {
+        self.journal_entries
+            .store(retained.journal_entries, Relaxed);
+        self.answer_slots.store(retained.answer_slots, Relaxed);
+        self.hold_slots.store(retained.hold_slots, Relaxed);
     }
 
     pub(crate) fn record_recovery(&self, batches: u64, last_seq: u64) {
@@ -87,6 +105,10 @@ impl EngineStats {
             snapshots: self.snapshots.load(Relaxed),
             recovered_batches: self.recovered_batches.load(Relaxed),
             last_seq: self.last_seq.load(Relaxed),
+            journal_entries: self.journal_entries.load(Relaxed),
+            answer_slots: self.answer_slots.load(Relaxed),
+            hold_slots: self.hold_slots.load(Relaxed),
+            snapshot_bytes: self.snapshot_bytes.load(Relaxed),
         }
     }
 }

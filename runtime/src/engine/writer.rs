@@ -132,6 +132,7 @@ impl Writer {
                 pending.logged.clear();
                 pending.bytes = 0;
             }
+            self.stats.retained(cell.ledger.retained());
             for read in pending.reads.drain(..) {
                 read(&cell.ledger);
             }
@@ -217,7 +218,7 @@ impl Writer {
              writes the file on a thread of its own)"
         );
         self.batches_since_snapshot = 0;
-        self.stats.snapshot_taken();
+        self.stats.snapshot_taken(bytes as u64);
         Ok(())
     }
 

@@ -46,7 +46,7 @@ pub use customers::{Customer, MAX_INCLUDED_GRANTS, Subscription};
 pub use entry::{Entry, EntryHash, EntryKind, GENESIS_HASH, Leg, LegKind};
 pub use error::{HoldResolution, LedgerError};
 pub use journal::Journal;
-pub use query::{GrantBalance, WalletBalance};
+pub use query::{GrantBalance, Retained, WalletBalance};
 pub use state::{
     Fingerprint, Hold, HoldState, Ledger, LedgerConfig, MAX_HOLD_TIMEOUT_MS, MAX_ID_BYTES,
     fingerprint,

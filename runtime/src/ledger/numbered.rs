@@ -38,6 +38,12 @@ impl<T> Numbered<T> {
         self.next
     }
 
+    /// Slots from the oldest item kept to the newest (kept or forgotten out of order): what
+    /// the memory held is proportional to, in constant time (`len` walks them).
+    pub(crate) fn span(&self) -> u64 {
+        self.next - self.base
+    }
+
     pub(crate) fn push(&mut self, item: T) -> u64 {
         if self.chunks.back().is_none_or(|c| c.len() == CHUNK) {
             self.chunks.push_back(Vec::with_capacity(CHUNK));

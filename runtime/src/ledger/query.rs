@@ -174,9 +174,30 @@ impl Ledger {
         self.answers.len()
     }
 
+    /// What the ledger keeps in memory and in every snapshot, in constant time. The journal
+    /// grows with every entry; answers and resolved holds are kept for the idempotency window.
+    pub fn retained(&self) -> Retained {
+        Retained {
+            journal_entries: self.journal.len() as u64,
+            answer_slots: self.answers.span(),
+            hold_slots: self.holds.span(),
+        }
+    }
+
     pub(crate) fn balances(&self, id: super::types::AccountId) -> Balances {
         self.accounts[id.0 as usize].balances
     }
+}
+
+/// See [`Ledger::retained`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Entries in the journal (all of them: none is archived out of memory yet).
+    pub journal_entries: u64,
+    /// Idempotency answers, from the oldest kept to the newest.
+    pub answer_slots: u64,
+    /// Holds, from the oldest kept (open, or resolved within the window) to the newest.
+    pub hold_slots: u64,
 }
 
 fn saturate(v: u128) -> u64 {
