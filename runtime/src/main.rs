@@ -10,7 +10,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tollgate_runtime::cli::{ClientArgs, ClientCommand};
 use tollgate_runtime::engine::{recorded_count, recover_ledger};
-use tollgate_runtime::ledger::LedgerConfig;
 use tollgate_runtime::serve::{DynamoTablesArgs, ServeArgs, create_tables, serve};
 use tollgate_runtime::store::embedded::EmbeddedStore;
 
@@ -159,8 +158,8 @@ fn verify(data_dir: PathBuf, asked: Option<u32>) -> anyhow::Result<()> {
     for p in 0..partitions {
         let dir = data_dir.join(format!("partition-{p:04}"));
         let mut store = EmbeddedStore::open(&dir)?;
-        let ledger = recover_ledger(&mut store, LedgerConfig::default())
-            .with_context(|| format!("recovering {}", dir.display()))?;
+        let ledger =
+            recover_ledger(&mut store).with_context(|| format!("recovering {}", dir.display()))?;
         let report = ledger
             .verify()
             .with_context(|| format!("verifying {}", dir.display()))?;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -78,6 +79,34 @@ pub struct ServeArgs {
     /// customers (embedded store) or fence each other (DynamoDB).
     #[arg(long, env = "TOLLGATE_REPLICAS", default_value_t = 1, value_parser = one_replica)]
     pub replicas: u32,
+    /// How long the answer to an idempotency key, a usage event id and a resolved hold are
+    /// kept, in ledger time: longer than any client retries. Memory grows with it (see the
+    /// README's "A known limit: memory"). A start with another window logs the change, so
+    /// the log still replays as it ran.
+    #[arg(
+        long,
+        env = "TOLLGATE_IDEMPOTENCY_WINDOW",
+        default_value = "24h",
+        value_name = "DURATION",
+        value_parser = idempotency_window
+    )]
+    pub idempotency_window: Duration,
+}
+
+/// Shortest and longest idempotency windows accepted.
+const IDEMPOTENCY_WINDOW_BOUNDS: (Duration, Duration) =
+    (Duration::from_secs(60), Duration::from_secs(30 * 86_400));
+
+fn idempotency_window(value: &str) -> Result<Duration, String> {
+    let window = crate::cli::time::parse_duration(value)?;
+    let (min, max) = IDEMPOTENCY_WINDOW_BOUNDS;
+    if window < min || window > max {
+        return Err(format!(
+            "{value:?}: the idempotency window must be from 1m (clients retry for at least \
+             that long) to 30d (memory grows with it)"
+        ));
+    }
+    Ok(window)
 }
 
 /// Accepts `--replicas 1` only, saying why anything else is refused.
@@ -98,7 +127,9 @@ fn one_replica(value: &str) -> Result<u32, String> {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (policy, source) = load_policy(&args).await?;
     let clock = Arc::new(SystemClock);
-    let config = EngineConfig::default();
+    let mut config = EngineConfig::default();
+    config.ledger.idempotency_window_ms =
+        u64::try_from(args.idempotency_window.as_millis()).unwrap_or(u64::MAX);
     let (engines, stores, restart) = match args.store {
         StoreKind::Embedded => {
             let partitions =
@@ -329,9 +360,8 @@ pub fn verify_dynamodb(
     let mut reports = Vec::new();
     for p in 0..partitions {
         let mut store = connection.store(&format!("p{p:04}"), "tollgate-verify")?;
-        let ledger =
-            crate::engine::recover_ledger(&mut store, crate::ledger::LedgerConfig::default())
-                .with_context(|| format!("recovering partition {p}"))?;
+        let ledger = crate::engine::recover_ledger(&mut store)
+            .with_context(|| format!("recovering partition {p}"))?;
         reports.push(
             ledger
                 .verify()
@@ -398,6 +428,22 @@ mod tests {
     struct Serve {
         #[command(flatten)]
         args: ServeArgs,
+    }
+
+    #[test]
+    fn the_idempotency_window_defaults_to_a_day_within_bounds() {
+        let window = |args: &[&str]| {
+            Serve::try_parse_from([&["serve"], args].concat()).map(|s| s.args.idempotency_window)
+        };
+        assert_eq!(window(&[]).unwrap().as_secs(), 86_400);
+        assert_eq!(
+            window(&["--idempotency-window", "1h"]).unwrap().as_secs(),
+            3_600
+        );
+        for refused in ["30s", "31d", "0m", "1"] {
+            let error = window(&["--idempotency-window", refused]).unwrap_err();
+            assert!(error.to_string().contains(refused), "{refused}: {error}");
+        }
     }
 
     #[test]

@@ -18,8 +18,8 @@ use tollgate_runtime::engine::{
     EngineConfig, Partitions, SystemClock, partition_of, recover_ledger,
 };
 use tollgate_runtime::ledger::{
-    Category, Command, CommandResult, GrantSpec, HoldId, Keyed, Ledger, LedgerConfig, Outcome,
-    Timestamp, WalletRef,
+    Category, Command, CommandResult, GrantSpec, HoldId, Keyed, Ledger, Outcome, Timestamp,
+    WalletRef,
 };
 use tollgate_runtime::store::embedded::EmbeddedStore;
 
@@ -215,7 +215,7 @@ fn recover_all(dir: &Path) -> Vec<Ledger> {
     (0..PARTITIONS)
         .map(|p| {
             let mut store = EmbeddedStore::open(dir.join(format!("partition-{p:04}"))).unwrap();
-            let ledger = recover_ledger(&mut store, LedgerConfig::default()).unwrap();
+            let ledger = recover_ledger(&mut store).unwrap();
             ledger
                 .verify()
                 .unwrap_or_else(|v| panic!("partition {p} fails verify after a crash: {v}"));
@@ -300,9 +300,7 @@ fn torn_log_after_a_crash_recovers_and_a_flipped_byte_refuses_to_start() {
     bytes[middle] ^= 0x20;
     std::fs::write(&last, &bytes).unwrap();
     let mut store = EmbeddedStore::open(&partition).unwrap();
-    let err = recover_ledger(&mut store, LedgerConfig::default())
-        .unwrap_err()
-        .to_string();
+    let err = recover_ledger(&mut store).unwrap_err().to_string();
     assert!(
         err.contains(&last.display().to_string()) && err.contains("offset"),
         "{err}"

@@ -20,7 +20,7 @@ use common::dynamodb_local::DynamoLocal;
 use rand::{Rng, SeedableRng};
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
 use tollgate_runtime::ledger::{
-    Category, Command, CommandResult, GrantSpec, Keyed, LedgerConfig, Outcome, Timestamp, WalletRef,
+    Category, Command, CommandResult, GrantSpec, Keyed, Outcome, Timestamp, WalletRef,
 };
 use tollgate_runtime::store::dynamodb::{Credentials, DynamoConfig, DynamoConnection};
 
@@ -115,7 +115,7 @@ fn every_acknowledged_operation_survives_kill_dash_nine() {
 
         // Recover as a new owner and check every acknowledged answer.
         let mut store = connection.store("p0", "auditor").unwrap();
-        let ledger = recover_ledger(&mut store, LedgerConfig::default()).unwrap();
+        let ledger = recover_ledger(&mut store).unwrap();
         let report = ledger.verify().unwrap();
         for (key, result) in &acked {
             assert_eq!(

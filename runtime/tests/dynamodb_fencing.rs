@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::dynamodb_local::DynamoLocal;
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
 use tollgate_runtime::ledger::{
-    Category, Command, GrantSpec, Keyed, LedgerConfig, Outcome, Timestamp, WalletRef,
+    Category, Command, GrantSpec, Keyed, Outcome, Timestamp, WalletRef,
 };
 use tollgate_runtime::store::dynamodb::{DynamoConnection, DynamoError};
 use tollgate_runtime::store::{Batch, LoggedCommand, Recovered, Store, StoreError};
@@ -191,7 +191,7 @@ async fn two_engines_that_both_think_they_own_a_partition_never_double_spend() {
 
     // A fresh recovery: exactly A's first reserve and B's, nothing of a-2.
     let mut store = connection.store("p0", "auditor").unwrap();
-    let ledger = recover_ledger(&mut store, LedgerConfig::default()).unwrap();
+    let ledger = recover_ledger(&mut store).unwrap();
     ledger.verify().unwrap();
     let balance = ledger.wallet_balance(&wallet()).unwrap();
     assert_eq!((balance.available, balance.pending), (0, GRANTED));

@@ -27,7 +27,7 @@ mod json;
 mod keys;
 mod tables;
 mod text;
-mod time;
+pub(crate) mod time;
 
 #[cfg(test)]
 mod component_tests;

@@ -159,8 +159,8 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<(Engine, EngineThread), EngineError> {
-        let recovered = writer::recover(store.as_mut(), config.ledger)
-            .map_err(|e| EngineError::Recovery(e.to_string()))?;
+        let recovered =
+            writer::recover(store.as_mut()).map_err(|e| EngineError::Recovery(e.to_string()))?;
         let (tx, rx) = mpsc::channel(config.queue_depth);
         let stats = Arc::new(EngineStats::default());
         stats.record_recovery(recovered.replayed_batches, recovered.next_seq - 1);
@@ -301,9 +301,9 @@ impl Engine {
 }
 
 /// Rebuilds a partition's ledger from its store without starting a writer (for offline
-/// checks: `tollgate verify`).
-pub fn recover_ledger(store: &mut dyn Store, config: LedgerConfig) -> Result<Ledger, StoreError> {
-    writer::recover(store, config).map(|r| r.ledger)
+/// checks: `tollgate verify`), with the configuration its log had last.
+pub fn recover_ledger(store: &mut dyn Store) -> Result<Ledger, StoreError> {
+    writer::recover(store).map(|r| r.ledger)
 }
 
 pub(crate) fn store_failed(stopped: &StopReason, error: &StoreError) {

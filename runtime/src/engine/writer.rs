@@ -22,15 +22,18 @@ pub(crate) struct Recovery {
 
 /// Rebuilds the ledger: the latest snapshot, then every later batch replayed through the
 /// pure ledger. A replay whose chain head differs from the one logged stops start-up.
-pub(crate) fn recover(store: &mut dyn Store, config: LedgerConfig) -> Result<Recovery, StoreError> {
-    let mut ledger = Ledger::new(config);
+///
+/// The configuration is the one the log says was in effect: the snapshot's, then every
+/// logged `Configure` (a new ledger starts with the default). The writer logs a
+/// `Configure` when its own differs (see `Writer::configure`).
+pub(crate) fn recover(store: &mut dyn Store) -> Result<Recovery, StoreError> {
+    let mut ledger = Ledger::new(LedgerConfig::default());
     let mut next_seq = 1;
     let mut replayed_batches = 0;
     store.recover(&mut |item| {
         match item {
             Recovered::Snapshot(snapshot) => {
                 ledger = decode("snapshot", &snapshot.state)?;
-                ledger.set_config(config);
                 next_seq = snapshot.seq + 1;
             }
             Recovered::Batch(batch) => {
@@ -63,6 +66,7 @@ fn apply_logged(ledger: &mut Ledger, command: &LoggedCommand) {
             let _ = ledger.apply(*now, request);
         }
         LoggedCommand::Advance { now } => ledger.advance(*now),
+        LoggedCommand::Configure { config } => ledger.set_config(*config),
     }
 }
 
@@ -98,6 +102,9 @@ impl Writer {
             bytes: 0,
         };
         let shared = self.ledger.clone();
+        if let Err(error) = self.configure(&mut lock(&shared)) {
+            return self.fail(&error);
+        }
         while let Some(first) = rx.blocking_recv() {
             let mut cell = lock(&shared);
             let now = self.clock.now();
@@ -199,6 +206,37 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Before the first command: when this start asks for another configuration than the
+    /// recovered ledger has, applies it and makes that durable as a batch of its own.
+    fn configure(&mut self, cell: &mut LedgerCell) -> Result<(), StoreError> {
+        let config = self.config.ledger;
+        if cell.ledger.config() == config {
+            return Ok(());
+        }
+        tracing::info!(
+            from_ms = cell.ledger.config().idempotency_window_ms,
+            to_ms = config.idempotency_window_ms,
+            "idempotency window changed; logged so that replays forget keys as this run does"
+        );
+        cell.ledger.set_config(config);
+        let batch = Batch {
+            seq: self.next_seq,
+            commands: vec![LoggedCommand::Configure { config }],
+            chain_head: cell.ledger.chain_head(),
+        };
+        let started = Instant::now();
+        if let Err(error) = self.store.append(&batch) {
+            // The ledger's configuration is not durable: nobody reads it again.
+            cell.serving = false;
+            return Err(error);
+        }
+        let write_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats.batch(1, batch.seq, write_us);
+        self.next_seq += 1;
+        self.batches_since_snapshot += 1;
+        Ok(())
     }
 
     fn snapshot(&mut self, ledger: &Ledger) -> Result<(), StoreError> {

@@ -264,6 +264,10 @@ impl Ledger {
         self.config = config;
     }
 
+    pub fn config(&self) -> LedgerConfig {
+        self.config
+    }
+
     /// Moves ledger time to `now` (never backwards), resolving every hold timeout and
     /// grant expiry due by then, in time order (at equal times, holds first).
     /// Each resolution is journalled at its own due time, so journal times never decrease.

@@ -12,7 +12,7 @@ pub mod embedded;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{EntryHash, Keyed, Timestamp};
+use crate::ledger::{EntryHash, Keyed, LedgerConfig, Timestamp};
 
 /// One command as the engine applied it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +21,10 @@ pub enum LoggedCommand {
     Apply { now: Timestamp, request: Keyed },
     /// Ledger time moved to `now` with no request (hold timeouts, grant expiries).
     Advance { now: Timestamp },
+    /// The ledger's configuration changed (a start with another idempotency window). Logged
+    /// where it took effect, so that a replay forgets keys exactly when the original did,
+    /// whatever configuration the replaying process was started with.
+    Configure { config: LedgerConfig },
 }
 
 /// What the engine makes durable with one store write.

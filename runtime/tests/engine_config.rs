@@ -1,0 +1,133 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! A start with another idempotency window logs the change where it took effect, so the
+//! log replays to the same state whatever window the replaying process was started with.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tollgate_runtime::engine::{Engine, EngineConfig, ManualClock, recover_ledger};
+use tollgate_runtime::ledger::{
+    Category, Command, GrantSpec, Keyed, LedgerConfig, LedgerError, Timestamp, WalletRef,
+};
+use tollgate_runtime::store::embedded::EmbeddedStore;
+use tollgate_runtime::store::{Batch, Recovered, Snapshot, Store, StoreError};
+
+const MINUTE_MS: u64 = 60_000;
+
+/// The embedded store, but snapshots are dropped: every recovery replays the whole log, as
+/// after a crash before the first snapshot.
+struct LogOnly(EmbeddedStore);
+
+impl Store for LogOnly {
+    fn recover(
+        &mut self,
+        restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.0.recover(restore)
+    }
+
+    fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        self.0.append(batch)
+    }
+
+    fn save_snapshot(&mut self, _snapshot: Snapshot) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+fn store(dir: &Path) -> Box<dyn Store> {
+    Box::new(LogOnly(EmbeddedStore::open(dir).unwrap()))
+}
+
+fn config(window_ms: u64) -> EngineConfig {
+    EngineConfig {
+        ledger: LedgerConfig {
+            idempotency_window_ms: window_ms,
+        },
+        ..EngineConfig::default()
+    }
+}
+
+fn wallet() -> WalletRef {
+    WalletRef::new("acme", "credits")
+}
+
+fn keyed(key: &str, command: Command) -> Keyed {
+    Keyed {
+        customer: "acme".into(),
+        key: key.into(),
+        command,
+    }
+}
+
+fn reserve(amount: u64) -> Command {
+    Command::Reserve {
+        wallet: wallet(),
+        amount,
+        timeout_ms: 10 * MINUTE_MS,
+        limits: vec![],
+        price: None,
+        request: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_window_is_logged_and_replayed_where_it_took_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000)));
+
+    // First run, with a one-minute window.
+    let (engine, thread) =
+        Engine::start(store(dir.path()), clock.clone(), config(MINUTE_MS)).unwrap();
+    let grant = Command::Grant {
+        wallet: wallet(),
+        grant: GrantSpec {
+            amount: 1_000_000,
+            category: Category::Paid,
+            priority: 0,
+            effective_at: Timestamp(0),
+            expires_at: None,
+            cost_basis_micros: 0,
+        },
+    };
+    engine.submit(keyed("grant", grant)).await.unwrap().unwrap();
+    engine
+        .submit(keyed("k", reserve(100)))
+        .await
+        .unwrap()
+        .unwrap();
+    // Within the window, the same key with another payload is a conflict.
+    let conflict = engine.submit(keyed("k", reserve(200))).await.unwrap();
+    assert!(
+        matches!(conflict, Err(LedgerError::IdempotencyConflict { .. })),
+        "{conflict:?}"
+    );
+    // Two minutes later the key is forgotten: the same key is a new request.
+    clock.advance_ms(2 * MINUTE_MS);
+    engine
+        .submit(keyed("k", reserve(200)))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(engine);
+    thread.join();
+
+    // The log replays as it ran, although a new ledger starts with the default (24 h)
+    // window, under which the second "k" would have been a conflict.
+    let ledger = recover_ledger(store(dir.path()).as_mut()).unwrap();
+    assert_eq!(ledger.config().idempotency_window_ms, MINUTE_MS);
+    let balance = ledger.wallet_balance(&wallet()).unwrap();
+    assert_eq!(balance.pending, 300, "{balance:?}");
+
+    // Second run, with the default window: the change is logged too.
+    let (engine, thread) =
+        Engine::start(store(dir.path()), clock.clone(), EngineConfig::default()).unwrap();
+    let kept = engine.read(|l| l.config()).await.unwrap();
+    assert_eq!(kept, LedgerConfig::default());
+    drop(engine);
+    thread.join();
+    let ledger = recover_ledger(store(dir.path()).as_mut()).unwrap();
+    assert_eq!(ledger.config(), LedgerConfig::default());
+    assert_eq!(ledger.wallet_balance(&wallet()).unwrap().pending, 300);
+    ledger.verify().unwrap();
+}
