@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use tollgate_runtime::engine::{Clock, Engine, EngineConfig, ManualClock, SystemClock};
 use tollgate_runtime::ledger::{
-    Category, Command, CommandResult, GrantSpec, HoldResolution, HoldState, Keyed, LedgerError,
-    Outcome, OveragePolicy, Timestamp, WalletRef,
+    Command, CommandResult, HoldResolution, HoldState, Keyed, LedgerError, Outcome, OveragePolicy,
+    Timestamp,
 };
 use tollgate_runtime::store::dynamodb::DynamoConnection;
 use tollgate_runtime::store::embedded::EmbeddedStore;
 use tollgate_runtime::store::{Batch, LoggedCommand, Recovered, Snapshot, Store};
 
+use common::acme::{self, keyed, reserve, wallet};
 use common::dynamodb_local::DynamoLocal;
 
 /// Opens the durable state called `name`; the same name reopens the same state.
@@ -209,47 +210,9 @@ fn batches_and_snapshots_larger_than_an_item(backend: &dyn Backend) {
 
 const GRANTED: u64 = 10_000;
 
-fn wallet() -> WalletRef {
-    WalletRef::new("acme", "credits")
-}
-
-fn keyed(key: &str, command: Command) -> Keyed {
-    Keyed {
-        customer: "acme".into(),
-        key: key.into(),
-        command,
-    }
-}
-
+/// Acme's grant of `GRANTED`.
 fn grant() -> Keyed {
-    keyed(
-        "grant",
-        Command::Grant {
-            wallet: wallet(),
-            grant: GrantSpec {
-                amount: GRANTED,
-                category: Category::Paid,
-                priority: 0,
-                effective_at: Timestamp(0),
-                expires_at: None,
-                cost_basis_micros: 1_000,
-            },
-        },
-    )
-}
-
-fn reserve(key: &str, amount: u64, timeout_ms: u64) -> Keyed {
-    keyed(
-        key,
-        Command::Reserve {
-            wallet: wallet(),
-            amount,
-            timeout_ms,
-            limits: vec![],
-            price: None,
-            request: None,
-        },
-    )
+    acme::grant("grant", GRANTED, 1_000)
 }
 
 fn engine_config() -> EngineConfig {
@@ -299,7 +262,7 @@ fn the_engine_recovers_every_answer_after_restart(backend: &dyn Backend) {
             let result = engine.submit(reserve(&key, 100, 600_000)).await.unwrap();
             if let (0, Ok(Outcome::Reserved { hold, .. })) = (i % 2, &result) {
                 let commit = keyed(
-                    &format!("c{i}"),
+                    format!("c{i}"),
                     Command::Commit {
                         hold: *hold,
                         amount: 60,
@@ -341,7 +304,7 @@ fn concurrent_reserves_never_overspend(backend: &dyn Backend) {
         for t in 0..300u64 {
             let engine = engine.clone();
             tasks.push(tokio::spawn(async move {
-                let request = reserve(&format!("r{t}"), 1 + t % 90, 600_000);
+                let request = reserve(format!("r{t}"), 1 + t % 90, 600_000);
                 let (a, b) = tokio::join!(engine.submit(request.clone()), engine.submit(request));
                 let (a, b) = (a.unwrap(), b.unwrap());
                 assert_eq!(a, b, "a retried key gets the same answer");

@@ -16,12 +16,11 @@ use std::process::{Command as Process, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::acme::{HOLD_MS, grant, keyed, reserve};
 use common::dynamodb_local::DynamoLocal;
 use rand::{Rng, SeedableRng};
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
-use tollgate_runtime::ledger::{
-    Category, Command, CommandResult, GrantSpec, Keyed, Outcome, Timestamp, WalletRef,
-};
+use tollgate_runtime::ledger::{Command, CommandResult, Outcome};
 use tollgate_runtime::store::dynamodb::{Credentials, DynamoConfig, DynamoConnection};
 
 const ROUNDS: u64 = 4;
@@ -37,18 +36,6 @@ fn config(endpoint: &str, prefix: &str) -> DynamoConfig {
         },
         auto_create_tables: true,
         ..DynamoConfig::new("us-east-1", prefix)
-    }
-}
-
-fn wallet() -> WalletRef {
-    WalletRef::new("acme", "credits")
-}
-
-fn keyed(key: String, command: Command) -> Keyed {
-    Keyed {
-        customer: "acme".into(),
-        key,
-        command,
     }
 }
 
@@ -168,21 +155,8 @@ fn crash_child() {
             out.flush().unwrap();
         };
         let key = format!("grant-{round}");
-        let grant = keyed(
-            key.clone(),
-            Command::Grant {
-                wallet: wallet(),
-                grant: GrantSpec {
-                    amount: 1_000_000,
-                    category: Category::Paid,
-                    priority: 0,
-                    effective_at: Timestamp(0),
-                    expires_at: None,
-                    cost_basis_micros: 0,
-                },
-            },
-        );
-        ack(&out, &key, &engine.submit(grant).await.unwrap());
+        let granted = engine.submit(grant(key.clone(), 1_000_000, 0)).await;
+        ack(&out, &key, &granted.unwrap());
         {
             let mut o = out.lock().unwrap();
             writeln!(o, "READY").unwrap();
@@ -194,17 +168,7 @@ fn crash_child() {
             clients.push(tokio::spawn(async move {
                 for i in 0u64.. {
                     let key = format!("r-{round}-{c}-{i}");
-                    let request = keyed(
-                        key.clone(),
-                        Command::Reserve {
-                            wallet: wallet(),
-                            amount: 1 + i % 7,
-                            timeout_ms: 600_000,
-                            limits: vec![],
-                            price: None,
-                            request: None,
-                        },
-                    );
+                    let request = reserve(key.clone(), 1 + i % 7, HOLD_MS);
                     let Ok(result) = engine.submit(request).await else {
                         return;
                     };

@@ -8,11 +8,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::acme::{HOLD_MS, grant, reserve, wallet};
 use common::dynamodb_local::DynamoLocal;
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
-use tollgate_runtime::ledger::{
-    Category, Command, GrantSpec, Keyed, Outcome, Timestamp, WalletRef,
-};
+use tollgate_runtime::ledger::{Command, Keyed, Outcome, Timestamp};
 use tollgate_runtime::store::dynamodb::{DynamoConnection, DynamoError};
 use tollgate_runtime::store::{Batch, LoggedCommand, Recovered, Store, StoreError};
 
@@ -109,25 +108,6 @@ fn the_older_epoch_can_never_write_again() {
 
 const GRANTED: u64 = 1_000;
 
-fn wallet() -> WalletRef {
-    WalletRef::new("acme", "credits")
-}
-
-fn reserve(key: String, amount: u64) -> Keyed {
-    Keyed {
-        customer: "acme".into(),
-        key,
-        command: Command::Reserve {
-            wallet: wallet(),
-            amount,
-            timeout_ms: 600_000,
-            limits: vec![],
-            price: None,
-            request: None,
-        },
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_engines_that_both_think_they_own_a_partition_never_double_spend() {
     let Some(local) = DynamoLocal::start() else {
@@ -144,25 +124,10 @@ async fn two_engines_that_both_think_they_own_a_partition_never_double_spend() {
         config.clone(),
     )
     .unwrap();
-    let grant = Keyed {
-        customer: "acme".into(),
-        key: "grant".into(),
-        command: Command::Grant {
-            wallet: wallet(),
-            grant: GrantSpec {
-                amount: GRANTED,
-                category: Category::Paid,
-                priority: 0,
-                effective_at: Timestamp(0),
-                expires_at: None,
-                cost_basis_micros: 0,
-            },
-        },
-    };
-    a.submit(grant).await.unwrap().unwrap();
+    a.submit(grant("grant", GRANTED, 0)).await.unwrap().unwrap();
     // A spends 600 of 1,000.
     assert!(matches!(
-        a.submit(reserve("a-1".into(), 600)).await.unwrap(),
+        a.submit(reserve("a-1", 600, HOLD_MS)).await.unwrap(),
         Ok(Outcome::Reserved { .. })
     ));
 
@@ -174,20 +139,20 @@ async fn two_engines_that_both_think_they_own_a_partition_never_double_spend() {
     )
     .unwrap();
     // A's next write is fenced: its caller gets an error, never an acknowledgement.
-    let error = a.submit(reserve("a-2".into(), 400)).await.unwrap_err();
+    let error = a.submit(reserve("a-2", 400, HOLD_MS)).await.unwrap_err();
     assert!(
         error.to_string().contains("fenced") && error.to_string().contains("epoch 2"),
         "{error}"
     );
     // A has stopped for good.
-    assert!(a.submit(reserve("a-3".into(), 1)).await.is_err());
+    assert!(a.submit(reserve("a-3", 1, HOLD_MS)).await.is_err());
 
     // B knows about A's 600 and can hand out only the remaining 400.
     assert!(matches!(
-        b.submit(reserve("b-1".into(), 400)).await.unwrap(),
+        b.submit(reserve("b-1", 400, HOLD_MS)).await.unwrap(),
         Ok(Outcome::Reserved { .. })
     ));
-    assert!(b.submit(reserve("b-2".into(), 1)).await.unwrap().is_err());
+    assert!(b.submit(reserve("b-2", 1, HOLD_MS)).await.unwrap().is_err());
 
     // A fresh recovery: exactly A's first reserve and B's, nothing of a-2.
     let mut store = connection.store("p0", "auditor").unwrap();

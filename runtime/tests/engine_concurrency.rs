@@ -1,29 +1,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Many concurrent tasks against one wallet through the engine on the embedded store.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::acme::{HOLD_MS, grant, keyed, reserve, wallet};
 use rand::{Rng, SeedableRng};
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock};
-use tollgate_runtime::ledger::{
-    Category, Command, EntryKind, GrantSpec, Keyed, LedgerError, Outcome, Timestamp, WalletRef,
-};
+use tollgate_runtime::ledger::{Command, EntryKind, LedgerError, Outcome};
 use tollgate_runtime::store::embedded::EmbeddedStore;
 
 const GRANTED: u64 = 100_000;
 const TASKS: usize = 1_000;
-
-fn keyed(key: String, command: Command) -> Keyed {
-    Keyed {
-        customer: "acme".into(),
-        key,
-        command,
-    }
-}
-
-fn wallet() -> WalletRef {
-    WalletRef::new("acme", "credits")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_tasks_never_overspend_and_retries_have_one_effect() {
@@ -35,22 +24,8 @@ async fn a_thousand_tasks_never_overspend_and_retries_have_one_effect() {
         EngineConfig::default(),
     )
     .unwrap();
-    let grant = GrantSpec {
-        amount: GRANTED,
-        category: Category::Paid,
-        priority: 0,
-        effective_at: Timestamp(0),
-        expires_at: None,
-        cost_basis_micros: 1_000,
-    };
     engine
-        .submit(keyed(
-            "grant".into(),
-            Command::Grant {
-                wallet: wallet(),
-                grant,
-            },
-        ))
+        .submit(grant("grant", GRANTED, 1_000))
         .await
         .unwrap()
         .unwrap();
@@ -61,17 +36,7 @@ async fn a_thousand_tasks_never_overspend_and_retries_have_one_effect() {
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(t as u64);
             let amount = rng.random_range(1..=400u64);
-            let reserve = keyed(
-                format!("reserve-{t}"),
-                Command::Reserve {
-                    wallet: wallet(),
-                    amount,
-                    timeout_ms: 600_000,
-                    limits: vec![],
-                    price: None,
-                    request: None,
-                },
-            );
+            let reserve = reserve(format!("reserve-{t}"), amount, HOLD_MS);
             // Every reserve is sent twice at once, as a client retry would.
             let (a, b) = tokio::join!(engine.submit(reserve.clone()), engine.submit(reserve));
             let (a, b) = (a.unwrap(), b.unwrap());

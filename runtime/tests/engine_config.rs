@@ -2,13 +2,14 @@
 //! A start with another idempotency window logs the change where it took effect, so the
 //! log replays to the same state whatever window the replaying process was started with.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
+use common::acme::{grant, reserve, wallet};
 use tollgate_runtime::engine::{Engine, EngineConfig, ManualClock, recover_ledger};
-use tollgate_runtime::ledger::{
-    Category, Command, GrantSpec, Keyed, LedgerConfig, LedgerError, Timestamp, WalletRef,
-};
+use tollgate_runtime::ledger::{LedgerConfig, LedgerError, Timestamp};
 use tollgate_runtime::store::embedded::EmbeddedStore;
 use tollgate_runtime::store::{Batch, Recovered, Snapshot, Store, StoreError};
 
@@ -48,29 +49,6 @@ fn config(window_ms: u64) -> EngineConfig {
     }
 }
 
-fn wallet() -> WalletRef {
-    WalletRef::new("acme", "credits")
-}
-
-fn keyed(key: &str, command: Command) -> Keyed {
-    Keyed {
-        customer: "acme".into(),
-        key: key.into(),
-        command,
-    }
-}
-
-fn reserve(amount: u64) -> Command {
-    Command::Reserve {
-        wallet: wallet(),
-        amount,
-        timeout_ms: 10 * MINUTE_MS,
-        limits: vec![],
-        price: None,
-        request: None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_window_is_logged_and_replayed_where_it_took_effect() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,25 +57,19 @@ async fn a_changed_window_is_logged_and_replayed_where_it_took_effect() {
     // First run, with a one-minute window.
     let (engine, thread) =
         Engine::start(store(dir.path()), clock.clone(), config(MINUTE_MS)).unwrap();
-    let grant = Command::Grant {
-        wallet: wallet(),
-        grant: GrantSpec {
-            amount: 1_000_000,
-            category: Category::Paid,
-            priority: 0,
-            effective_at: Timestamp(0),
-            expires_at: None,
-            cost_basis_micros: 0,
-        },
-    };
-    engine.submit(keyed("grant", grant)).await.unwrap().unwrap();
     engine
-        .submit(keyed("k", reserve(100)))
+        .submit(grant("grant", 1_000_000, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    let hold_ms = 10 * MINUTE_MS;
+    engine
+        .submit(reserve("k", 100, hold_ms))
         .await
         .unwrap()
         .unwrap();
     // Within the window, the same key with another payload is a conflict.
-    let conflict = engine.submit(keyed("k", reserve(200))).await.unwrap();
+    let conflict = engine.submit(reserve("k", 200, hold_ms)).await.unwrap();
     assert!(
         matches!(conflict, Err(LedgerError::IdempotencyConflict { .. })),
         "{conflict:?}"
@@ -105,7 +77,7 @@ async fn a_changed_window_is_logged_and_replayed_where_it_took_effect() {
     // Two minutes later the key is forgotten: the same key is a new request.
     clock.advance_ms(2 * MINUTE_MS);
     engine
-        .submit(keyed("k", reserve(200)))
+        .submit(reserve("k", 200, hold_ms))
         .await
         .unwrap()
         .unwrap();

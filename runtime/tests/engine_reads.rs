@@ -2,11 +2,13 @@
 //! `Engine::read_now` reads on the caller's thread when it may, and never sees what is not
 //! durable: a store whose writes wait at a gate (or fail) shows when reads may answer.
 
+mod common;
+
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use common::acme::{HOLD_MS, grant, reserve, wallet};
 use tollgate_runtime::engine::{Engine, EngineConfig, EngineError, SystemClock};
-use tollgate_runtime::ledger::{Category, Command, GrantSpec, Keyed, Timestamp, WalletRef};
 use tollgate_runtime::store::embedded::EmbeddedStore;
 use tollgate_runtime::store::{Batch, Recovered, Snapshot, Store, StoreError};
 
@@ -76,32 +78,6 @@ impl Store for GatedStore {
     }
 }
 
-fn wallet() -> WalletRef {
-    WalletRef::new("acme", "credits")
-}
-
-fn keyed(key: &str, command: Command) -> Keyed {
-    Keyed {
-        customer: "acme".into(),
-        key: key.into(),
-        command,
-    }
-}
-
-fn reserve(key: &str, amount: u64) -> Keyed {
-    keyed(
-        key,
-        Command::Reserve {
-            wallet: wallet(),
-            amount,
-            timeout_ms: 600_000,
-            limits: vec![],
-            price: None,
-            request: None,
-        },
-    )
-}
-
 /// An engine on a gated store, with a wallet granted 1,000 credits.
 async fn engine(dir: &std::path::Path) -> (Engine, Arc<Control>) {
     let control = Arc::new(Control::default());
@@ -116,20 +92,8 @@ async fn engine(dir: &std::path::Path) -> (Engine, Arc<Control>) {
         ..EngineConfig::default()
     };
     let (engine, _thread) = Engine::start(Box::new(store), Arc::new(SystemClock), config).unwrap();
-    let grant = GrantSpec {
-        amount: 1_000,
-        category: Category::Paid,
-        priority: 0,
-        effective_at: Timestamp(0),
-        expires_at: None,
-        cost_basis_micros: 0,
-    };
-    let granted = Command::Grant {
-        wallet: wallet(),
-        grant,
-    };
     engine
-        .submit(keyed("grant", granted))
+        .submit(grant("grant", 1_000, 0))
         .await
         .unwrap()
         .unwrap();
@@ -154,7 +118,7 @@ async fn an_idle_writer_is_read_on_the_callers_thread_and_every_acknowledged_wri
     let mut on_callers_thread = 0;
     for n in 1..=100 {
         engine
-            .submit(reserve(&format!("r{n}"), 1))
+            .submit(reserve(format!("r{n}"), 1, HOLD_MS))
             .await
             .unwrap()
             .unwrap();
@@ -170,7 +134,10 @@ async fn an_idle_writer_is_read_on_the_callers_thread_and_every_acknowledged_wri
     );
     // A write submitted before the read (not yet acknowledged) is seen by it, on whichever
     // thread the read runs.
-    let (reserved, read) = tokio::join!(engine.submit(reserve("r-last", 10)), available(&engine));
+    let (reserved, read) = tokio::join!(
+        engine.submit(reserve("r-last", 10, HOLD_MS)),
+        available(&engine)
+    );
     reserved.unwrap().unwrap();
     assert_eq!(read.unwrap().0, 890);
 }
@@ -182,7 +149,7 @@ async fn a_write_that_is_not_durable_yet_is_never_read() {
     control.set(Gate::Closed);
     let writing = tokio::spawn({
         let engine = engine.clone();
-        async move { engine.submit(reserve("held", 100)).await }
+        async move { engine.submit(reserve("held", 100, HOLD_MS)).await }
     });
     tokio::task::spawn_blocking({
         let control = control.clone();
@@ -210,7 +177,7 @@ async fn a_batch_the_store_refused_is_never_read() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, control) = engine(dir.path()).await;
     control.set(Gate::Fail);
-    let refused = engine.submit(reserve("lost", 100)).await;
+    let refused = engine.submit(reserve("lost", 100, HOLD_MS)).await;
     assert!(
         matches!(refused, Err(EngineError::Stopped { .. })),
         "{refused:?}"

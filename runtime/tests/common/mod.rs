@@ -1,4 +1,6 @@
-//! Test fixtures shared by the integration tests.
+//! Test fixtures shared by the integration tests (each test uses some of them).
 #![allow(dead_code)]
 
+pub mod acme;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb_local;
