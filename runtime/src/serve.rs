@@ -440,7 +440,14 @@ mod tests {
             window(&["--idempotency-window", "1h"]).unwrap().as_secs(),
             3_600
         );
-        for refused in ["30s", "31d", "0m", "1"] {
+        // The TollgateRuntime's idempotencyWindowMinutes range (1 to 43200) is accepted whole.
+        assert_eq!(
+            window(&["--idempotency-window", "43200m"])
+                .unwrap()
+                .as_secs(),
+            30 * 86_400
+        );
+        for refused in ["30s", "31d", "43201m", "0m", "1"] {
             let error = window(&["--idempotency-window", refused]).unwrap_err();
             assert!(error.to_string().contains(refused), "{refused}: {error}");
         }

@@ -236,6 +236,9 @@ fn env(rt: &TollgateRuntime, names: &ChildNames) -> Vec<EnvVar> {
         field("POD_NAME", "metadata.name"),
         field("POD_NAMESPACE", "metadata.namespace"),
     ]);
+    if let Some(minutes) = rt.spec.idempotency_window_minutes {
+        env.push(value("TOLLGATE_IDEMPOTENCY_WINDOW", format!("{minutes}m")));
+    }
     if rt.spec.tls.is_some() {
         env.push(value(
             "TOLLGATE_TLS_CERT_FILE",
@@ -534,6 +537,20 @@ mod tests {
         let c = container_of(&sts);
         assert_eq!(env_value(&c, "TOLLGATE_PARTITIONS"), None);
         assert_eq!(env_value(&c, "TOLLGATE_REPLICAS").as_deref(), Some("1"));
+        assert_eq!(env_value(&c, "TOLLGATE_IDEMPOTENCY_WINDOW"), None);
+    }
+
+    #[test]
+    fn the_idempotency_window_reaches_the_runtime_in_minutes() {
+        let rt = runtime(TollgateRuntimeSpec {
+            idempotency_window_minutes: Some(90),
+            ..TollgateRuntimeSpec::default()
+        });
+        let c = container_of(&statefulset(&rt, &defaults()));
+        assert_eq!(
+            env_value(&c, "TOLLGATE_IDEMPOTENCY_WINDOW").as_deref(),
+            Some("90m")
+        );
     }
 
     #[test]
