@@ -18,7 +18,9 @@ use crate::policy::Policy;
 use crate::service::{EngineFactory, Runtime};
 
 /// Partitions of the DynamoDB store when `--partitions` is left out. DynamoDB records no
-/// count, so every start (and `tollgate verify --dynamodb`) must give the same one.
+/// count, so every start (and `tollgate verify --dynamodb`) must give the same one. Never
+/// change it: deployments that leave the count out (a TollgateRuntime without `partitions`
+/// among them) rely on it to hash customers where their ledgers are.
 pub const DEFAULT_DYNAMODB_PARTITIONS: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
