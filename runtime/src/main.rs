@@ -50,8 +50,8 @@ enum Cmd {
     Verify {
         #[arg(long, env = "TOLLGATE_DATA_DIR", default_value = "./tollgate-data")]
         data_dir: PathBuf,
-        /// The embedded store's count is read from its data directory; a different one
-        /// given here is refused. DynamoDB: 4 when left out.
+        /// The count is read from the store (the embedded store's data directory, the
+        /// DynamoDB leases table); a different one given here is refused.
         #[arg(long, env = "TOLLGATE_PARTITIONS")]
         partitions: Option<u32>,
         /// Verify the DynamoDB store instead (takes each partition: run it with the
@@ -97,8 +97,6 @@ async fn main() -> ExitCode {
             tables,
         } => {
             if dynamodb {
-                let partitions =
-                    partitions.unwrap_or(tollgate_runtime::serve::DEFAULT_DYNAMODB_PARTITIONS);
                 tollgate_runtime::serve::verify_dynamodb(&tables, partitions).map(print_reports)
             } else {
                 verify(data_dir, partitions)

@@ -17,10 +17,10 @@ use crate::http::{HttpState, Metrics, PolicyStatus};
 use crate::policy::Policy;
 use crate::service::{EngineFactory, Runtime};
 
-/// Partitions of the DynamoDB store when `--partitions` is left out. DynamoDB records no
-/// count, so every start (and `tollgate verify --dynamodb`) must give the same one. Never
-/// change it: deployments that leave the count out (a TollgateRuntime without `partitions`
-/// among them) rely on it to hash customers where their ledgers are.
+/// Partitions of new DynamoDB tables when `--partitions` is left out. The first start
+/// records the count in the leases table and later starts (and `tollgate verify
+/// --dynamodb`) take it from there; tables from before the record are checked against
+/// their partitions' leases.
 pub const DEFAULT_DYNAMODB_PARTITIONS: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,9 +51,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
     /// Customers hash to this many partitions, each with one writer. Fixed for a store:
-    /// the embedded store records it in its data directory and, when this is left out,
-    /// uses the recorded count (1 for a new directory); DynamoDB needs the same count on
-    /// every start (4 when left out).
+    /// each store records it (the embedded store in its data directory, DynamoDB in its
+    /// leases table) and refuses another; left out, the recorded count is used (for a new
+    /// store: 1 embedded, 4 DynamoDB).
     #[arg(long, env = "TOLLGATE_PARTITIONS")]
     pub partitions: Option<u32>,
     #[arg(long, env = "TOLLGATE_STORE", value_enum, default_value = "embedded")]
@@ -295,16 +295,19 @@ fn open_dynamodb(
     clock: Arc<SystemClock>,
     config: EngineConfig,
 ) -> anyhow::Result<(Vec<Engine>, Stores, Option<EngineFactory>)> {
-    use crate::store::dynamodb::{DynamoConfig, DynamoConnection};
+    use crate::store::dynamodb::{DynamoConfig, DynamoConnection, partition_name};
     let mut dynamo = DynamoConfig::new(&args.dynamodb_region, &args.table_prefix);
     dynamo.endpoint = args.dynamodb_endpoint.clone();
     dynamo.auto_create_tables = args.dynamodb_auto_create;
     let connection = DynamoConnection::connect(dynamo).context("connecting to DynamoDB")?;
+    let partitions = connection
+        .partition_count(args.partitions, DEFAULT_DYNAMODB_PARTITIONS)
+        .context("the partition count of the DynamoDB tables")?;
     let mut engines = Vec::new();
     let mut threads = Vec::new();
-    for p in 0..args.partitions.unwrap_or(DEFAULT_DYNAMODB_PARTITIONS) {
+    for p in 0..partitions {
         let store = connection
-            .store(&format!("p{p:04}"), &args.owner)
+            .store(&partition_name(p), &args.owner)
             .with_context(|| format!("taking partition {p}"))?;
         let (engine, thread) = Engine::start(Box::new(store), clock.clone(), config.clone())?;
         engines.push(engine);
@@ -315,7 +318,7 @@ fn open_dynamodb(
     let owner = args.owner.clone();
     let restart: EngineFactory = Arc::new(move |p| {
         let store = connection
-            .store(&format!("p{p:04}"), &owner)
+            .store(&partition_name(p), &owner)
             .map_err(|e| e.to_string())?;
         Engine::start(Box::new(store), clock.clone(), config.clone()).map_err(|e| e.to_string())
     });
@@ -353,15 +356,18 @@ pub fn create_tables(args: &DynamoTablesArgs) -> anyhow::Result<Vec<String>> {
 #[cfg(feature = "dynamodb")]
 pub fn verify_dynamodb(
     args: &DynamoTablesArgs,
-    partitions: u32,
+    partitions: Option<u32>,
 ) -> anyhow::Result<Vec<crate::ledger::VerifyReport>> {
-    use crate::store::dynamodb::{DynamoConfig, DynamoConnection};
+    use crate::store::dynamodb::{DynamoConfig, DynamoConnection, partition_name};
     let mut dynamo = DynamoConfig::new(&args.dynamodb_region, &args.table_prefix);
     dynamo.endpoint = args.dynamodb_endpoint.clone();
     let connection = DynamoConnection::connect(dynamo).context("connecting to DynamoDB")?;
+    let partitions = connection
+        .partition_count(partitions, DEFAULT_DYNAMODB_PARTITIONS)
+        .context("the partition count of the DynamoDB tables")?;
     let mut reports = Vec::new();
     for p in 0..partitions {
-        let mut store = connection.store(&format!("p{p:04}"), "tollgate-verify")?;
+        let mut store = connection.store(&partition_name(p), "tollgate-verify")?;
         let ledger = crate::engine::recover_ledger(&mut store)
             .with_context(|| format!("recovering partition {p}"))?;
         reports.push(
@@ -376,7 +382,7 @@ pub fn verify_dynamodb(
 #[cfg(not(feature = "dynamodb"))]
 pub fn verify_dynamodb(
     _args: &DynamoTablesArgs,
-    _partitions: u32,
+    _partitions: Option<u32>,
 ) -> anyhow::Result<Vec<crate::ledger::VerifyReport>> {
     anyhow::bail!("this build has no DynamoDB store (build with the `dynamodb` feature)")
 }

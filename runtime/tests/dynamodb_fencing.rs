@@ -12,7 +12,7 @@ use common::acme::{HOLD_MS, grant, reserve, wallet};
 use common::dynamodb_local::DynamoLocal;
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
 use tollgate_runtime::ledger::{Command, Keyed, Outcome, Timestamp};
-use tollgate_runtime::store::dynamodb::{DynamoConnection, DynamoError};
+use tollgate_runtime::store::dynamodb::{DynamoConnection, DynamoError, partition_name};
 use tollgate_runtime::store::{Batch, LoggedCommand, Recovered, Store, StoreError};
 
 fn batch(seq: u64, tag: &str) -> Batch {
@@ -163,4 +163,48 @@ async fn two_engines_that_both_think_they_own_a_partition_never_double_spend() {
     assert!(ledger.key_record("acme", "a-1").is_some());
     assert!(ledger.key_record("acme", "a-2").is_none());
     assert!(ledger.key_record("acme", "b-1").is_some());
+}
+
+#[test]
+fn the_partition_count_is_recorded_and_another_is_refused() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    // New tables: the count asked for (or the default) is recorded at the first start.
+    let connection = DynamoConnection::connect(local.config("count")).unwrap();
+    assert_eq!(connection.partition_count(None, 4).unwrap(), 4);
+    assert_eq!(connection.partition_count(Some(4), 8).unwrap(), 4);
+    assert_eq!(
+        connection.partition_count(None, 8).unwrap(),
+        4,
+        "recorded wins"
+    );
+    let error = connection
+        .partition_count(Some(3), 4)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("created with 4 partitions, not 3"),
+        "{error}"
+    );
+
+    // Tables used before the count was recorded: their partitions' leases show it.
+    let legacy = DynamoConnection::connect(local.config("legacy")).unwrap();
+    for p in 0..4 {
+        // A store takes its partition's lease when it recovers.
+        let mut store = legacy.store(&partition_name(p), "pod-a").unwrap();
+        assert!(recovered_keys(&mut store).is_empty());
+    }
+    let more = legacy.partition_count(Some(2), 4).unwrap_err().to_string();
+    assert!(
+        more.contains("with more than 2 partitions, not 2"),
+        "{more}"
+    );
+    let fewer = legacy.partition_count(None, 8).unwrap_err().to_string();
+    assert!(
+        fewer.contains("with fewer than 8 partitions, not 8"),
+        "{fewer}"
+    );
+    assert_eq!(legacy.partition_count(None, 4).unwrap(), 4);
+    assert_eq!(legacy.partition_count(Some(4), 8).unwrap(), 4);
 }

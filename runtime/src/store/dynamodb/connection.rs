@@ -114,6 +114,15 @@ impl DynamoConnection {
         DynamoStore::new(self.clone(), partition, owner)
     }
 
+    /// How many partitions these tables hold: the count recorded in them, else `asked` (or
+    /// `default`), recorded now. A count asked that differs from the recorded one, or from
+    /// what the partitions' leases show, is refused.
+    pub fn partition_count(&self, asked: Option<u32>, default: u32) -> Result<u32, StoreError> {
+        Ok(self.run(move |shared| async move {
+            super::lease::partition_count(&shared, asked, default).await
+        })?)
+    }
+
     /// Creates the tables of tables.json that do not exist yet (on-demand billing, TTL on
     /// the idempotency table) and waits until they are active. Returns the names created.
     /// For development and `tollgate dynamodb create-tables`; production uses Terraform.

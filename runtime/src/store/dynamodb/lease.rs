@@ -133,3 +133,112 @@ pub(crate) async fn take_over(
         last: format!("other owners kept taking partition {partition} over"),
     })
 }
+
+/// The leases table's item that records how many partitions the tables were created with
+/// (no partition has this name: theirs are [`partition_name`]s).
+const COUNT_KEY: &str = "#partitions";
+const COUNT: &str = "count";
+
+/// The name of partition `p` in every table: `p0000`, `p0001`, ...
+pub fn partition_name(p: u32) -> String {
+    format!("p{p:04}")
+}
+
+/// The partition count of these tables: the one recorded, else `asked` (or `default` when
+/// nothing is asked), recorded now. A count asked that differs from the recorded one is
+/// refused: customers hash to partitions, so another count would look for every ledger in
+/// the wrong place. Tables used before the count was recorded are checked against their
+/// leases: a lease for partition `asked`, or a lease for partition 0 but none for
+/// `asked - 1`, shows another count.
+pub(crate) async fn partition_count(
+    shared: &Shared,
+    asked: Option<u32>,
+    default: u32,
+) -> Result<u32, DynamoError> {
+    let (table, pk) = table(shared);
+    let key = [(pk.as_str(), items::s(COUNT_KEY))];
+    let mismatch = |recorded: String, asked: u32| DynamoError::Config {
+        field: "partitions",
+        reason: format!(
+            "the tables (leases table {table}) were created with {recorded}, not {asked}: \
+             customers hash to partitions, so the count is fixed (leave --partitions out to \
+             use the recorded count)"
+        ),
+    };
+    let recorded = |item: &Item| {
+        items::get_u64(item, COUNT)
+            .ok()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| DynamoError::Corrupt {
+                partition: COUNT_KEY.to_string(),
+                what: "partition count",
+                at: 0,
+                reason: format!("{COUNT} is not a partition count"),
+            })
+    };
+    if let Some(item) = reads::get_item(shared, &table, &key).await? {
+        let count = recorded(&item)?;
+        return match asked {
+            Some(asked) if asked != count => Err(mismatch(format!("{count} partitions"), asked)),
+            _ => Ok(count),
+        };
+    }
+    let count = asked.unwrap_or(default);
+    if current(shared, &partition_name(count)).await?.is_some() {
+        return Err(mismatch(format!("more than {count} partitions"), count));
+    }
+    if count > 1
+        && current(shared, &partition_name(0)).await?.is_some()
+        && current(shared, &partition_name(count - 1)).await?.is_none()
+    {
+        return Err(mismatch(format!("fewer than {count} partitions"), count));
+    }
+    let mut item = Item::new();
+    item.insert(pk.clone(), items::s(COUNT_KEY));
+    item.insert(COUNT.into(), items::n(u64::from(count)));
+    let written = shared
+        .retried("PutItem", || {
+            let request = shared
+                .client
+                .put_item()
+                .table_name(&table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", &pk)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            async move {
+                match request.send().await {
+                    Ok(out) => {
+                        let units = out.consumed_capacity().and_then(|c| c.capacity_units());
+                        shared.stats.consumed(units, None);
+                        Ok(None)
+                    }
+                    Err(e) => match e.as_service_error() {
+                        // Another starter recorded a count first (or our retried write did).
+                        Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                            Ok(Some(c.item().cloned().unwrap_or_default()))
+                        }
+                        _ => Err(AttemptError::from_sdk("PutItem", &e)),
+                    },
+                }
+            }
+        })
+        .await?;
+    match written {
+        None => {
+            tracing::info!(partitions = count, "recorded the tables' partition count");
+            Ok(count)
+        }
+        Some(existing) => {
+            let existing = recorded(&existing)?;
+            if existing == count {
+                Ok(count)
+            } else {
+                Err(mismatch(format!("{existing} partitions"), count))
+            }
+        }
+    }
+}

@@ -101,7 +101,7 @@ pub use config::{
 pub use connection::DynamoConnection;
 pub use error::DynamoError;
 pub use fault::FaultLayer;
-pub use lease::{Lease, MAX_TAKEOVER_ROUNDS};
+pub use lease::{Lease, MAX_TAKEOVER_ROUNDS, partition_name};
 pub use limits::{MAX_BATCH_BYTES, MAX_CHUNK_BYTES};
 pub use retry::backoff;
 pub use schema::TABLES_JSON;
