@@ -42,8 +42,9 @@ pub use plan::{
     OveragePolicy, Plan, PlanSpec, Rate,
 };
 pub use runtime::{
-    AuthSettings, DynamoDbStore, EmbeddedStore, RuntimePorts, RuntimeStore, ServiceAccountSettings,
-    StoreKind, TlsSettings, TollgateRuntime, TollgateRuntimeSpec, TollgateRuntimeStatus,
+    AuthSettings, DynamoDbStore, EmbeddedStore, MAX_PARTITIONS, RuntimePorts, RuntimeStore,
+    ServiceAccountSettings, StoreKind, TlsSettings, TollgateRuntime, TollgateRuntimeSpec,
+    TollgateRuntimeStatus,
 };
 pub use validate::{Problem, Violation, validate_catalog};
 pub use version::{PolicyVersion, content_version};

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 /// the others; past this size a second runtime is the better answer.
 pub const MAX_REPLICAS: i32 = 64;
 /// Most partitions: customers hash to a fixed number of partitions, each owned by one pod.
-pub const MAX_PARTITIONS: u32 = 4096;
+/// The runtime's own limit (`tollgate_runtime::engine::MAX_PARTITIONS`): a larger count
+/// would pass the CRD and stop every pod at start.
+pub const MAX_PARTITIONS: u32 = 1024;
 const _: () = assert!(MAX_PARTITIONS as i64 >= MAX_REPLICAS as i64);
 
 /// A deployment of the Tollgate runtime: how many pods, how customers are partitioned across
@@ -84,14 +86,14 @@ pub struct TollgateRuntimeSpec {
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 1, max = 1))]
     pub replicas: i32,
-    /// Partitions customers are hashed to. Fixed once created. Absent: the runtime's default
-    /// for the store, 1 with the embedded store (the count is recorded in the pod's volume)
-    /// and 4 with DynamoDB. Each partition has a writer of its own, and with the embedded
-    /// store a log and an fsync per batch of its own: partitions beyond what the pods will
-    /// share cost throughput (64 partitions in one pod gave half the Reserve + Commit pairs
-    /// per second of 1 partition, see BENCHMARKS.md).
+    /// Partitions customers are hashed to. Fixed once created. Absent: the count the store
+    /// recorded (in the pod's volume, or the DynamoDB leases table), and for a new store 1
+    /// with the embedded store and 4 with DynamoDB. Each partition has a writer of its own,
+    /// and with the embedded store a log and an fsync per batch of its own: partitions
+    /// beyond what the pods will share cost throughput (64 partitions in one pod gave half
+    /// the Reserve + Commit pairs per second of 1 partition, see BENCHMARKS.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 4096))]
+    #[schemars(range(min = 1, max = 1024))]
     pub partitions: Option<u32>,
     /// Where the ledger is stored.
     #[serde(default)]

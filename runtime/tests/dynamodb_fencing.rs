@@ -187,6 +187,14 @@ fn the_partition_count_is_recorded_and_another_is_refused() {
         error.contains("created with 4 partitions, not 3"),
         "{error}"
     );
+    for out_of_range in [0, 1025] {
+        let error = DynamoConnection::connect(local.config("range"))
+            .unwrap()
+            .partition_count(Some(out_of_range), 4)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("between 1 and 1024"), "{error}");
+    }
 
     // Tables used before the count was recorded: their partitions' leases show it.
     let legacy = DynamoConnection::connect(local.config("legacy")).unwrap();

@@ -8,6 +8,8 @@ use crate::store::embedded::EmbeddedStore;
 
 /// Most partitions one process runs; each has a writer thread and a log.
 pub const MAX_PARTITIONS: u32 = 1024;
+// A TollgateRuntime may ask for no more than the runtime starts.
+const _: () = assert!(tollgate_crds::MAX_PARTITIONS == MAX_PARTITIONS);
 
 /// Partitions of a new embedded data directory. One: a single log takes one `fdatasync`
 /// per group commit for the whole process, and one writer applies about a million

@@ -155,6 +155,13 @@ pub(crate) async fn partition_count(
     asked: Option<u32>,
     default: u32,
 ) -> Result<u32, DynamoError> {
+    let max = crate::engine::MAX_PARTITIONS;
+    if let Some(asked) = asked.filter(|n| *n == 0 || *n > max) {
+        return Err(DynamoError::Config {
+            field: "partitions",
+            reason: format!("partitions must be between 1 and {max}, got {asked}"),
+        });
+    }
     let (table, pk) = table(shared);
     let key = [(pk.as_str(), items::s(COUNT_KEY))];
     let mismatch = |recorded: String, asked: u32| DynamoError::Config {
