@@ -1,17 +1,15 @@
 //! Journal calls: the one conditional write per engine batch, the tail reads of recovery,
 //! and reading back a slot when a write collides.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem,
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 
 use super::connection::Shared;
 use super::items::{self, Item, JournalRecord};
 use super::reads;
-use super::retry::AttemptError;
 use super::schema::Schema;
+use super::transact::{PutOutcome, put_item_if};
 use super::{DynamoError, MAX_CHUNK_BYTES};
 
 /// How a conditional journal write ended.
@@ -46,36 +44,11 @@ pub(crate) async fn put_record(
     let head = record.to_item(&pk, &seq, partition);
     let condition = "attribute_not_exists(#pk)";
     let written: Attempted = if continuations.is_empty() {
-        shared
-            .retried("PutItem", || {
-                let request = shared
-                    .client
-                    .put_item()
-                    .table_name(&table)
-                    .set_item(Some(head.clone()))
-                    .condition_expression(condition)
-                    .expression_attribute_names("#pk", &pk)
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                async move {
-                    match request.send().await {
-                        Ok(out) => {
-                            let units = out.consumed_capacity().and_then(|c| c.capacity_units());
-                            shared.stats.consumed(units, None);
-                            Ok(Attempted::Stored)
-                        }
-                        Err(e) => match e.as_service_error() {
-                            Some(PutItemError::ConditionalCheckFailedException(c)) => {
-                                Ok(collided(c.item()))
-                            }
-                            _ => Err(AttemptError::from_sdk("PutItem", &e)),
-                        },
-                    }
-                }
-            })
-            .await?
+        let names = [("#pk", pk.as_str())];
+        match put_item_if(shared, &table, &head, condition, &names, &[]).await? {
+            PutOutcome::Stored => Attempted::Stored,
+            PutOutcome::Refused(item) => Attempted::Collided(item),
+        }
     } else {
         let slot = record.slot();
         let mut writes = vec![put(&table, head.clone(), &pk, condition)?];

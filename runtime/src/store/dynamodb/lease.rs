@@ -2,14 +2,11 @@
 //! partition over bumps the epoch with a conditional write; the journal's fence (see the
 //! module docs) then makes every write of an older epoch fail.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
-
 use super::DynamoError;
 use super::connection::Shared;
 use super::items::{self, Item};
 use super::reads;
-use super::retry::AttemptError;
+use super::transact::{PutOutcome, put_item_if};
 
 /// Most rounds of read-then-bump when other starters race us for the same partition.
 /// Each round loses only to a concurrent takeover, so more than a few means a loop of
@@ -80,46 +77,33 @@ pub(crate) async fn take_over(
         item.insert(items::OWNER.into(), items::s(owner));
         item.insert(items::INCARNATION.into(), items::s(incarnation));
         item.insert(items::ACQUIRED_AT_MS.into(), items::n(now_ms));
-        let won = shared
-            .retried("PutItem", || {
-                let mut request = shared
-                    .client
-                    .put_item()
-                    .table_name(&table)
-                    .set_item(Some(item.clone()))
-                    .expression_attribute_names("#pk", &pk)
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                request = match &previous {
-                    None => request.condition_expression("attribute_not_exists(#pk)"),
-                    Some(lease) => request
-                        .condition_expression("attribute_exists(#pk) AND #epoch = :previous")
-                        .expression_attribute_names("#epoch", items::EPOCH)
-                        .expression_attribute_values(":previous", items::n(lease.epoch)),
-                };
-                async move {
-                    match request.send().await {
-                        Ok(out) => {
-                            let units = out.consumed_capacity().and_then(|c| c.capacity_units());
-                            shared.stats.consumed(units, None);
-                            Ok(true)
-                        }
-                        Err(e) => match e.as_service_error() {
-                            Some(PutItemError::ConditionalCheckFailedException(c)) => {
-                                // Ours, if an earlier attempt of this very write landed.
-                                let ours = c.item().and_then(|i| parse(i).ok()).is_some_and(|l| {
-                                    l.epoch == epoch && l.incarnation == incarnation
-                                });
-                                Ok(ours)
-                            }
-                            _ => Err(AttemptError::from_sdk("PutItem", &e)),
-                        },
-                    }
-                }
-            })
-            .await?;
+        let outcome = match &previous {
+            None => {
+                let names = [("#pk", pk.as_str())];
+                put_item_if(
+                    shared,
+                    &table,
+                    &item,
+                    "attribute_not_exists(#pk)",
+                    &names,
+                    &[],
+                )
+                .await?
+            }
+            Some(lease) => {
+                let names = [("#pk", pk.as_str()), ("#epoch", items::EPOCH)];
+                let values = [(":previous", items::n(lease.epoch))];
+                let condition = "attribute_exists(#pk) AND #epoch = :previous";
+                put_item_if(shared, &table, &item, condition, &names, &values).await?
+            }
+        };
+        let won = match outcome {
+            PutOutcome::Stored => true,
+            // Ours, if an earlier attempt of this very write landed.
+            PutOutcome::Refused(current) => current
+                .and_then(|i| parse(&i).ok())
+                .is_some_and(|l| l.epoch == epoch && l.incarnation == incarnation),
+        };
         if won {
             tracing::info!(partition, owner, epoch, "took the partition over");
             return Ok(epoch);
@@ -203,44 +187,24 @@ pub(crate) async fn partition_count(
     let mut item = Item::new();
     item.insert(pk.clone(), items::s(COUNT_KEY));
     item.insert(COUNT.into(), items::n(u64::from(count)));
-    let written = shared
-        .retried("PutItem", || {
-            let request = shared
-                .client
-                .put_item()
-                .table_name(&table)
-                .set_item(Some(item.clone()))
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", &pk)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            async move {
-                match request.send().await {
-                    Ok(out) => {
-                        let units = out.consumed_capacity().and_then(|c| c.capacity_units());
-                        shared.stats.consumed(units, None);
-                        Ok(None)
-                    }
-                    Err(e) => match e.as_service_error() {
-                        // Another starter recorded a count first (or our retried write did).
-                        Some(PutItemError::ConditionalCheckFailedException(c)) => {
-                            Ok(Some(c.item().cloned().unwrap_or_default()))
-                        }
-                        _ => Err(AttemptError::from_sdk("PutItem", &e)),
-                    },
-                }
-            }
-        })
-        .await?;
+    let names = [("#pk", pk.as_str())];
+    let written = put_item_if(
+        shared,
+        &table,
+        &item,
+        "attribute_not_exists(#pk)",
+        &names,
+        &[],
+    )
+    .await?;
     match written {
-        None => {
+        PutOutcome::Stored => {
             tracing::info!(partitions = count, "recorded the tables' partition count");
             Ok(count)
         }
-        Some(existing) => {
-            let existing = recorded(&existing)?;
+        // Another starter recorded a count first (or a retry of our own write landed).
+        PutOutcome::Refused(existing) => {
+            let existing = recorded(&existing.unwrap_or_default())?;
             if existing == count {
                 Ok(count)
             } else {
