@@ -9,7 +9,7 @@ use super::connection::Shared;
 use super::items::{self, Item, JournalRecord};
 use super::reads;
 use super::schema::Schema;
-use super::transact::{PutOutcome, put_item_if};
+use super::transact::{PutOutcome, put_item_if_absent};
 use super::{DynamoError, MAX_CHUNK_BYTES};
 
 /// How a conditional journal write ended.
@@ -44,8 +44,7 @@ pub(crate) async fn put_record(
     let head = record.to_item(&pk, &seq, partition);
     let condition = "attribute_not_exists(#pk)";
     let written: Attempted = if continuations.is_empty() {
-        let names = [("#pk", pk.as_str())];
-        match put_item_if(shared, &table, &head, condition, &names, &[]).await? {
+        match put_item_if_absent(shared, &table, &pk, &head).await? {
             PutOutcome::Stored => Attempted::Stored,
             PutOutcome::Refused(item) => Attempted::Collided(item),
         }

@@ -6,7 +6,7 @@ use super::DynamoError;
 use super::connection::Shared;
 use super::items::{self, Item};
 use super::reads;
-use super::transact::{PutOutcome, put_item_if};
+use super::transact::{PutOutcome, put_item_if, put_item_if_absent};
 
 /// Most rounds of read-then-bump when other starters race us for the same partition.
 /// Each round loses only to a concurrent takeover, so more than a few means a loop of
@@ -78,18 +78,7 @@ pub(crate) async fn take_over(
         item.insert(items::INCARNATION.into(), items::s(incarnation));
         item.insert(items::ACQUIRED_AT_MS.into(), items::n(now_ms));
         let outcome = match &previous {
-            None => {
-                let names = [("#pk", pk.as_str())];
-                put_item_if(
-                    shared,
-                    &table,
-                    &item,
-                    "attribute_not_exists(#pk)",
-                    &names,
-                    &[],
-                )
-                .await?
-            }
+            None => put_item_if_absent(shared, &table, &pk, &item).await?,
             Some(lease) => {
                 let names = [("#pk", pk.as_str()), ("#epoch", items::EPOCH)];
                 let values = [(":previous", items::n(lease.epoch))];
@@ -187,16 +176,7 @@ pub(crate) async fn partition_count(
     let mut item = Item::new();
     item.insert(pk.clone(), items::s(COUNT_KEY));
     item.insert(COUNT.into(), items::n(u64::from(count)));
-    let names = [("#pk", pk.as_str())];
-    let written = put_item_if(
-        shared,
-        &table,
-        &item,
-        "attribute_not_exists(#pk)",
-        &names,
-        &[],
-    )
-    .await?;
+    let written = put_item_if_absent(shared, &table, &pk, &item).await?;
     match written {
         PutOutcome::Stored => {
             tracing::info!(partitions = count, "recorded the tables' partition count");

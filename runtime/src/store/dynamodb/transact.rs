@@ -22,6 +22,25 @@ pub(crate) enum PutOutcome {
     Refused(Option<Item>),
 }
 
+/// Writes `item` if no item has its key `pk` yet (see [`put_item_if`]).
+pub(crate) async fn put_item_if_absent(
+    shared: &Shared,
+    table: &str,
+    pk: &str,
+    item: &Item,
+) -> Result<PutOutcome, DynamoError> {
+    let names = [("#pk", pk)];
+    put_item_if(
+        shared,
+        table,
+        item,
+        "attribute_not_exists(#pk)",
+        &names,
+        &[],
+    )
+    .await
+}
+
 /// Writes `item` if `condition` holds (with its attribute `names` and `values`), retried on
 /// transient errors. A retry of a write that landed comes back `Refused` with our own item,
 /// which the caller must recognise.
