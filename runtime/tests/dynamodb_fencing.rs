@@ -208,6 +208,8 @@ fn the_partition_count_is_recorded_and_another_is_refused() {
         more.contains("with more than 2 partitions, not 2"),
         "{more}"
     );
+    // No recorded count to fall back on: the error says to give the right one.
+    assert!(more.contains("pass --partitions"), "{more}");
     let fewer = legacy.partition_count(None, 8).unwrap_err().to_string();
     assert!(
         fewer.contains("with fewer than 8 partitions, not 8"),

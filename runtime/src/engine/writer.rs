@@ -118,24 +118,13 @@ impl Writer {
                 }
             }
             if !pending.logged.is_empty() {
-                let batch = Batch {
-                    seq: self.next_seq,
-                    commands: std::mem::take(&mut pending.logged),
-                    chain_head: cell.ledger.chain_head(),
-                };
-                let started = Instant::now();
-                if let Err(error) = self.store.append(&batch) {
-                    // The ledger holds commands that are not durable: nobody reads it again.
-                    cell.serving = false;
-                    self.fail(&error);
-                    return; // dropping the replies answers every caller with `Stopped`
+                match self.append(&mut cell, std::mem::take(&mut pending.logged)) {
+                    Ok(commands) => pending.logged = commands,
+                    Err(error) => {
+                        self.fail(&error);
+                        return; // dropping the replies answers every caller with `Stopped`
+                    }
                 }
-                let write_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                self.stats
-                    .batch(batch.commands.len() as u64, batch.seq, write_us);
-                self.next_seq += 1;
-                self.batches_since_snapshot += 1;
-                pending.logged = batch.commands;
                 pending.logged.clear();
                 pending.bytes = 0;
             }
@@ -221,22 +210,34 @@ impl Writer {
             "idempotency window changed; logged so that replays forget keys as this run does"
         );
         cell.ledger.set_config(config);
+        self.append(cell, vec![LoggedCommand::Configure { config }])
+            .map(drop)
+    }
+
+    /// Makes `commands`, already applied to the ledger, durable as the next batch; gives
+    /// them back (their allocation is reused). On failure the ledger holds what is not
+    /// durable, so nobody reads it again.
+    fn append(
+        &mut self,
+        cell: &mut LedgerCell,
+        commands: Vec<LoggedCommand>,
+    ) -> Result<Vec<LoggedCommand>, StoreError> {
         let batch = Batch {
             seq: self.next_seq,
-            commands: vec![LoggedCommand::Configure { config }],
+            commands,
             chain_head: cell.ledger.chain_head(),
         };
         let started = Instant::now();
         if let Err(error) = self.store.append(&batch) {
-            // The ledger's configuration is not durable: nobody reads it again.
             cell.serving = false;
             return Err(error);
         }
         let write_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.stats.batch(1, batch.seq, write_us);
+        self.stats
+            .batch(batch.commands.len() as u64, batch.seq, write_us);
         self.next_seq += 1;
         self.batches_since_snapshot += 1;
-        Ok(())
+        Ok(batch.commands)
     }
 
     fn snapshot(&mut self, ledger: &Ledger) -> Result<(), StoreError> {

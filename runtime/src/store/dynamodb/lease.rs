@@ -137,14 +137,16 @@ pub(crate) async fn partition_count(
     }
     let (table, pk) = table(shared);
     let key = [(pk.as_str(), items::s(COUNT_KEY))];
-    let mismatch = |recorded: String, asked: u32| DynamoError::Config {
+    let mismatch = |recorded: String, asked: u32, remedy: &str| DynamoError::Config {
         field: "partitions",
         reason: format!(
             "the tables (leases table {table}) were created with {recorded}, not {asked}: \
-             customers hash to partitions, so the count is fixed (leave --partitions out to \
-             use the recorded count)"
+             customers hash to partitions, so the count is fixed ({remedy})"
         ),
     };
+    const USE_RECORDED: &str = "leave --partitions out to use the recorded count";
+    // Tables from before the count was recorded: nothing to fall back on.
+    const GIVE_IT: &str = "pass --partitions with the count they were created with";
     let recorded = |item: &Item| {
         items::get_u64(item, COUNT)
             .ok()
@@ -159,19 +161,29 @@ pub(crate) async fn partition_count(
     if let Some(item) = reads::get_item(shared, &table, &key).await? {
         let count = recorded(&item)?;
         return match asked {
-            Some(asked) if asked != count => Err(mismatch(format!("{count} partitions"), asked)),
+            Some(asked) if asked != count => {
+                Err(mismatch(format!("{count} partitions"), asked, USE_RECORDED))
+            }
             _ => Ok(count),
         };
     }
     let count = asked.unwrap_or(default);
     if current(shared, &partition_name(count)).await?.is_some() {
-        return Err(mismatch(format!("more than {count} partitions"), count));
+        return Err(mismatch(
+            format!("more than {count} partitions"),
+            count,
+            GIVE_IT,
+        ));
     }
     if count > 1
         && current(shared, &partition_name(0)).await?.is_some()
         && current(shared, &partition_name(count - 1)).await?.is_none()
     {
-        return Err(mismatch(format!("fewer than {count} partitions"), count));
+        return Err(mismatch(
+            format!("fewer than {count} partitions"),
+            count,
+            GIVE_IT,
+        ));
     }
     let mut item = Item::new();
     item.insert(pk.clone(), items::s(COUNT_KEY));
@@ -188,7 +200,11 @@ pub(crate) async fn partition_count(
             if existing == count {
                 Ok(count)
             } else {
-                Err(mismatch(format!("{existing} partitions"), count))
+                Err(mismatch(
+                    format!("{existing} partitions"),
+                    count,
+                    USE_RECORDED,
+                ))
             }
         }
     }
