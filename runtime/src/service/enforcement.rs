@@ -68,19 +68,28 @@ pub struct CommitOutcome {
 fn validate(request: &UsageRequest) -> Result<(), ServiceError> {
     require_id("customer_id", &request.customer)?;
     require_id("feature", &request.feature)?;
+    validate_scope(&request.subject, &request.dimensions)
+}
+
+/// The subject and dimensions of a request or a usage event: every id present within its
+/// limits (they name budget-cap counters), at most 16 dimensions.
+pub(crate) fn validate_scope(
+    subject: &Subject,
+    dimensions: &BTreeMap<String, String>,
+) -> Result<(), ServiceError> {
     for (field, value) in [
-        ("subject.team", &request.subject.team),
-        ("subject.user", &request.subject.user),
-        ("subject.agent", &request.subject.agent),
+        ("subject.team", &subject.team),
+        ("subject.user", &subject.user),
+        ("subject.agent", &subject.agent),
     ] {
         if let Some(value) = value {
             require_id(field, value)?;
         }
     }
-    if request.dimensions.len() > 16 {
+    if dimensions.len() > 16 {
         return Err(ServiceError::invalid("dimensions", "more than 16"));
     }
-    for (k, v) in &request.dimensions {
+    for (k, v) in dimensions {
         require_id("dimensions.key", k)?;
         require_id("dimensions.value", v)?;
     }

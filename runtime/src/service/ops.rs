@@ -273,8 +273,12 @@ impl Runtime {
     ///
     /// Events are grouped by customer; each customer's subscription is read once, and the
     /// customers' commands are submitted together so that they share the engines' group
-    /// commits (one durable write per partition, not one per customer). A retry after a
-    /// failure is safe: events dedupe by id.
+    /// commits (one durable write per partition, not one per customer).
+    ///
+    /// An event the policy or the ledger refuses is a rejection of that event (or of the
+    /// events it was recorded with); the others still count. The call fails only when the
+    /// ledger is unavailable, and then some customers' events may be counted already: a
+    /// retry of the same request is safe, since events dedupe by id.
     pub async fn ingest(&self, events: Vec<IngestEvent>) -> Result<IngestOutcome, ServiceError> {
         if events.is_empty() || events.len() > MAX_INGEST_EVENTS {
             return Err(ServiceError::invalid(
@@ -292,77 +296,94 @@ impl Runtime {
                 .or_default()
                 .push((index as u32, event));
         }
+        // Each command with the request indexes of its events.
         let mut commands = Vec::with_capacity(by_customer.len());
         for (customer, events) in by_customer {
-            let subscription = self.customer_subscription(customer).await;
+            let subscription = self.customer_subscription(customer).await?;
             let mut charges = Vec::with_capacity(events.len());
+            let mut indexes = Vec::with_capacity(events.len());
             for (index, event) in events {
                 match subscription
                     .as_ref()
                     .map_err(Clone::clone)
                     .and_then(|s| price_event(&policy, s.as_ref(), event, now))
                 {
-                    Ok(charge) => charges.push(charge),
+                    Ok(charge) => {
+                        charges.push(charge);
+                        indexes.push(index);
+                    }
                     Err(reason) => outcome.rejected.push((index, reason)),
                 }
             }
             while !charges.is_empty() {
                 // The first `MAX_EVENTS_PER_COMMAND` charges move into the command.
-                let rest = charges.split_off(charges.len().min(MAX_EVENTS_PER_COMMAND));
-                let chunk = std::mem::replace(&mut charges, rest);
-                // Same events under the same policy: the same command, so a retry gets the
-                // first answer; under another policy the events still dedupe one by one.
-                let mut hasher = blake3::Hasher::new();
-                hasher.update(policy.version.as_bytes());
-                for charge in &chunk {
-                    hasher.update(charge.event_id.as_bytes());
-                    hasher.update(&[0]);
-                }
-                let key = format!("ingest:{}", &hasher.finalize().to_hex()[..32]);
+                let cut = charges.len().min(MAX_EVENTS_PER_COMMAND);
+                let rest = charges.split_off(cut);
+                let rest_indexes = indexes.split_off(cut);
                 let command = Command::RecordUsage {
                     wallet: WalletRef::new(customer, DEFAULT_CURRENCY),
-                    events: chunk,
+                    events: std::mem::replace(&mut charges, rest),
                 };
-                commands.push((customer, key, command));
+                // The key is the command's own fingerprint: a retry that makes the same
+                // command (same events, policy and windows) gets the first answer. Any other
+                // command is new, and its events dedupe one by one: an event sent again
+                // after a window turned, a plan changed or with another quantity counts as a
+                // duplicate, never as a conflict on a key the client did not choose.
+                let key = format!(
+                    "ingest:{}",
+                    blake3_hex::encode(crate::ledger::fingerprint(&command))
+                );
+                let command_indexes = std::mem::replace(&mut indexes, rest_indexes);
+                commands.push((customer, key, command, command_indexes));
             }
         }
-        outcome.rejected.sort_unstable_by_key(|(index, _)| *index);
-        let submitted =
-            commands
-                .into_iter()
-                .map(|(customer, key, command)| async move {
-                    self.submit(customer, &key, command).await
-                });
-        for answer in futures::future::join_all(submitted).await {
-            match answer?? {
-                Outcome::UsageRecorded {
+        let submitted = commands
+            .into_iter()
+            .map(|(customer, key, command, indexes)| async move {
+                (self.submit(customer, &key, command).await, indexes)
+            });
+        for (answer, indexes) in futures::future::join_all(submitted).await {
+            match answer? {
+                Ok(Outcome::UsageRecorded {
                     accepted,
                     duplicates,
                     credits_posted,
                     unbilled,
                     ..
-                } => {
+                }) => {
                     outcome.accepted += accepted;
                     outcome.duplicates += duplicates;
                     outcome.debited = outcome.debited.saturating_add(credits_posted);
                     outcome.unbilled = outcome.unbilled.saturating_add(unbilled);
                 }
-                other => return Err(unexpected(&other)),
+                Ok(other) => return Err(unexpected(&other)),
+                Err(refused) => {
+                    let reason = ServiceError::from(refused).to_string();
+                    outcome
+                        .rejected
+                        .extend(indexes.into_iter().map(|index| (index, reason.clone())));
+                }
             }
         }
+        outcome.rejected.sort_unstable_by_key(|(index, _)| *index);
         Ok(outcome)
     }
 
-    /// The customer's subscription for pricing its events, or why its events are refused.
+    /// The customer's subscription for pricing its events, or why its events are refused
+    /// (the inner error). The outer error fails the call: the ledger could not say, and a
+    /// rejection would tell the client to drop events that a retry would count.
     async fn customer_subscription(
         &self,
         customer: &str,
-    ) -> Result<Option<SubscriptionView>, String> {
-        require_id("customer_id", customer).map_err(|e| e.to_string())?;
+    ) -> Result<Result<Option<SubscriptionView>, String>, ServiceError> {
+        if let Err(e) = require_id("customer_id", customer) {
+            return Ok(Err(e.to_string()));
+        }
         match self.subscription(customer).await {
-            Ok(Some(s)) => Ok(s),
-            Ok(None) => Err(format!("customer {customer} does not exist")),
-            Err(e) => Err(e.to_string()),
+            Ok(Some(s)) => Ok(Ok(s)),
+            Ok(None) => Ok(Err(format!("customer {customer} does not exist"))),
+            Err(e @ (ServiceError::Unavailable(_) | ServiceError::Internal(_))) => Err(e),
+            Err(e) => Ok(Err(e.to_string())),
         }
     }
 }
@@ -377,6 +398,8 @@ fn price_event(
     for (field, value) in [("id", &event.id), ("feature", &event.feature)] {
         require_id(field, value).map_err(|e| e.to_string())?;
     }
+    super::enforcement::validate_scope(&event.subject, &event.dimensions)
+        .map_err(|e| e.to_string())?;
     if event.quantity == 0 {
         return Err("invalid quantity: must be at least 1".into());
     }
@@ -414,3 +437,7 @@ fn price_event(
         counters,
     })
 }
+
+#[cfg(test)]
+#[path = "ingest_tests.rs"]
+mod ingest_tests;
