@@ -21,6 +21,21 @@ pub const DEFAULT_EMBEDDED_PARTITIONS: u32 = 1;
 /// The file in an embedded data directory that records its partition count.
 const MARKER: &str = "PARTITIONS";
 
+/// Records the partition count: written to a temporary file, made durable, renamed into
+/// place, and the directory synced. A crash leaves no marker or a whole one; a marker
+/// whose bytes were never synced can read empty after a power loss, which would stop every
+/// later start.
+fn write_marker(data_dir: &Path, count: u32) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(data_dir)?;
+    let temporary = data_dir.join(format!("{MARKER}.tmp"));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(format!("{count}\n").as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, data_dir.join(MARKER))?;
+    std::fs::File::open(data_dir)?.sync_all()
+}
+
 /// The partition count recorded in an embedded data directory; `None` when the directory
 /// holds no store yet.
 pub fn recorded_count(data_dir: &Path) -> Result<Option<u32>, EngineError> {
@@ -84,11 +99,8 @@ impl Partitions {
             )));
         }
         if recorded.is_none() {
-            let marker = data_dir.join(MARKER);
-            std::fs::create_dir_all(data_dir)
-                .and_then(|_| std::fs::write(&marker, format!("{count}\n")))
-                .and_then(|_| std::fs::File::open(data_dir)?.sync_all())
-                .map_err(|e| recovery(format!("write {}: {e}", marker.display())))?;
+            write_marker(data_dir, count)
+                .map_err(|e| recovery(format!("write {}: {e}", data_dir.join(MARKER).display())))?;
         }
         let mut engines = Vec::with_capacity(count as usize);
         let mut threads = Vec::with_capacity(count as usize);
