@@ -78,6 +78,14 @@ const _: () = assert!(MAX_PARTITIONS as i64 >= MAX_REPLICAS as i64);
     "has(self.partitions) == has(oldSelf.partitions) \
      && (!has(self.partitions) || self.partitions == oldSelf.partitions)"
 ).message("partitions is fixed once created, set or left out: customers are hashed to partitions"))]
+#[x_kube(validation = Rule::new("!has(self.tls)").message(
+    "tls is not supported yet: the runtime serves plain gRPC and HTTP; terminate TLS in a \
+     service mesh or at the ingress"
+))]
+#[x_kube(validation = Rule::new("!has(self.auth)").message(
+    "auth is not supported yet: the runtime does not check bearer tokens, so the API would be \
+     open while it looked protected; restrict access with a NetworkPolicy"
+))]
 #[serde(rename_all = "camelCase")]
 pub struct TollgateRuntimeSpec {
     /// Runtime pods. Only 1 for now: sharing the partitions among pods (each pod owning a
@@ -105,10 +113,13 @@ pub struct TollgateRuntimeSpec {
     /// CPU and memory of each runtime container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// Serve gRPC and HTTP over TLS with a certificate from a Secret.
+    /// Reserved: TLS with a certificate from a Secret. Refused for now (the runtime does not
+    /// serve TLS yet); kept in the schema so that a manifest setting it gets that error
+    /// instead of the field being pruned without a word.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSettings>,
-    /// Require a bearer token from a Secret on every call.
+    /// Reserved: a bearer token from a Secret on every call. Refused for now (the runtime
+    /// does not check tokens yet), for the same reason as `tls`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSettings>,
     /// Container and Service ports.
