@@ -117,7 +117,11 @@ impl Runtime {
                     let version = policy.version.as_str();
                     let Some(record) = ledger.customer(&request.customer) else {
                         let message = format!("customer {} does not exist", request.customer);
-                        return unpriced(Decision::deny(Reason::UnknownCustomer, message, version));
+                        return Ok(unpriced(Decision::deny(
+                            Reason::UnknownCustomer,
+                            message,
+                            version,
+                        )));
                     };
                     let subscription = record.subscription.as_ref().map(|s| SubscriptionView {
                         plan: s.plan.clone(),
@@ -128,13 +132,14 @@ impl Runtime {
                     {
                         Ok(e) => e,
                         Err(denial) => {
-                            return unpriced(Decision::from_denial(
+                            return Ok(unpriced(Decision::from_denial(
                                 &denial,
                                 &request.customer,
                                 version,
-                            ));
+                            )));
                         }
                     };
+                    units_priced(&evaluation, request.units)?;
                     let mut remaining = Vec::new();
                     let mut after = Vec::new();
                     for planned in &evaluation.limits {
@@ -148,7 +153,7 @@ impl Runtime {
                                 > u128::from(limit)
                         });
                         if over && planned.charge.enforce {
-                            return CheckOutcome {
+                            return Ok(CheckOutcome {
                                 decision: Decision::limit_denied(
                                     planned,
                                     counter.used,
@@ -157,7 +162,7 @@ impl Runtime {
                                 ),
                                 value: evaluation.feature.value.clone(),
                                 price_micro_credits: evaluation.credits,
-                            };
+                            });
                         }
                         remaining.push(remaining_of(
                             &planned.charge,
@@ -182,24 +187,24 @@ impl Runtime {
                             version,
                         );
                         decision.remaining = vec![wallet_remaining(available, pending)];
-                        return CheckOutcome {
+                        return Ok(CheckOutcome {
                             decision,
                             value: evaluation.feature.value,
                             price_micro_credits: evaluation.credits,
-                        };
+                        });
                     }
                     remaining.push(wallet_remaining(available, pending));
                     let alerts = decision::alerts(&evaluation.limits, &after);
-                    CheckOutcome {
+                    Ok(CheckOutcome {
                         decision: Decision::allow(version, remaining, alerts),
                         value: evaluation.feature.value,
                         price_micro_credits: evaluation.credits,
-                    }
+                    })
                 }
             })
             .await;
         match answer {
-            Ok(outcome) => Ok(outcome),
+            Ok(outcome) => outcome,
             Err(error) => {
                 tracing::warn!(%error, feature = %asked.feature, "check without the store: fail mode decides");
                 Ok(self.check_without_store(&asked, &policy, now))
@@ -445,6 +450,12 @@ pub(crate) fn check_units(evaluation: &Evaluation, units: u64) -> Result<(), Ser
             ),
         ));
     }
+    units_priced(evaluation, units)
+}
+
+/// Refuses units whose price would not fit in micro-credits (Check asks the price of any
+/// units, Reserve and Ingest also need at least one of a metered feature).
+fn units_priced(evaluation: &Evaluation, units: u64) -> Result<(), ServiceError> {
     if let Some(price) = evaluation.price
         && price.cost(units).is_none()
     {
@@ -472,5 +483,50 @@ fn unpriced(decision: Decision) -> CheckOutcome {
         decision,
         value: None,
         price_micro_credits: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::UsageRequest;
+    use crate::service::ServiceError;
+    use crate::testing::{runtime, subscribe};
+
+    const METERED: &str = "\
+apiVersion: tollgate.dev/v1alpha1
+kind: Plan
+metadata: {name: metered}
+spec:
+  features:
+    - {id: units, kind: metered, meter: units, limit: {unlimited: true}}
+  rateCard:
+    - {feature: units, microCredits: 1000000, perUnits: 1}
+";
+
+    #[tokio::test]
+    async fn check_refuses_units_whose_price_overflows_as_reserve_does() {
+        let t = runtime(METERED, 1);
+        subscribe(&t.runtime, "cus_a", "metered").await;
+        let request = UsageRequest {
+            customer: "cus_a".into(),
+            feature: "units".into(),
+            units: u64::MAX,
+            ..UsageRequest::default()
+        };
+        let checked = t.runtime.check(request.clone()).await;
+        let reserved = t.runtime.reserve(request, "k1", 0).await;
+        for (rpc, result) in [
+            ("check", checked.map(|_| ())),
+            ("reserve", reserved.map(|_| ())),
+        ] {
+            match result {
+                Err(ServiceError::InvalidArgument { field, .. }) => {
+                    assert_eq!(field, "units", "{rpc}")
+                }
+                other => panic!("{rpc}: {other:?}"),
+            }
+        }
     }
 }
