@@ -298,7 +298,9 @@ impl Store for EmbeddedStore {
     /// writer goes on with the next batches while hundreds of MB go to disk. The log the
     /// snapshot covers is deleted only once the file is durable (checked at the next
     /// append, and at close); a crash before then recovers from the previous snapshot and
-    /// the whole log. A failed write is reported by the next append.
+    /// the whole log. A failed write is logged and changes nothing else: the log it would
+    /// have covered is kept, and the next snapshot tries again (a snapshot only shortens
+    /// recovery; stopping the partition for it would lose availability and save nothing).
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
         assert_eq!(
             snapshot.seq, self.last_seq,
@@ -329,13 +331,22 @@ impl EmbeddedStore {
             self.saving = Some(saving);
             return Ok(());
         }
-        saving.thread.join().unwrap_or_else(|_| {
+        let written = saving.thread.join().unwrap_or_else(|_| {
             Err(io(
                 "write snapshot (the thread panicked)",
                 &self.dir,
                 std::io::Error::other("panicked"),
             ))
-        })?;
+        });
+        if let Err(error) = written {
+            tracing::error!(
+                %error,
+                seq = saving.seq,
+                "snapshot not written; the log it would have covered is kept and the \
+                 partition goes on (recovery replays more until a snapshot succeeds)"
+            );
+            return Ok(());
+        }
         for (seq, old) in self.files("snapshot-", ".snap")? {
             if seq < saving.seq {
                 fs::remove_file(&old).map_err(|e| io("remove", &old, e))?;
@@ -353,21 +364,31 @@ impl EmbeddedStore {
 /// Writes `snapshot` to `dir` durably: a temporary file, fsync, rename, directory fsync.
 /// The header, then the state as it is: a snapshot can be hundreds of MB, so it is not
 /// copied into one buffer first.
+/// Writes the snapshot file, or removes what it wrote of it.
 fn write_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
+    let tmp = dir.join(format!("snapshot-{:020}.tmp", snapshot.seq));
+    let written = write_snapshot_file(dir, &tmp, snapshot);
+    if written.is_err() && tmp.is_file() {
+        // A partial file would hold disk space until the next start.
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_snapshot_file(dir: &Path, tmp: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     let path = dir.join(format!("snapshot-{:020}.snap", snapshot.seq));
-    let tmp = dir.join(format!("snapshot-{:020}.tmp", snapshot.seq));
     let mut header = Vec::with_capacity(SNAPSHOT_HEADER_BYTES);
     header.extend_from_slice(SNAPSHOT_MAGIC);
     header.extend_from_slice(&snapshot.seq.to_le_bytes());
     header.extend_from_slice(&(snapshot.state.len() as u64).to_le_bytes());
     header.extend_from_slice(&crc32c::crc32c(&snapshot.state).to_le_bytes());
-    let mut file = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
+    let mut file = File::create(tmp).map_err(|e| io("create", tmp, e))?;
     file.write_all(&header)
         .and_then(|()| file.write_all(&snapshot.state))
-        .map_err(|e| io("write", &tmp, e))?;
-    file.sync_all().map_err(|e| io("fsync", &tmp, e))?;
-    fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, e))?;
+        .map_err(|e| io("write", tmp, e))?;
+    file.sync_all().map_err(|e| io("fsync", tmp, e))?;
+    fs::rename(tmp, &path).map_err(|e| io("rename", tmp, e))?;
     sync_dir(dir)?;
     tracing::info!(
         seq = snapshot.seq,
