@@ -154,6 +154,8 @@ def cases(examples):
         return lambda o: getter(o).pop(key)
 
     spec = lambda o: o["spec"]  # noqa: E731
+    embedded = edit(runtime, lambda o: o["spec"].update(
+        store={"kind": "embedded", "embedded": {"size": "10Gi"}}))
     return [
         ("runtime: grpc and http on one port", "TollgateRuntime", runtime,
          edit(runtime, lambda o: o["spec"].setdefault("ports", {}).update(grpc=8080, http=8080)),
@@ -167,6 +169,18 @@ def cases(examples):
         ("runtime: partitions changed after creation", "TollgateRuntime", runtime,
          edit(runtime, lambda o: o["spec"].__setitem__("partitions", runtime["spec"]["partitions"] * 2)),
          runtime, "partitions is fixed"),
+        ("runtime: store kind changed after creation", "TollgateRuntime", runtime,
+         edit(runtime, lambda o: o["spec"].__setitem__("store", {"kind": "embedded"})),
+         runtime, "store.kind is fixed"),
+        ("runtime: embedded volume changed after creation", "TollgateRuntime", embedded,
+         edit(embedded, lambda o: o["spec"]["store"]["embedded"].__setitem__("size", "20Gi")),
+         embedded, "store.embedded is fixed"),
+        ("runtime: a name that is not a DNS label", "TollgateRuntime", runtime,
+         edit(runtime, lambda o: o["metadata"].__setitem__("name", "Tollgate.Prod")),
+         None, "DNS label"),
+        ("runtime: a name too long for the StatefulSet's pods", "TollgateRuntime", runtime,
+         edit(runtime, lambda o: o["metadata"].__setitem__("name", "t" * 53)),
+         None, "DNS label"),
         ("runtime: tls, which the runtime does not serve yet", "TollgateRuntime", runtime,
          edit(runtime, lambda o: o["spec"].__setitem__("tls", {"secretName": "t"})),
          None, "tls is not supported yet"),

@@ -36,6 +36,13 @@ const _: () = assert!(MAX_PARTITIONS as i64 >= MAX_REPLICAS as i64);
     derive = "PartialEq",
     status = "TollgateRuntimeStatus",
     doc = "A deployment of the Tollgate runtime: replicas, partitions, ledger store, image, resources, TLS, auth and ports.",
+    validation = Rule::new(
+        "self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
+    ).message(
+        "the name must be a DNS label of at most 52 characters (lower-case letters, digits and \
+         '-'): it names the StatefulSet, whose pods carry a revision label of the name plus 11 \
+         characters, and the Services"
+    ),
     printcolumn(
         name = "Replicas",
         type_ = "integer",
@@ -78,6 +85,19 @@ const _: () = assert!(MAX_PARTITIONS as i64 >= MAX_REPLICAS as i64);
     "has(self.partitions) == has(oldSelf.partitions) \
      && (!has(self.partitions) || self.partitions == oldSelf.partitions)"
 ).message("partitions is fixed once created, set or left out: customers are hashed to partitions"))]
+#[x_kube(validation = Rule::new(
+    "(has(self.store) && has(self.store.kind) ? self.store.kind : 'embedded') \
+     == (has(oldSelf.store) && has(oldSelf.store.kind) ? oldSelf.store.kind : 'embedded')"
+).message("store.kind is fixed once created: the ledger stays in the store it was created in"))]
+#[x_kube(validation = Rule::new(
+    "(has(self.store) && has(self.store.embedded)) \
+     == (has(oldSelf.store) && has(oldSelf.store.embedded)) \
+     && (!has(self.store) || !has(self.store.embedded) \
+         || self.store.embedded == oldSelf.store.embedded)"
+).message(
+    "store.embedded is fixed once created: a StatefulSet's volume claim template cannot \
+     change (resize the PersistentVolumeClaims themselves)"
+))]
 #[x_kube(validation = Rule::new("!has(self.tls)").message(
     "tls is not supported yet: the runtime serves plain gRPC and HTTP; terminate TLS in a \
      service mesh or at the ingress"
