@@ -24,6 +24,9 @@ use super::{BuildDefaults, ChildNames, child_meta, labels, selector_labels};
 pub const DATA_DIR: &str = "/var/lib/tollgate";
 /// Name of the data volume and its claim template.
 pub const DATA_VOLUME: &str = "data";
+/// Failed startup probes (5 s apart) before the pod is restarted: 10 minutes of recovery.
+pub const STARTUP_PROBE_FAILURES: i32 = 120;
+
 /// Where the TLS Secret is mounted.
 pub const TLS_DIR: &str = "/etc/tollgate/tls";
 /// Volume size when `spec.store.embedded.size` is absent.
@@ -161,6 +164,9 @@ fn container(rt: &TollgateRuntime, defaults: &BuildDefaults, names: &ChildNames)
             },
         ]),
         readiness_probe: Some(probe("/readyz", 5, 3)),
+        // The runtime binds its HTTP port once recovery is done (log replay, DynamoDB
+        // takeovers), which can take minutes on a large ledger: liveness waits for this.
+        startup_probe: Some(probe("/healthz", 5, STARTUP_PROBE_FAILURES)),
         liveness_probe: Some(probe("/healthz", 10, 6)),
         resources: spec.resources.clone(),
         security_context: Some(SecurityContext {
@@ -457,6 +463,11 @@ mod tests {
             c.liveness_probe.unwrap().http_get.unwrap().path.as_deref(),
             Some("/healthz")
         );
+        // Liveness only starts once the startup probe passed, which allows long recoveries.
+        let startup = c.startup_probe.unwrap();
+        assert_eq!(startup.http_get.unwrap().path.as_deref(), Some("/healthz"));
+        let budget_s = startup.period_seconds.unwrap() * startup.failure_threshold.unwrap();
+        assert!(budget_s >= 600, "{budget_s} s of recovery allowed");
         let sc = c.security_context.unwrap();
         assert_eq!(
             (sc.read_only_root_filesystem, sc.allow_privilege_escalation),
