@@ -186,6 +186,19 @@ def main() -> None:
         fail("the CRD schema check accepted an unknown field")
     print("ok: the CRD schema check refuses an unknown field")
 
+    # The chart's pull Secrets reach the operator, which gives them to runtime pods.
+    with_secrets = dict(copy.deepcopy(default_values),
+                        imagePullSecrets=[{"name": "regcred"}, {"name": "mirror"}])
+    for values, expected in ((default_values, ""), (with_secrets, "regcred,mirror")):
+        deployment = [d for d in render(chart, copy.deepcopy(values), out, "pull-secrets")
+                      if d["kind"] == "Deployment"][0]
+        env = {e["name"]: e.get("value") for e in
+               deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        if env.get("TOLLGATE_RUNTIME_IMAGE_PULL_SECRETS") != expected:
+            fail(f"TOLLGATE_RUNTIME_IMAGE_PULL_SECRETS is "
+                 f"{env.get('TOLLGATE_RUNTIME_IMAGE_PULL_SECRETS')!r}, expected {expected!r}")
+    print("ok: the chart passes its imagePullSecrets to the operator for runtime pods")
+
     checkov(out / "sample", chart / "README.md")
     checkov(out / "default", chart / "README.md")
 

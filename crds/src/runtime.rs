@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{LocalObjectReference, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
@@ -133,6 +133,10 @@ pub struct TollgateRuntimeSpec {
     /// CPU and memory of each runtime container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Secrets (in the runtime's namespace) for pulling the image from a private registry.
+    /// Absent: the ones the operator was installed with (the chart's `imagePullSecrets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
     /// Reserved: TLS with a certificate from a Secret. Refused for now (the runtime does not
     /// serve TLS yet); kept in the schema so that a manifest setting it gets that error
     /// instead of the field being pruned without a word.
@@ -167,6 +171,7 @@ impl Default for TollgateRuntimeSpec {
             store: RuntimeStore::default(),
             image: None,
             resources: None,
+            image_pull_secrets: None,
             tls: None,
             auth: None,
             ports: RuntimePorts::default(),

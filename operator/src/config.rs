@@ -18,6 +18,15 @@ pub struct Config {
     /// Runtime image for TollgateRuntimes that name none.
     #[arg(long, env = "TOLLGATE_RUNTIME_IMAGE")]
     pub runtime_image: String,
+    /// Image pull Secrets for runtime pods of TollgateRuntimes that name none (comma
+    /// separated; each must exist in the runtime's namespace).
+    #[arg(
+        long,
+        env = "TOLLGATE_RUNTIME_IMAGE_PULL_SECRETS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub runtime_image_pull_secrets: Vec<String>,
     /// Name of the leader election Lease.
     #[arg(long, env = "TOLLGATE_LEASE_NAME", default_value = "tollgate-operator")]
     pub lease_name: String,

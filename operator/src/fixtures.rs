@@ -175,6 +175,7 @@ pub fn context() -> (Arc<Context>, ApiServer) {
     let metrics = Metrics::register(&Registry::new()).expect("metrics");
     let defaults = BuildDefaults {
         runtime_image: "ghcr.io/tollgate-dev/tollgate:0.1.0".into(),
+        image_pull_secrets: Vec::new(),
     };
     let ctx = Context::new(
         client,

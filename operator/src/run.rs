@@ -56,6 +56,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let defaults = BuildDefaults {
         runtime_image: config.runtime_image.clone(),
+        image_pull_secrets: config
+            .runtime_image_pull_secrets
+            .iter()
+            .filter(|name| !name.is_empty())
+            .cloned()
+            .collect(),
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -27,3 +27,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "tollgate.runtimeImage" -}}
 {{ .Values.runtimeImage.repository }}:{{ default .Chart.AppVersion .Values.runtimeImage.tag }}
 {{- end -}}
+
+{{/*
+Names of the chart's imagePullSecrets, comma separated: the operator gives them to the pods of
+TollgateRuntimes that name none.
+*/}}
+{{- define "tollgate.pullSecretNames" -}}
+{{- $names := list -}}
+{{- range .Values.imagePullSecrets -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- join "," $names -}}
+{{- end -}}

@@ -33,6 +33,9 @@ pub struct BuildDefaults {
     /// Image used when the runtime names none (the chart passes
     /// `ghcr.io/tollgate-dev/tollgate:<appVersion>`).
     pub runtime_image: String,
+    /// Image pull Secrets when the runtime names none (the chart passes its
+    /// `imagePullSecrets`).
+    pub image_pull_secrets: Vec<String>,
 }
 
 /// Names of the objects of one runtime.

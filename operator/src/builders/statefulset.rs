@@ -8,9 +8,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecretVolumeSource,
-    SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
+    LocalObjectReference, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -104,9 +104,25 @@ fn pod_spec(rt: &TollgateRuntime, defaults: &BuildDefaults, names: &ChildNames) 
             ..PodSecurityContext::default()
         }),
         containers: vec![container(rt, defaults, names)],
+        image_pull_secrets: image_pull_secrets(rt, defaults),
         volumes: (!volumes.is_empty()).then_some(volumes),
         ..PodSpec::default()
     }
+}
+
+/// The runtime's own pull Secrets, else the operator's defaults; none when both are empty.
+fn image_pull_secrets(
+    rt: &TollgateRuntime,
+    defaults: &BuildDefaults,
+) -> Option<Vec<LocalObjectReference>> {
+    let secrets = rt.spec.image_pull_secrets.clone().unwrap_or_else(|| {
+        defaults
+            .image_pull_secrets
+            .iter()
+            .map(|name| LocalObjectReference { name: name.clone() })
+            .collect()
+    });
+    (!secrets.is_empty()).then_some(secrets)
 }
 
 fn container(rt: &TollgateRuntime, defaults: &BuildDefaults, names: &ChildNames) -> Container {
@@ -304,6 +320,7 @@ mod tests {
     fn defaults() -> BuildDefaults {
         BuildDefaults {
             runtime_image: "ghcr.io/tollgate-dev/tollgate:0.1.0".into(),
+            image_pull_secrets: Vec::new(),
         }
     }
 
@@ -326,6 +343,37 @@ mod tests {
             .find(|e| e.name == name)?
             .value
             .clone()
+    }
+
+    #[test]
+    fn image_pull_secrets_come_from_the_runtime_else_from_the_operator() {
+        let pull_secrets = |rt: &TollgateRuntime, defaults: &BuildDefaults| -> Vec<String> {
+            statefulset(rt, defaults)
+                .spec
+                .unwrap()
+                .template
+                .spec
+                .unwrap()
+                .image_pull_secrets
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.name)
+                .collect()
+        };
+        let with_defaults = BuildDefaults {
+            image_pull_secrets: vec!["regcred".into()],
+            ..defaults()
+        };
+        let plain = runtime(TollgateRuntimeSpec::default());
+        assert_eq!(pull_secrets(&plain, &with_defaults), vec!["regcred"]);
+        assert!(pull_secrets(&plain, &defaults()).is_empty());
+        let own = runtime(TollgateRuntimeSpec {
+            image_pull_secrets: Some(vec![LocalObjectReference {
+                name: "mirror".into(),
+            }]),
+            ..TollgateRuntimeSpec::default()
+        });
+        assert_eq!(pull_secrets(&own, &with_defaults), vec!["mirror"]);
     }
 
     #[test]
