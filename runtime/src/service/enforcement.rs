@@ -318,10 +318,26 @@ impl Runtime {
                 &version,
             )));
         };
+        let fingerprint = super::request_fingerprint(&[
+            b"reserve",
+            request.feature.as_bytes(),
+            &request.units.to_le_bytes(),
+            &timeout_ms.to_le_bytes(),
+            request.subject.team.as_deref().unwrap_or("").as_bytes(),
+            request.subject.user.as_deref().unwrap_or("").as_bytes(),
+            request.subject.agent.as_deref().unwrap_or("").as_bytes(),
+            dimensions_bytes(&request.dimensions).as_slice(),
+        ]);
         let evaluation =
             match policy.evaluate(&request.policy_request(subscription.as_ref(), self.now())) {
                 Ok(e) => e,
                 Err(denial) => {
+                    if let Some(replayed) = self
+                        .replayed_hold(&request.customer, key, fingerprint, &version)
+                        .await?
+                    {
+                        return Ok(replayed);
+                    }
                     return Ok(denied(Decision::from_denial(
                         &denial,
                         &request.customer,
@@ -331,6 +347,12 @@ impl Runtime {
             };
         check_units(&evaluation, request.units)?;
         if evaluation.credits == 0 && evaluation.limits.is_empty() {
+            if let Some(replayed) = self
+                .replayed_hold(&request.customer, key, fingerprint, &version)
+                .await?
+            {
+                return Ok(replayed);
+            }
             // Nothing to hold: access alone decides.
             return Ok(denied(Decision::allow(&version, Vec::new(), Vec::new())));
         }
@@ -340,16 +362,7 @@ impl Runtime {
             timeout_ms,
             limits: evaluation.limits.iter().map(|l| l.charge.clone()).collect(),
             price: evaluation.price,
-            request: Some(super::request_fingerprint(&[
-                b"reserve",
-                request.feature.as_bytes(),
-                &request.units.to_le_bytes(),
-                &timeout_ms.to_le_bytes(),
-                request.subject.team.as_deref().unwrap_or("").as_bytes(),
-                request.subject.user.as_deref().unwrap_or("").as_bytes(),
-                request.subject.agent.as_deref().unwrap_or("").as_bytes(),
-                dimensions_bytes(&request.dimensions).as_slice(),
-            ])),
+            request: Some(fingerprint),
         };
         match self.submit(&request.customer, key, command).await? {
             Ok(Outcome::Reserved {
@@ -384,6 +397,65 @@ impl Runtime {
                 Some(decision) => Ok(denied(decision)),
                 None => Err(error.into()),
             },
+        }
+    }
+
+    /// The hold an earlier Reserve with this key and request made, when the policy now
+    /// answers the retry without the ledger (a denial, or nothing to hold): the client
+    /// learns its hold instead of leaving it held until it times out. The answer holds the
+    /// hold, its amount and expiry, and the wallet's credits after it; not the limits,
+    /// which are named by a policy that has changed since. A stored refusal, or a ledger
+    /// that cannot be read, leaves the policy's answer to stand.
+    async fn replayed_hold(
+        &self,
+        customer: &str,
+        key: &str,
+        fingerprint: crate::ledger::Fingerprint,
+        version: &str,
+    ) -> Result<Option<ReserveOutcome>, ServiceError> {
+        let stored = self
+            .read_now(customer, {
+                let (customer, key) = (customer.to_string(), key.to_string());
+                move |ledger| {
+                    let (stored, result) = ledger.key_record(&customer, &key)?;
+                    let Ok(Outcome::Reserved {
+                        hold,
+                        expires_at,
+                        available_after,
+                        ..
+                    }) = result
+                    else {
+                        return Some((*stored, None));
+                    };
+                    let held = ledger.hold(*hold).map_or(0, |h| h.amount);
+                    Some((*stored, Some((*hold, *expires_at, *available_after, held))))
+                }
+            })
+            .await;
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, "a Reserve retry could not be looked up; the policy answers");
+                None
+            }
+        };
+        match stored {
+            Some((stored, _)) if stored != fingerprint => Err(ServiceError::Conflict {
+                key: key.to_string(),
+            }),
+            Some((_, Some((hold, expires_at, available_after, held)))) => {
+                Ok(Some(ReserveOutcome {
+                    decision: Decision::allow(
+                        version,
+                        vec![wallet_remaining(available_after, held)],
+                        Vec::new(),
+                    ),
+                    hold: hold.0,
+                    held_micro_credits: held,
+                    expires_at_ms: expires_at.0,
+                }))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -491,6 +563,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::UsageRequest;
+    use crate::ledger::Category;
     use crate::service::ServiceError;
     use crate::testing::{runtime, subscribe};
 
@@ -504,6 +577,74 @@ spec:
   rateCard:
     - {feature: units, microCredits: 1000000, perUnits: 1}
 ";
+
+    /// `metered` no longer has `units` (another plan does, so the feature exists).
+    const METERED_WITHOUT_UNITS: &str = "\
+apiVersion: tollgate.dev/v1alpha1
+kind: Plan
+metadata: {name: metered}
+spec:
+  features:
+    - {id: chat, kind: boolean, enabled: true}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: Plan
+metadata: {name: other}
+spec:
+  features:
+    - {id: units, kind: metered, meter: units, limit: {unlimited: true}}
+  rateCard:
+    - {feature: units, microCredits: 1000000, perUnits: 1}
+";
+
+    #[tokio::test]
+    async fn a_reserve_retried_after_the_policy_changed_gets_its_hold() {
+        let t = runtime(METERED, 1);
+        subscribe(&t.runtime, "cus_a", "metered").await;
+        t.runtime
+            .grant("cus_a", 100_000_000, Category::Paid, 0, 0, 0, 0, "g1")
+            .await
+            .unwrap();
+        let request = UsageRequest {
+            customer: "cus_a".into(),
+            feature: "units".into(),
+            units: 5,
+            ..UsageRequest::default()
+        };
+        let first = t
+            .runtime
+            .reserve(request.clone(), "k1", 60_000)
+            .await
+            .unwrap();
+        assert!(first.decision.allowed && first.hold != 0, "{first:?}");
+        assert_eq!(first.held_micro_credits, 5_000_000);
+        t.runtime
+            .set_policy(crate::catalog::load_yaml(METERED_WITHOUT_UNITS).unwrap());
+        // The retry learns the hold it made (it was denied with no hold, and the hold's
+        // credits stayed held until it timed out).
+        let retry = t
+            .runtime
+            .reserve(request.clone(), "k1", 60_000)
+            .await
+            .unwrap();
+        assert!(retry.decision.allowed, "{retry:?}");
+        assert_eq!(
+            (retry.hold, retry.held_micro_credits, retry.expires_at_ms),
+            (first.hold, first.held_micro_credits, first.expires_at_ms)
+        );
+        // The same key with another request is a conflict, as the ledger says.
+        let other = UsageRequest {
+            units: 6,
+            ..request.clone()
+        };
+        assert!(matches!(
+            t.runtime.reserve(other, "k1", 60_000).await,
+            Err(ServiceError::Conflict { .. })
+        ));
+        // A new key gets the new policy's answer.
+        let fresh = t.runtime.reserve(request, "k2", 60_000).await.unwrap();
+        assert!(!fresh.decision.allowed && fresh.hold == 0, "{fresh:?}");
+    }
 
     #[tokio::test]
     async fn check_refuses_units_whose_price_overflows_as_reserve_does() {
