@@ -378,3 +378,78 @@ fn a_snapshot_cut_short_by_a_crash_is_removed_at_start() {
     assert_eq!((snapshot, seqs), (None, vec![1, 2]));
     assert!(!partial.exists(), "the partial snapshot is gone");
 }
+
+/// A batch whose record spans several pages of the segment (its key is long).
+fn big_batch(seq: u64, bytes: usize) -> Batch {
+    let mut big = batch(seq);
+    let LoggedCommand::Apply { request, .. } = &mut big.commands[0] else {
+        unreachable!()
+    };
+    request.key = "k".repeat(bytes);
+    big
+}
+
+/// Writes batches 1 and 2, a batch 3 spanning four pages, and (when `then`) a small batch
+/// 4; returns the segment, its bytes, and where the record of batch 3 starts and ends.
+fn with_a_big_record(dir: &Path, then: bool) -> (PathBuf, Vec<u8>, usize, usize) {
+    let mut store = EmbeddedStore::open(dir).unwrap();
+    store.recover(&mut |_| Ok(())).unwrap();
+    store.append(&batch(1)).unwrap();
+    store.append(&batch(2)).unwrap();
+    let start = store.active.as_ref().unwrap().bytes as usize;
+    store.append(&big_batch(3, 4 * 4096)).unwrap();
+    let end = store.active.as_ref().unwrap().bytes as usize;
+    if then {
+        store.append(&batch(4)).unwrap();
+    }
+    std::mem::forget(store.active.take());
+    drop(store);
+    let path = only_segment(dir);
+    let bytes = fs::read(&path).unwrap();
+    (path, bytes, start, end)
+}
+
+/// A crash keeps any of a write's pages from the disk, not only its last ones: a record
+/// whose first or a middle page reads as zeros, with nothing valid after it, is the
+/// interrupted write. It is cut, and the batches before it are all there.
+#[test]
+fn a_last_record_with_a_lost_page_is_torn_whichever_page() {
+    for lost in ["header page", "middle page"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut bytes, start, end) = with_a_big_record(dir.path(), false);
+        let first_page_end = start.next_multiple_of(4096);
+        let (from, to) = match lost {
+            "header page" => (start, first_page_end),
+            _ => (first_page_end + 4096, first_page_end + 2 * 4096),
+        };
+        assert!(to < end, "{lost}: the record goes on after the lost page");
+        bytes[from..to].fill(0);
+        fs::write(&path, &bytes).unwrap();
+        let (_, seqs) = recover_all(dir.path()).unwrap();
+        assert_eq!(seqs, vec![1, 2], "{lost}");
+        // The next start finds the log cut where the torn record began.
+        let (_, seqs) = recover_all(dir.path()).unwrap();
+        assert_eq!(seqs, vec![1, 2], "{lost}");
+        assert_eq!(
+            fs::metadata(&path).unwrap().len() as usize,
+            start,
+            "{lost}: the log ends where the torn record began"
+        );
+    }
+}
+
+/// The same lost page in a record that a valid record follows is damage to a committed
+/// record: the start stops and names it.
+#[test]
+fn a_lost_page_in_a_record_followed_by_a_valid_one_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut bytes, start, end) = with_a_big_record(dir.path(), true);
+    let page = start.next_multiple_of(4096) + 4096;
+    assert!(page + 4096 < end);
+    bytes[page..page + 4096].fill(0);
+    fs::write(&path, &bytes).unwrap();
+    match recover_all(dir.path()) {
+        Err(StoreError::Corrupt { offset, .. }) => assert_eq!(offset as usize, start),
+        other => panic!("not refused: {other:?}"),
+    }
+}

@@ -133,6 +133,9 @@ pub(crate) fn scan_segment(
             if is_last && zero_tail < offset + HEADER_BYTES {
                 return torn("zero-filled record header at end of log");
             }
+            if is_last && lost_page_then_nothing(bytes, offset, zero_tail) {
+                return torn("record header on a page that never reached the disk");
+            }
             return Err(corrupt(offset, "record header checksum mismatch".into()));
         }
         if len > MAX_PAYLOAD_BYTES {
@@ -156,6 +159,9 @@ pub(crate) fn scan_segment(
             if is_last && zero_tail < end {
                 return torn("zero-filled record payload at end of log");
             }
+            if is_last && lost_page_then_nothing(bytes, offset, end) {
+                return torn("record with a page that never reached the disk");
+            }
             return Err(corrupt(
                 offset,
                 format!("payload checksum mismatch in batch {seq}"),
@@ -171,6 +177,52 @@ pub(crate) fn scan_segment(
         offset = end;
     }
     Ok(ScanEnd::Clean)
+}
+
+/// Pages the kernel writes back, and a crash may keep some of from reaching the disk.
+const PAGE_BYTES: usize = 4096;
+
+/// Whether the record at `offset` (whose bytes end by `end`) shows a page that never reached
+/// the disk, with no valid record after it: the write a crash interrupted, which was never
+/// acknowledged.
+///
+/// A write is made durable page by page, in no set order, so a crash can keep any of its
+/// pages, not only a prefix: a lost page reads as the zeros the segment was preallocated
+/// with. Such a page shows as zeros from the record's start to the end of its page (the
+/// header's page lost), or as a whole page of zeros inside the record, with the record's
+/// bytes after it. No record has such a run of its own: its header starts with the magic,
+/// and a batch's encoding has no 4,096 zero bytes in a row. A bit flip zeroes no page, and
+/// a damaged record followed by a valid one is corruption of a committed record, which
+/// this never calls torn.
+fn lost_page_then_nothing(bytes: &[u8], offset: usize, end: usize) -> bool {
+    // Only zeros from `data_end` on: the last of the record's bytes that did reach the disk.
+    let data_end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    let end = end.min(data_end);
+    let mut page = offset - offset % PAGE_BYTES;
+    let mut lost = false;
+    while page < end && !lost {
+        let (from, to) = (page.max(offset), (page + PAGE_BYTES).min(end));
+        let shape = from == offset || to - from == PAGE_BYTES;
+        lost = shape && to < end && bytes[from..to].iter().all(|b| *b == 0);
+        page += PAGE_BYTES;
+    }
+    lost && valid_record_after(bytes, offset + 1).is_none()
+}
+
+/// Where the first record after `from` that passes every check starts, if one does.
+fn valid_record_after(bytes: &[u8], from: usize) -> Option<usize> {
+    let magic = RECORD_MAGIC.to_le_bytes();
+    (from..bytes.len().saturating_sub(HEADER_BYTES)).find(|&at| {
+        let header = &bytes[at..at + HEADER_BYTES];
+        if header[0..4] != magic
+            || crc32c::crc32c(&header[..20]) != u32::from_le_bytes(array(&header[20..24]))
+        {
+            return false;
+        }
+        let len = u32::from_le_bytes(array(&header[4..8])) as usize;
+        let payload = bytes.get(at + HEADER_BYTES..at + HEADER_BYTES + len);
+        payload.is_some_and(|p| crc32c::crc32c(p) == u32::from_le_bytes(array(&header[16..20])))
+    })
 }
 
 fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
