@@ -477,20 +477,26 @@ impl Runtime {
             amount: 0,
             units,
         };
-        match self.submit(customer, key, command).await?? {
-            Outcome::Committed {
+        match self.submit(customer, key, command).await? {
+            Ok(Outcome::Committed {
                 posted,
                 released,
                 overage_posted,
                 overage_unbilled,
                 ..
-            } => Ok(CommitOutcome {
+            }) => Ok(CommitOutcome {
                 posted,
                 released,
                 overage: overage_posted,
                 unbilled: overage_unbilled,
             }),
-            other => Err(unexpected(&other)),
+            Ok(other) => Err(unexpected(&other)),
+            // What overflows in a Commit is the price of its units.
+            Err(LedgerError::Overflow { what }) => Err(ServiceError::invalid(
+                "units",
+                format!("{what} would overflow"),
+            )),
+            Err(refused) => Err(refused.into()),
         }
     }
 
@@ -644,6 +650,80 @@ spec:
         // A new key gets the new policy's answer.
         let fresh = t.runtime.reserve(request, "k2", 60_000).await.unwrap();
         assert!(!fresh.decision.allowed && fresh.hold == 0, "{fresh:?}");
+    }
+
+    fn field_of<T: std::fmt::Debug>(result: Result<T, ServiceError>) -> String {
+        match result {
+            Err(ServiceError::InvalidArgument { field, .. }) => field,
+            other => panic!("not INVALID_ARGUMENT: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_name_the_fields_of_the_request() {
+        let t = runtime(METERED, 1);
+        subscribe(&t.runtime, "cus_a", "metered").await;
+        let now_ms = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let grant = |amount, category, expires_at_ms, cost_basis, key: &'static str| {
+            let runtime = t.runtime.clone();
+            async move {
+                runtime
+                    .grant(
+                        "cus_a",
+                        amount,
+                        category,
+                        0,
+                        now_ms,
+                        expires_at_ms,
+                        cost_basis,
+                        key,
+                    )
+                    .await
+            }
+        };
+        assert_eq!(
+            field_of(grant(10, Category::Paid, now_ms - 1, 0, "g1").await),
+            "expires_at_ms"
+        );
+        assert_eq!(
+            field_of(grant(10, Category::Promotional, 0, 5, "g2").await),
+            "cost_basis_micros"
+        );
+        assert_eq!(
+            field_of(grant(0, Category::Paid, 0, 0, "g3").await),
+            "amount_micro_credits"
+        );
+        grant(u64::MAX, Category::Paid, 0, 0, "g4").await.unwrap();
+        assert_eq!(
+            field_of(grant(u64::MAX, Category::Paid, 0, 0, "g5").await),
+            "amount_micro_credits"
+        );
+        // A Commit whose units cost more than a u64 of micro-credits names `units`.
+        let held = t
+            .runtime
+            .reserve(
+                UsageRequest {
+                    customer: "cus_a".into(),
+                    feature: "units".into(),
+                    units: 1,
+                    ..UsageRequest::default()
+                },
+                "r1",
+                60_000,
+            )
+            .await
+            .unwrap();
+        assert!(held.decision.allowed, "{held:?}");
+        assert_eq!(
+            field_of(t.runtime.commit("cus_a", held.hold, u64::MAX, "c1").await),
+            "units"
+        );
     }
 
     #[tokio::test]

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{Runtime, ServiceError, require_id, unexpected};
 use crate::ledger::{
-    Category, Command, DEFAULT_CURRENCY, Entry, EntryId, GrantSpec, MAX_EVENTS_PER_COMMAND,
-    Measure, Outcome, Timestamp, UsageCharge, WalletBalance, WalletRef,
+    Category, Command, DEFAULT_CURRENCY, Entry, EntryId, GrantSpec, LedgerError,
+    MAX_EVENTS_PER_COMMAND, Measure, Outcome, Timestamp, UsageCharge, WalletBalance, WalletRef,
 };
 use crate::policy::{EffectiveFeature, FeatureKind, Policy, Request, Subject, SubscriptionView};
 
@@ -193,13 +193,34 @@ impl Runtime {
             wallet: WalletRef::new(customer, DEFAULT_CURRENCY),
             grant,
         };
-        match self.submit(customer, key, command).await?? {
-            Outcome::Granted {
+        match self.submit(customer, key, command).await? {
+            Ok(Outcome::Granted {
                 grant,
                 entry,
                 repaid_overdraft,
-            } => Ok((grant.0, entry.0, repaid_overdraft)),
-            other => Err(unexpected(&other)),
+            }) => Ok((grant.0, entry.0, repaid_overdraft)),
+            Ok(other) => Err(unexpected(&other)),
+            // The ledger names the grant's fields its own way; the caller sent these.
+            Err(LedgerError::InvalidArgument {
+                field,
+                value,
+                reason,
+            }) => Err(ServiceError::from(LedgerError::InvalidArgument {
+                field: match field.as_str() {
+                    "grant.amount" => "amount_micro_credits".into(),
+                    "grant.expires_at" => "expires_at_ms".into(),
+                    "grant.effective_at" => "effective_at_ms".into(),
+                    "grant.cost_basis_micros" => "cost_basis_micros".into(),
+                    _ => field,
+                },
+                value,
+                reason,
+            })),
+            Err(LedgerError::Overflow { what }) => Err(ServiceError::invalid(
+                "amount_micro_credits",
+                format!("{what} would overflow"),
+            )),
+            Err(refused) => Err(refused.into()),
         }
     }
 
