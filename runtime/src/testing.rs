@@ -24,6 +24,19 @@ spec:
     - {id: model.large, kind: boolean, enabled: true}
 ";
 
+/// One plan, `metered`, with the metered feature `units` (meter `units`, unlimited) at 1
+/// credit per unit.
+pub(crate) const METERED: &str = "\
+apiVersion: tollgate.dev/v1alpha1
+kind: Plan
+metadata: {name: metered}
+spec:
+  features:
+    - {id: units, kind: metered, meter: units, limit: {unlimited: true}}
+  rateCard:
+    - {feature: units, microCredits: 1000000, perUnits: 1}
+";
+
 /// A runtime and what must outlive it.
 pub(crate) struct TestRuntime {
     pub(crate) runtime: Arc<Runtime>,

@@ -571,18 +571,7 @@ mod tests {
     use super::UsageRequest;
     use crate::ledger::Category;
     use crate::service::ServiceError;
-    use crate::testing::{runtime, subscribe};
-
-    const METERED: &str = "\
-apiVersion: tollgate.dev/v1alpha1
-kind: Plan
-metadata: {name: metered}
-spec:
-  features:
-    - {id: units, kind: metered, meter: units, limit: {unlimited: true}}
-  rateCard:
-    - {feature: units, microCredits: 1000000, perUnits: 1}
-";
+    use crate::testing::{METERED, runtime, subscribe};
 
     /// `metered` no longer has `units` (another plan does, so the feature exists).
     const METERED_WITHOUT_UNITS: &str = "\

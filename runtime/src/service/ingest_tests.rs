@@ -4,19 +4,7 @@
 
 use super::IngestEvent;
 use crate::policy::Subject;
-use crate::testing::{runtime, subscribe};
-
-/// One plan with a metered feature, 1 credit per unit, unlimited.
-const METERED: &str = "\
-apiVersion: tollgate.dev/v1alpha1
-kind: Plan
-metadata: {name: metered}
-spec:
-  features:
-    - {id: units, kind: metered, meter: units, limit: {unlimited: true}}
-  rateCard:
-    - {feature: units, microCredits: 1000000, perUnits: 1}
-";
+use crate::testing::{METERED, runtime, subscribe};
 
 fn event(id: &str, customer: &str, quantity: u64) -> IngestEvent {
     IngestEvent {
