@@ -226,7 +226,7 @@ impl Runtime {
             .customers
             .lock()
             .ok()
-            .and_then(|c| c.get(&request.customer).cloned());
+            .and_then(|c| c.known.get(&request.customer).cloned());
         let fail_open = match cached {
             Some(None) => {
                 let message = format!("customer {} does not exist", request.customer);

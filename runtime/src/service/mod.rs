@@ -31,12 +31,22 @@ pub const MAX_CACHED_CUSTOMERS: usize = 100_000;
 /// What is known of a customer's subscription: `None` = the customer does not exist.
 type CachedCustomer = Option<Option<SubscriptionView>>;
 
+/// Customers' subscriptions as last read from the ledger.
+#[derive(Default)]
+struct CustomerCache {
+    known: HashMap<String, CachedCustomer>,
+    /// Counts the changes to customers (upserts, subscriptions) since start. A read that
+    /// began before a change may have seen the ledger before it: it is not cached, or the
+    /// change's `forget` could come first and the stale read stay cached.
+    changes: u64,
+}
+
 /// The runtime: every partition's engine and the current policy.
 pub struct Runtime {
     partitions: Arc<partitions::PartitionSet>,
     policy: RwLock<Arc<Policy>>,
     clock: Arc<dyn Clock>,
-    customers: Mutex<HashMap<String, CachedCustomer>>,
+    customers: Mutex<CustomerCache>,
 }
 
 impl Runtime {
@@ -53,7 +63,7 @@ impl Runtime {
             partitions: Arc::new(partitions::PartitionSet::new(engines, restart)),
             policy: RwLock::new(Arc::new(policy)),
             clock,
-            customers: Mutex::new(HashMap::new()),
+            customers: Mutex::new(CustomerCache::default()),
         }
     }
 
@@ -129,11 +139,13 @@ impl Runtime {
 
     /// The customer's subscription, from the cache or the ledger.
     async fn subscription(&self, customer: &str) -> Result<CachedCustomer, ServiceError> {
-        if let Ok(cache) = self.customers.lock()
-            && let Some(known) = cache.get(customer)
-        {
-            return Ok(known.clone());
-        }
+        let read_after = match self.customers.lock() {
+            Ok(cache) => match cache.known.get(customer) {
+                Some(known) => return Ok(known.clone()),
+                None => cache.changes,
+            },
+            Err(_) => u64::MAX,
+        };
         let id = customer.to_string();
         let known = self
             .read_now(customer, move |ledger| {
@@ -145,23 +157,36 @@ impl Runtime {
                 })
             })
             .await?;
-        self.remember(customer, known.clone());
+        self.remember(customer, known.clone(), read_after);
         Ok(known)
     }
 
-    fn remember(&self, customer: &str, known: CachedCustomer) {
-        if let Ok(mut cache) = self.customers.lock() {
-            if cache.len() >= MAX_CACHED_CUSTOMERS {
-                cache.clear();
+    /// Caches what a read that began after `read_after` changes found, unless a customer
+    /// changed since.
+    fn remember(&self, customer: &str, known: CachedCustomer, read_after: u64) {
+        if let Ok(mut cache) = self.customers.lock()
+            && cache.changes == read_after
+        {
+            if cache.known.len() >= MAX_CACHED_CUSTOMERS {
+                cache.known.clear();
             }
-            cache.insert(customer.to_string(), known);
+            cache.known.insert(customer.to_string(), known);
         }
     }
 
+    /// After a change to the customer in the ledger: drops what the cache knew of it, and
+    /// keeps reads that began before the change from being cached.
     fn forget(&self, customer: &str) {
         if let Ok(mut cache) = self.customers.lock() {
-            cache.remove(customer);
+            cache.known.remove(customer);
+            cache.changes += 1;
         }
+    }
+
+    /// The number of customer changes so far (for `remember`).
+    #[cfg(test)]
+    fn customer_changes(&self) -> u64 {
+        self.customers.lock().map_or(0, |c| c.changes)
     }
 }
 
@@ -222,6 +247,31 @@ mod tests {
             super::request_fingerprint(&[b"ab", b"c"]),
             super::request_fingerprint(&[b"a", b"bc"]),
             "fields are length-prefixed"
+        );
+    }
+
+    /// A read of a customer that began before the customer changed is not cached: the
+    /// change's `forget` may come before the read's `remember`, which would otherwise keep
+    /// the stale answer (say "does not exist" after a create) until the next change.
+    #[tokio::test]
+    async fn a_read_from_before_a_change_to_the_customer_is_not_cached() {
+        #![allow(clippy::unwrap_used)]
+        let t = crate::testing::runtime(crate::testing::TWO_PLANS, 1);
+        let runtime = &t.runtime;
+        // The interleaving: a read starts and finds no customer...
+        let read_after = runtime.customer_changes();
+        assert_eq!(runtime.subscription("cus_new").await.unwrap(), None);
+        // ...the customer is created (its `forget` runs)...
+        runtime
+            .upsert_customer("cus_new", "New", "k-new")
+            .await
+            .unwrap();
+        // ...and only then does the old read try to cache what it saw.
+        runtime.remember("cus_new", None, read_after);
+        assert_eq!(
+            runtime.subscription("cus_new").await.unwrap(),
+            Some(None),
+            "the customer exists (no subscription yet)"
         );
     }
 }
