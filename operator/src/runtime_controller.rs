@@ -24,7 +24,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tollgate_crds::common::condition::VALID;
+use tollgate_crds::common::condition::{DEGRADED, VALID};
 use tollgate_crds::{
     BudgetCap, Catalog, Entitlement, ObjectKind, ObjectRef, Plan, PolicyStatus, TollgateRuntime,
     load_catalog_yaml,
@@ -51,9 +51,70 @@ pub async fn reconcile(rt: Arc<TollgateRuntime>, ctx: Arc<Context>) -> Result<Ac
     let result = reconcile_inner(&rt, &ctx).await;
     if let Err(e) = &result {
         ctx.metrics.failed(CONTROLLER, e);
+        if rt.metadata.deletion_timestamp.is_none()
+            && let Err(report) = report_failure(&rt, &ctx, e).await
+        {
+            tracing::warn!(runtime = %rt.name_any(), error = %report, "could not report the failed reconcile");
+        }
     }
     result
 }
+
+/// Why the operator cannot apply a TollgateRuntime's objects, where its users look: the
+/// `Degraded` condition (reason `ReconcileFailed`, the error as message) and a Warning
+/// event, once per distinct error. The next reconcile that succeeds writes the status anew.
+/// (An API server refusing a change, say to a field a StatefulSet cannot change, otherwise
+/// showed only in the operator's log, under a status that still said all was well.)
+async fn report_failure(rt: &TollgateRuntime, ctx: &Context, error: &Error) -> Result<()> {
+    let Some(ns) = rt.namespace() else {
+        return Ok(());
+    };
+    let mut status = rt.status.clone().unwrap_or_default();
+    let message = format!(
+        "reconcile failed, retried every {}s: {error}",
+        RETRY.as_secs()
+    );
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let degraded = crate::status::condition(
+        &status.conditions,
+        DEGRADED,
+        true,
+        RECONCILE_FAILED,
+        message,
+        rt.metadata.generation,
+        &now,
+    );
+    let unchanged = status.conditions.iter().any(|c| {
+        c.type_ == DEGRADED
+            && c.status == degraded.status
+            && c.reason == degraded.reason
+            && c.message == degraded.message
+    });
+    if unchanged {
+        return Ok(());
+    }
+    let event = Event {
+        type_: EventType::Warning,
+        reason: RECONCILE_FAILED.into(),
+        note: Some(degraded.message.clone()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    ctx.recorder.publish(&event, &rt.object_ref(&())).await?;
+    status.conditions.retain(|c| c.type_ != DEGRADED);
+    status.conditions.push(degraded);
+    let runtimes = Api::<TollgateRuntime>::namespaced(ctx.client.clone(), &ns);
+    apply_status(
+        &runtimes,
+        &rt.name_any(),
+        &status,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+    )
+    .await
+}
+
+/// The reason of the `Degraded` condition while reconciles fail.
+pub const RECONCILE_FAILED: &str = "ReconcileFailed";
 
 /// Requeues a failed reconcile.
 pub fn error_policy(rt: Arc<TollgateRuntime>, error: &Error, _ctx: Arc<Context>) -> Action {

@@ -174,6 +174,87 @@ async fn create_applies_every_child_then_writes_statuses() {
     assert_eq!(log.len(), 15, "{log:#?}");
 }
 
+/// The API server refuses the StatefulSet (a field it cannot change): the runtime's status
+/// says so in `Degraded`, with a Warning event, and the reconcile fails (to be retried).
+/// Once: the same refusal again changes nothing more.
+#[tokio::test]
+async fn a_refused_apply_shows_in_the_runtime_status_and_an_event() {
+    async fn refuse(server: &mut ApiServer) {
+        let path = format!("/apis/apps/v1{NS}/statefulsets/tollgate");
+        let refusal = "StatefulSet.apps \"tollgate\" is invalid: spec: Forbidden: updates to \
+                       statefulset spec for fields other than 'replicas', 'template' are forbidden";
+        server
+            .answer(
+                http::Method::PATCH,
+                &path,
+                http::StatusCode::UNPROCESSABLE_ENTITY,
+                |_| {
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                           "reason": "Invalid", "code": 422, "message": refusal})
+                },
+            )
+            .await;
+    }
+    async fn first_applies(server: &mut ApiServer) {
+        for path in [
+            format!("/api/v1{NS}/serviceaccounts/tollgate"),
+            format!("/apis/rbac.authorization.k8s.io/v1{NS}/roles/tollgate"),
+            format!("/apis/rbac.authorization.k8s.io/v1{NS}/rolebindings/tollgate"),
+            format!("/api/v1{NS}/configmaps/tollgate-policy"),
+            format!("/api/v1{NS}/services/tollgate-headless"),
+            format!("/api/v1{NS}/services/tollgate"),
+        ] {
+            server.apply(&path).await;
+        }
+    }
+    let (ctx, mut server) = context();
+    let rt = runtime(TollgateRuntimeSpec::default());
+    let task = spawn_reconcile(rt.clone(), ctx.clone());
+    reads(&mut server, None, &[]).await;
+    first_applies(&mut server).await;
+    refuse(&mut server).await;
+    let event = server.event("billing").await;
+    assert_eq!(event.body["type"], "Warning");
+    assert_eq!(event.body["reason"], "ReconcileFailed");
+    assert!(
+        event.body["note"].as_str().unwrap().contains("Forbidden"),
+        "{}",
+        event.body
+    );
+    let status = server
+        .apply_status(
+            &format!("/apis/tollgate.dev/v1alpha1{NS}/tollgateruntimes/tollgate/status"),
+            &json_of(&rt),
+        )
+        .await;
+    let degraded = status.body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (degraded["status"].as_str(), degraded["reason"].as_str()),
+        (Some("True"), Some("ReconcileFailed"))
+    );
+    assert!(
+        task.await.unwrap().is_err(),
+        "the reconcile fails and is retried"
+    );
+
+    // The retry meets the same refusal: the status already says it, so no event and no
+    // status write.
+    let mut failed = rt.clone();
+    failed.status = serde_json::from_value(status.body["status"].clone()).unwrap();
+    let task = spawn_reconcile(failed, ctx);
+    reads(&mut server, None, &[]).await;
+    first_applies(&mut server).await;
+    refuse(&mut server).await;
+    assert!(task.await.unwrap().is_err());
+    server.done().await;
+}
+
 /// `plan` with the status a reconcile of `plans` would write, so no status patch is needed.
 fn with_current_status(mut plan: Plan, plans: &[Plan]) -> Plan {
     let catalog = tollgate_crds::Catalog {
