@@ -46,7 +46,9 @@ enum Cmd {
     /// Run the runtime: gRPC API, HTTP health and metrics, catalog watching.
     Serve(ServeArgs),
     /// Recover every partition of an embedded store, recompute it from its journal and
-    /// check every ledger invariant. Exits non-zero on the first violation.
+    /// check every ledger invariant. Exits non-zero on the first violation. Reads only: a
+    /// torn tail is reported, not cut (the next start cuts it); refused while a server has
+    /// the directory.
     Verify {
         #[arg(long, env = "TOLLGATE_DATA_DIR", default_value = "./tollgate-data")]
         data_dir: PathBuf,
@@ -155,7 +157,7 @@ fn verify(data_dir: PathBuf, asked: Option<u32>) -> anyhow::Result<()> {
     }
     for p in 0..partitions {
         let dir = data_dir.join(format!("partition-{p:04}"));
-        let mut store = EmbeddedStore::open(&dir)?;
+        let mut store = EmbeddedStore::open_read_only(&dir)?;
         let ledger =
             recover_ledger(&mut store).with_context(|| format!("recovering {}", dir.display()))?;
         let report = ledger

@@ -66,7 +66,9 @@ const SNAPSHOT_HEADER_BYTES: usize = 8 + 8 + 8 + 4;
 
 pub struct EmbeddedStore {
     dir: PathBuf,
-    _lock: File,
+    _lock: Option<File>,
+    /// Opened to read (`tollgate verify`): recovery changes no file, and nothing is written.
+    read_only: bool,
     active: Option<ActiveSegment>,
     /// Seq of the last batch appended or recovered.
     last_seq: u64,
@@ -101,11 +103,60 @@ impl EmbeddedStore {
         }
         Ok(EmbeddedStore {
             dir,
-            _lock: lock,
+            _lock: Some(lock),
+            read_only: false,
             active: None,
             last_seq: 0,
             saving: None,
         })
+    }
+
+    /// Opens the store in `dir` to read it, changing nothing: recovery reads what a start
+    /// would, but leaves a torn tail and a cut-short snapshot where they are, and the store
+    /// takes no batch. For checking a copy, a backup or a read-only volume. Refused while a
+    /// server has the directory (its snapshots and log segments change under the reader).
+    pub fn open_read_only(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        if !dir.is_dir() {
+            return Err(io(
+                "open",
+                &dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            ));
+        }
+        let lock_path = dir.join("LOCK");
+        let lock = match File::open(&lock_path) {
+            Ok(lock) => match lock.try_lock_shared() {
+                Ok(()) => Some(lock),
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(StoreError::Locked { path: lock_path });
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(io("lock", &lock_path, e)),
+            },
+            // A copy without the lock file: nobody else can be writing it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io("open", &lock_path, e)),
+        };
+        Ok(EmbeddedStore {
+            dir,
+            _lock: lock,
+            read_only: true,
+            active: None,
+            last_seq: 0,
+            saving: None,
+        })
+    }
+
+    /// Refuses a write to a store opened with `open_read_only`.
+    fn writable(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(io(
+                "write to",
+                &self.dir,
+                std::io::Error::new(std::io::ErrorKind::ReadOnlyFilesystem, "opened read-only"),
+            ));
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -196,7 +247,7 @@ impl Store for EmbeddedStore {
     ) -> Result<(), StoreError> {
         // A snapshot whose write a crash cut short is never read: only its space is left.
         for (_, partial) in self.files("snapshot-", ".tmp")? {
-            if partial.is_file() {
+            if partial.is_file() && !self.read_only {
                 fs::remove_file(&partial).map_err(|e| io("remove", &partial, e))?;
             }
         }
@@ -246,6 +297,16 @@ impl Store for EmbeddedStore {
             end = match scan_segment(path, &bytes, is_last, &mut visit)? {
                 ScanEnd::Clean => bytes.len() as u64,
                 ScanEnd::Free { offset } => offset,
+                ScanEnd::Torn { offset, why } if self.read_only => {
+                    tracing::warn!(
+                        file = %path.display(),
+                        offset,
+                        dropped_bytes = bytes.len() as u64 - offset,
+                        "{why}: a start would cut this torn tail (it was never acknowledged); \
+                         left as it is"
+                    );
+                    offset
+                }
                 ScanEnd::Torn { offset, why } => {
                     tracing::warn!(
                         file = %path.display(),
@@ -264,6 +325,9 @@ impl Store for EmbeddedStore {
             };
         }
         self.last_seq = last_seq;
+        if self.read_only {
+            return Ok(());
+        }
         match segments.last() {
             Some((first_seq, _)) => self.start_segment(*first_seq, end)?,
             None => self.start_segment(last_seq + 1, 0)?,
@@ -272,6 +336,7 @@ impl Store for EmbeddedStore {
     }
 
     fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        self.writable()?;
         assert_eq!(
             batch.seq,
             self.last_seq + 1,
@@ -302,6 +367,7 @@ impl Store for EmbeddedStore {
     /// have covered is kept, and the next snapshot tries again (a snapshot only shortens
     /// recovery; stopping the partition for it would lose availability and save nothing).
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.writable()?;
         assert_eq!(
             snapshot.seq, self.last_seq,
             "a snapshot covers exactly the log so far"

@@ -453,3 +453,69 @@ fn a_lost_page_in_a_record_followed_by_a_valid_one_refuses_to_start() {
         other => panic!("not refused: {other:?}"),
     }
 }
+
+/// Every file of `dir` with its bytes.
+fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Opened to read, the store recovers what a start would and changes no file: the torn
+/// tail and a cut-short snapshot stay for the next start, which cuts and removes them. It
+/// takes no batch, and a server holding the directory keeps it out.
+#[test]
+fn a_store_opened_to_read_recovers_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_batches_and_crash(dir.path(), 1, 3);
+    let path = only_segment(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    let end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    let record = end / 3;
+    bytes[2 * record + record / 2..end].fill(0);
+    fs::write(&path, &bytes).unwrap();
+    fs::write(
+        dir.path().join(format!("snapshot-{:020}.tmp", 9)),
+        b"cut short",
+    )
+    .unwrap();
+    let before = contents(dir.path());
+
+    let mut store = EmbeddedStore::open_read_only(dir.path()).unwrap();
+    let mut seqs = Vec::new();
+    store
+        .recover(&mut |item| {
+            if let Recovered::Batch(b) = item {
+                seqs.push(b.seq);
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seqs, vec![1, 2]);
+    assert!(
+        store.append(&batch(3)).is_err(),
+        "a read-only store takes no batch"
+    );
+    drop(store);
+    assert_eq!(contents(dir.path()), before, "no file changed");
+
+    // A server's lock keeps a reader out.
+    let server = EmbeddedStore::open(dir.path()).unwrap();
+    assert!(matches!(
+        EmbeddedStore::open_read_only(dir.path()),
+        Err(StoreError::Locked { .. })
+    ));
+    drop(server);
+    // The next start cuts the torn tail and removes the cut-short snapshot.
+    let (_, seqs) = recover_all(dir.path()).unwrap();
+    assert_eq!(seqs, vec![1, 2]);
+    assert_ne!(contents(dir.path()), before);
+}
