@@ -154,19 +154,23 @@ fn a_record_larger_than_the_step_extends_the_segment_past_it() {
     assert_eq!(seqs, vec![1, 2]);
 }
 
-#[test]
-fn a_torn_record_in_preallocated_space_is_cut_off() {
-    let dir = tempfile::tempdir().unwrap();
-    write_batches_and_crash(dir.path(), 1, 3);
-    let path = only_segment(dir.path());
+/// Three batches and a crash, the third record's write torn: its last half never reached
+/// the disk. Returns the segment and the size of one record.
+fn torn_third_record(dir: &Path) -> (PathBuf, usize) {
+    write_batches_and_crash(dir, 1, 3);
+    let path = only_segment(dir);
     let mut bytes = fs::read(&path).unwrap();
     let end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
     let record = end / 3;
-    // The third record's write was torn: its last half never reached the disk.
-    for b in &mut bytes[2 * record + record / 2..end] {
-        *b = 0;
-    }
+    bytes[2 * record + record / 2..end].fill(0);
     fs::write(&path, &bytes).unwrap();
+    (path, record)
+}
+
+#[test]
+fn a_torn_record_in_preallocated_space_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, record) = torn_third_record(dir.path());
     let (_, seqs) = recover_all(dir.path()).unwrap();
     assert_eq!(seqs, vec![1, 2]);
     assert_eq!(fs::metadata(&path).unwrap().len() as usize, 2 * record);
@@ -475,13 +479,7 @@ fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn a_store_opened_to_read_recovers_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    write_batches_and_crash(dir.path(), 1, 3);
-    let path = only_segment(dir.path());
-    let mut bytes = fs::read(&path).unwrap();
-    let end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
-    let record = end / 3;
-    bytes[2 * record + record / 2..end].fill(0);
-    fs::write(&path, &bytes).unwrap();
+    torn_third_record(dir.path());
     fs::write(
         dir.path().join(format!("snapshot-{:020}.tmp", 9)),
         b"cut short",
