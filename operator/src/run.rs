@@ -6,14 +6,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use prometheus::Registry;
 use tollgate_crds::{BudgetCap, Entitlement, Plan, TollgateRuntime};
 
-use crate::builders::{BuildDefaults, INSTANCE_LABEL, NAME_LABEL, RUNTIME_APP_NAME};
+use crate::FIELD_MANAGER;
+use crate::builders::{
+    BuildDefaults, INSTANCE_LABEL, MANAGED_BY_LABEL, NAME_LABEL, RUNTIME_APP_NAME,
+};
 use crate::config::Config;
 use crate::context::Context;
 use crate::http::{Health, router};
@@ -93,15 +98,19 @@ async fn controllers(client: Client, ctx: Arc<Context>) {
         (in_namespace.clone(), in_namespace.clone(), in_namespace);
     let pod_selector =
         watcher::Config::default().labels(&format!("{NAME_LABEL}={RUNTIME_APP_NAME}"));
+    // Every child carries this label (`builders::child_meta`): the watches hold the
+    // runtimes' objects, not every ConfigMap and Service of the cluster, and a child edited
+    // or deleted by hand is put back at once rather than at the next resync.
+    let children =
+        || watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}"));
     let runtimes = runtime_controller
-        .owns(
-            Api::<StatefulSet>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .owns(
-            Api::<ConfigMap>::all(client.clone()),
-            watcher::Config::default(),
-        )
+        .owns(Api::<StatefulSet>::all(client.clone()), children())
+        .owns(Api::<ConfigMap>::all(client.clone()), children())
+        .owns(Api::<Service>::all(client.clone()), children())
+        .owns(Api::<ServiceAccount>::all(client.clone()), children())
+        .owns(Api::<PodDisruptionBudget>::all(client.clone()), children())
+        .owns(Api::<Role>::all(client.clone()), children())
+        .owns(Api::<RoleBinding>::all(client.clone()), children())
         .watches(
             Api::<Plan>::all(client.clone()),
             watcher::Config::default(),

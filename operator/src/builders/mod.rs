@@ -20,6 +20,8 @@ pub const RUNTIME_APP_NAME: &str = "tollgate-runtime";
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 /// The label naming the application.
 pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// The label on every object the operator makes for a runtime (the value: `FIELD_MANAGER`).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Set by each runtime pod on itself once it applied a policy version (the runtime's side of
 /// the contract; the operator counts these for the `Applied` column).
 pub const APPLIED_VERSION_ANNOTATION: &str = "tollgate.dev/applied-policy-version";
@@ -84,10 +86,7 @@ pub fn selector_labels(rt: &TollgateRuntime) -> BTreeMap<String, String> {
 pub fn labels(rt: &TollgateRuntime) -> BTreeMap<String, String> {
     let mut labels = selector_labels(rt);
     labels.insert("app.kubernetes.io/component".into(), "runtime".into());
-    labels.insert(
-        "app.kubernetes.io/managed-by".into(),
-        crate::FIELD_MANAGER.into(),
-    );
+    labels.insert(MANAGED_BY_LABEL.into(), crate::FIELD_MANAGER.into());
     labels
 }
 
@@ -118,5 +117,54 @@ pub(crate) mod test_runtime {
         rt.metadata.uid = Some("0d4c6a3e-uid".into());
         rt.metadata.generation = Some(1);
         rt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use tollgate_crds::TollgateRuntimeSpec;
+
+    use super::test_runtime::runtime;
+    use super::*;
+
+    /// The operator watches the runtimes' children by this label (`run::controllers`): a
+    /// child without it would go unwatched.
+    #[test]
+    fn every_child_carries_the_label_the_operator_watches_by() {
+        let rt = runtime(TollgateRuntimeSpec::default());
+        let defaults = BuildDefaults {
+            runtime_image: "img".into(),
+            image_pull_secrets: Vec::new(),
+        };
+        let bundle = crate::bundle::Bundle::from_valid(tollgate_crds::Catalog::default()).unwrap();
+        let metas: Vec<(&str, ObjectMeta)> = vec![
+            ("service account", rbac::service_account(&rt).metadata),
+            ("role", rbac::role(&rt).metadata),
+            ("role binding", rbac::role_binding(&rt).metadata),
+            (
+                "policy configmap",
+                configmap::policy_configmap(&rt, &bundle).metadata,
+            ),
+            ("headless service", services::headless_service(&rt).metadata),
+            ("client service", services::client_service(&rt).metadata),
+            (
+                "statefulset",
+                statefulset::statefulset(&rt, &defaults).metadata,
+            ),
+            ("pdb", pdb::pod_disruption_budget(&rt).metadata),
+        ];
+        for (what, meta) in metas {
+            assert_eq!(
+                meta.labels
+                    .unwrap()
+                    .get(MANAGED_BY_LABEL)
+                    .map(String::as_str),
+                Some(crate::FIELD_MANAGER),
+                "{what}"
+            );
+        }
     }
 }
