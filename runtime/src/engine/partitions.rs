@@ -21,19 +21,18 @@ pub const DEFAULT_EMBEDDED_PARTITIONS: u32 = 1;
 /// The file in an embedded data directory that records its partition count.
 const MARKER: &str = "PARTITIONS";
 
-/// Records the partition count: written to a temporary file, made durable, renamed into
-/// place, and the directory synced. A crash leaves no marker or a whole one; a marker
-/// whose bytes were never synced can read empty after a power loss, which would stop every
-/// later start.
-fn write_marker(data_dir: &Path, count: u32) -> std::io::Result<()> {
-    use std::io::Write as _;
-    std::fs::create_dir_all(data_dir)?;
-    let temporary = data_dir.join(format!("{MARKER}.tmp"));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(format!("{count}\n").as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, data_dir.join(MARKER))?;
-    std::fs::File::open(data_dir)?.sync_all()
+/// Records the partition count, whole or not at all across a crash (a marker whose bytes
+/// were never synced can read empty after a power loss, which would stop every later
+/// start).
+fn write_marker(data_dir: &Path, count: u32) -> Result<(), String> {
+    std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
+    crate::store::embedded::replace_durably(
+        data_dir,
+        &data_dir.join(format!("{MARKER}.tmp")),
+        &data_dir.join(MARKER),
+        &[format!("{count}\n").as_bytes()],
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The partition count recorded in an embedded data directory; `None` when the directory

@@ -449,13 +449,7 @@ fn write_snapshot_file(dir: &Path, tmp: &Path, snapshot: &Snapshot) -> Result<()
     header.extend_from_slice(&snapshot.seq.to_le_bytes());
     header.extend_from_slice(&(snapshot.state.len() as u64).to_le_bytes());
     header.extend_from_slice(&crc32c::crc32c(&snapshot.state).to_le_bytes());
-    let mut file = File::create(tmp).map_err(|e| io("create", tmp, e))?;
-    file.write_all(&header)
-        .and_then(|()| file.write_all(&snapshot.state))
-        .map_err(|e| io("write", tmp, e))?;
-    file.sync_all().map_err(|e| io("fsync", tmp, e))?;
-    fs::rename(tmp, &path).map_err(|e| io("rename", tmp, e))?;
-    sync_dir(dir)?;
+    replace_durably(dir, tmp, &path, &[&header, &snapshot.state])?;
     tracing::info!(
         seq = snapshot.seq,
         bytes = snapshot.state.len(),
@@ -486,6 +480,23 @@ fn io(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Makes `path` (in `dir`) hold `parts`, whole or not at all across a crash: written to
+/// `tmp`, synced, renamed over `path`, and the directory synced.
+pub(crate) fn replace_durably(
+    dir: &Path,
+    tmp: &Path,
+    path: &Path,
+    parts: &[&[u8]],
+) -> Result<(), StoreError> {
+    let mut file = File::create(tmp).map_err(|e| io("create", tmp, e))?;
+    for part in parts {
+        file.write_all(part).map_err(|e| io("write", tmp, e))?;
+    }
+    file.sync_all().map_err(|e| io("fsync", tmp, e))?;
+    fs::rename(tmp, path).map_err(|e| io("rename", tmp, e))?;
+    sync_dir(dir)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
