@@ -9,8 +9,8 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
     LocalObjectReference, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -27,8 +27,6 @@ pub const DATA_VOLUME: &str = "data";
 /// Failed startup probes (5 s apart) before the pod is restarted: 10 minutes of recovery.
 pub const STARTUP_PROBE_FAILURES: i32 = 120;
 
-/// Where the TLS Secret is mounted.
-pub const TLS_DIR: &str = "/etc/tollgate/tls";
 /// Volume size when `spec.store.embedded.size` is absent.
 pub const DEFAULT_DATA_SIZE: &str = "10Gi";
 /// The uid and gid the runtime runs as (the distroless `nonroot` user).
@@ -76,17 +74,6 @@ pub fn statefulset(rt: &TollgateRuntime, defaults: &BuildDefaults) -> StatefulSe
 }
 
 fn pod_spec(rt: &TollgateRuntime, defaults: &BuildDefaults, names: &ChildNames) -> PodSpec {
-    let mut volumes = Vec::new();
-    if let Some(tls) = &rt.spec.tls {
-        volumes.push(Volume {
-            name: "tls".into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(tls.secret_name.clone()),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        });
-    }
     PodSpec {
         service_account_name: Some(names.main()),
         // The runtime watches its policy ConfigMap through the API, so it needs its token.
@@ -105,7 +92,6 @@ fn pod_spec(rt: &TollgateRuntime, defaults: &BuildDefaults, names: &ChildNames) 
         }),
         containers: vec![container(rt, defaults, names)],
         image_pull_secrets: image_pull_secrets(rt, defaults),
-        volumes: (!volumes.is_empty()).then_some(volumes),
         ..PodSpec::default()
     }
 }
@@ -127,12 +113,11 @@ fn image_pull_secrets(
 
 fn container(rt: &TollgateRuntime, defaults: &BuildDefaults, names: &ChildNames) -> Container {
     let spec = &rt.spec;
-    let scheme = if spec.tls.is_some() { "HTTPS" } else { "HTTP" };
     let probe = |path: &str, period_s: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
             port: IntOrString::String(HTTP_PORT_NAME.into()),
-            scheme: Some(scheme.into()),
+            scheme: Some("HTTP".into()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period_s),
@@ -145,14 +130,6 @@ fn container(rt: &TollgateRuntime, defaults: &BuildDefaults, names: &ChildNames)
         mounts.push(VolumeMount {
             name: DATA_VOLUME.into(),
             mount_path: DATA_DIR.into(),
-            ..VolumeMount::default()
-        });
-    }
-    if spec.tls.is_some() {
-        mounts.push(VolumeMount {
-            name: "tls".into(),
-            mount_path: TLS_DIR.into(),
-            read_only: Some(true),
             ..VolumeMount::default()
         });
     }
@@ -261,27 +238,6 @@ fn env(rt: &TollgateRuntime, names: &ChildNames) -> Vec<EnvVar> {
     if let Some(minutes) = rt.spec.idempotency_window_minutes {
         env.push(value("TOLLGATE_IDEMPOTENCY_WINDOW", format!("{minutes}m")));
     }
-    if rt.spec.tls.is_some() {
-        env.push(value(
-            "TOLLGATE_TLS_CERT_FILE",
-            format!("{TLS_DIR}/tls.crt"),
-        ));
-        env.push(value("TOLLGATE_TLS_KEY_FILE", format!("{TLS_DIR}/tls.key")));
-    }
-    if let Some(auth) = &rt.spec.auth {
-        env.push(EnvVar {
-            name: "TOLLGATE_AUTH_TOKEN".into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: auth.secret_name.clone(),
-                    key: auth.key.clone().unwrap_or_else(|| "token".into()),
-                    optional: Some(false),
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        });
-    }
     env
 }
 
@@ -313,9 +269,7 @@ fn data_claim(rt: &TollgateRuntime) -> PersistentVolumeClaim {
 mod tests {
     use super::*;
     use crate::builders::test_runtime::runtime;
-    use tollgate_crds::{
-        AuthSettings, DynamoDbStore, EmbeddedStore, RuntimeStore, TlsSettings, TollgateRuntimeSpec,
-    };
+    use tollgate_crds::{DynamoDbStore, EmbeddedStore, RuntimeStore, TollgateRuntimeSpec};
 
     fn defaults() -> BuildDefaults {
         BuildDefaults {
@@ -534,58 +488,13 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_auth_come_from_secrets() {
+    fn a_runtime_may_name_its_image() {
         let rt = runtime(TollgateRuntimeSpec {
-            tls: Some(TlsSettings {
-                secret_name: "rt-tls".into(),
-            }),
-            auth: Some(AuthSettings {
-                secret_name: "rt-auth".into(),
-                key: None,
-            }),
             image: Some("registry.local/tollgate:dev".into()),
             ..TollgateRuntimeSpec::default()
         });
-        let sts = statefulset(&rt, &defaults());
-        let pod = sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
-        assert_eq!(
-            pod.volumes.as_ref().unwrap()[0]
-                .secret
-                .as_ref()
-                .unwrap()
-                .secret_name
-                .as_deref(),
-            Some("rt-tls")
-        );
-        let c = container_of(&sts);
+        let c = container_of(&statefulset(&rt, &defaults()));
         assert_eq!(c.image.as_deref(), Some("registry.local/tollgate:dev"));
-        let token = c
-            .env
-            .as_ref()
-            .unwrap()
-            .iter()
-            .find(|e| e.name == "TOLLGATE_AUTH_TOKEN")
-            .unwrap();
-        let secret = token
-            .value_from
-            .as_ref()
-            .unwrap()
-            .secret_key_ref
-            .as_ref()
-            .unwrap();
-        assert_eq!(
-            (secret.name.as_str(), secret.key.as_str()),
-            ("rt-auth", "token")
-        );
-        assert_eq!(
-            c.readiness_probe
-                .unwrap()
-                .http_get
-                .unwrap()
-                .scheme
-                .as_deref(),
-            Some("HTTPS")
-        );
     }
 
     #[test]
