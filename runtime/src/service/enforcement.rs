@@ -573,24 +573,15 @@ mod tests {
     use crate::service::ServiceError;
     use crate::testing::{METERED, runtime, subscribe};
 
-    /// `metered` no longer has `units` (another plan does, so the feature exists).
-    const METERED_WITHOUT_UNITS: &str = "\
-apiVersion: tollgate.dev/v1alpha1
-kind: Plan
-metadata: {name: metered}
-spec:
-  features:
-    - {id: chat, kind: boolean, enabled: true}
----
-apiVersion: tollgate.dev/v1alpha1
-kind: Plan
-metadata: {name: other}
-spec:
-  features:
-    - {id: units, kind: metered, meter: units, limit: {unlimited: true}}
-  rateCard:
-    - {feature: units, microCredits: 1000000, perUnits: 1}
-";
+    /// `metered` no longer has `units`; METERED's plan renamed `other` does (so the feature
+    /// still exists).
+    fn metered_without_units() -> String {
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: Plan\nmetadata: {{name: metered}}\n\
+             spec:\n  features:\n    - {{id: chat, kind: boolean, enabled: true}}\n---\n{}",
+            METERED.replace("{name: metered}", "{name: other}")
+        )
+    }
 
     #[tokio::test]
     async fn a_reserve_retried_after_the_policy_changed_gets_its_hold() {
@@ -614,7 +605,7 @@ spec:
         assert!(first.decision.allowed && first.hold != 0, "{first:?}");
         assert_eq!(first.held_micro_credits, 5_000_000);
         t.runtime
-            .set_policy(crate::catalog::load_yaml(METERED_WITHOUT_UNITS).unwrap());
+            .set_policy(crate::catalog::load_yaml(&metered_without_units()).unwrap());
         // The retry learns the hold it made (it was denied with no hold, and the hold's
         // credits stayed held until it timed out).
         let retry = t

@@ -209,7 +209,6 @@ impl Runtime {
                 field: match field.as_str() {
                     "grant.amount" => "amount_micro_credits".into(),
                     "grant.expires_at" => "expires_at_ms".into(),
-                    "grant.effective_at" => "effective_at_ms".into(),
                     "grant.cost_basis_micros" => "cost_basis_micros".into(),
                     _ => field,
                 },
