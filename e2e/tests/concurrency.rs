@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tollgate_e2e::proto::{self, CommitRequest, ReserveRequest};
 use tollgate_e2e::{
-    CatalogDir, Clients, Server, credits, decision_of, now_ms, paid_grant_at, unique_key,
+    CatalogDir, Clients, Server, ServerOptions, credits, decision_of, now_ms, paid_grant_at,
+    unique_key,
 };
 
 fn reserve_units(customer: &str, units: u64, key: &str) -> ReserveRequest {
@@ -34,7 +35,22 @@ async fn connections(server: &Server, n: usize) -> anyhow::Result<Vec<Clients>> 
 async fn five_hundred_concurrent_reserves_exactly_one_hundred_fit() -> anyhow::Result<()> {
     let catalog = CatalogDir::examples_plus_e2e()?;
     let server = Server::start_with_catalog(&catalog).await?;
-    let conns = connections(&server, 8).await?;
+    five_hundred_reserves_against_one_hundred_credits(&server).await
+}
+
+/// The same race against a server that serves every call on one thread
+/// (`--worker-threads 1`, tokio's current-thread scheduler).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_concurrent_reserves_on_one_server_thread() -> anyhow::Result<()> {
+    let catalog = CatalogDir::examples_plus_e2e()?;
+    let mut options = ServerOptions::new(catalog.path());
+    options.extra_args = vec!["--worker-threads".into(), "1".into()];
+    let server = Server::start(options).await?;
+    five_hundred_reserves_against_one_hundred_credits(&server).await
+}
+
+async fn five_hundred_reserves_against_one_hundred_credits(server: &Server) -> anyhow::Result<()> {
+    let conns = connections(server, 8).await?;
     let c = &conns[0];
     c.create_subscribed("cus_race", "e2e").await?;
     assert_eq!(

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tollgate_runtime::cli::{ClientArgs, ClientCommand};
 use tollgate_runtime::engine::{recorded_count, recover_ledger};
-use tollgate_runtime::serve::{DynamoTablesArgs, ServeArgs, create_tables, serve};
+use tollgate_runtime::serve::{DynamoTablesArgs, ServeArgs, build_runtime, create_tables, serve};
 use tollgate_runtime::store::embedded::EmbeddedStore;
 
 #[derive(Parser)]
@@ -77,9 +77,22 @@ enum DynamoCmd {
     CreateTables(DynamoTablesArgs),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let threads = match &cli.command {
+        Cmd::Serve(args) => args.worker_threads,
+        _ => 0,
+    };
+    match build_runtime(threads) {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -93,6 +93,43 @@ pub struct ServeArgs {
         value_parser = idempotency_window
     )]
     pub idempotency_window: Duration,
+    /// Threads that serve calls. 0, the default, takes one per core the process may use
+    /// (its CPU limit included). 1 serves everything on one thread with tokio's
+    /// current-thread scheduler, which spends about a fifth less CPU per call than two
+    /// threads (no hand-overs between them; see BENCHMARKS.md, session 7): for a pod
+    /// limited to one CPU, or a server sharing a small machine with its load generator.
+    /// Each partition's writer has a thread of its own in either case.
+    #[arg(long, env = "TOLLGATE_WORKER_THREADS", default_value_t = 0, value_parser = worker_threads)]
+    pub worker_threads: usize,
+}
+
+/// Most `--worker-threads` accepted.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+fn worker_threads(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n <= MAX_WORKER_THREADS => Ok(n),
+        Ok(n) => Err(format!(
+            "{n} worker threads: at most {MAX_WORKER_THREADS} (0 takes one per core)"
+        )),
+        Err(e) => Err(format!("{value:?} is not a number of threads: {e}")),
+    }
+}
+
+/// The async runtime `serve` runs on: `worker_threads` as `--worker-threads` reads it.
+pub fn build_runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    match worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
 }
 
 /// Shortest and longest idempotency windows accepted.
@@ -459,6 +496,26 @@ mod tests {
             let error = window(&["--idempotency-window", refused]).unwrap_err();
             assert!(error.to_string().contains(refused), "{refused}: {error}");
         }
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_per_core_and_pick_the_scheduler() {
+        let threads = |args: &[&str]| {
+            Serve::try_parse_from([&["serve"], args].concat()).map(|s| s.args.worker_threads)
+        };
+        assert_eq!(threads(&[]).unwrap(), 0);
+        assert_eq!(threads(&["--worker-threads", "1"]).unwrap(), 1);
+        for refused in ["1025", "-1", "two"] {
+            let error = threads(&["--worker-threads", refused]).unwrap_err();
+            assert!(error.to_string().contains(refused), "{refused}: {error}");
+        }
+        use tokio::runtime::RuntimeFlavor;
+        let flavor = |n| super::build_runtime(n).unwrap().handle().runtime_flavor();
+        assert_eq!(flavor(1), RuntimeFlavor::CurrentThread);
+        assert_eq!(flavor(0), RuntimeFlavor::MultiThread);
+        assert_eq!(flavor(3), RuntimeFlavor::MultiThread);
+        let workers = super::build_runtime(3).unwrap().metrics().num_workers();
+        assert_eq!(workers, 3);
     }
 
     #[test]

@@ -120,6 +120,13 @@ struct Args {
     /// Run `empty` first, then `--rpc`, and print the ratio of their throughputs.
     #[arg(long, env = "TOLLGATE_LOADGEN_COMPARE")]
     compare: bool,
+    /// Threads the load generator runs on. 1, the default, runs every caller and
+    /// connection on one thread (tokio's current-thread scheduler): on a machine shared
+    /// with the server it takes the least CPU from it (about a third less per call than
+    /// two threads, see BENCHMARKS.md, session 7). More spread the calls over that many
+    /// threads; 0 takes one per core.
+    #[arg(long, env = "TOLLGATE_LOADGEN_THREADS", default_value_t = 1)]
+    threads: usize,
     /// Allow an address outside 127.0.0.0/8 and ::1.
     #[arg(long, env = "TOLLGATE_LOADGEN_ALLOW_REMOTE")]
     allow_remote: bool,
@@ -525,6 +532,9 @@ fn validate(args: &Args) -> anyhow::Result<Mode> {
     if args.customers == 0 {
         bail!("--customers must be at least 1");
     }
+    if args.threads > 256 {
+        bail!("--threads must be 0..=256, not {}", args.threads);
+    }
     if args.connections == 0 || args.connections > 256 {
         bail!("--connections must be 1..=256, not {}", args.connections);
     }
@@ -543,10 +553,25 @@ fn validate(args: &Args) -> anyhow::Result<Mode> {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mode = validate(&args)?;
+    let runtime = match args.threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(drive(args, mode))
+}
+
+async fn drive(args: Args, mode: Mode) -> anyhow::Result<()> {
     let mut conns = Vec::new();
     for _ in 0..args.connections {
         let channel = Endpoint::from_shared(format!("http://{}", args.addr))?

@@ -1,0 +1,106 @@
+//! The load generator against the real server: each op it drives, on one thread and on
+//! several, completes without errors and reports what it measured. BENCHMARKS.md rests on
+//! its figures, so a load generator that silently counted failures as calls would be a
+//! defect here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use tollgate_e2e::{CatalogDir, Server};
+
+/// Runs `tollgate-loadgen` with `args` and returns the JSON lines it printed.
+fn loadgen(server: &Server, args: &[&str]) -> Vec<serde_json::Value> {
+    let output = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
+        .arg("--addr")
+        .arg(server.grpc_addr().to_string())
+        .args(["--duration-s", "1", "--warmup-s", "0", "--customers", "3"])
+        .args(args)
+        .output()
+        .expect("run tollgate-loadgen");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "loadgen {args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+fn assert_clean_run(report: &serde_json::Value, rpc: &str) {
+    assert_eq!(report["rpc"], rpc, "{report}");
+    assert!(report["ops"].as_u64().unwrap() > 0, "no calls: {report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["latency_us_p99"].as_u64().unwrap() > 0, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_op_runs_clean_on_one_thread_and_on_two() -> anyhow::Result<()> {
+    let catalog = CatalogDir::examples_plus_e2e()?;
+    let server = Server::start_with_catalog(&catalog).await?;
+    for threads in ["1", "2"] {
+        let reports = loadgen(
+            &server,
+            &[
+                "--rpc",
+                "reserve-commit",
+                "--concurrency",
+                "4",
+                "--threads",
+                threads,
+                "--compare",
+            ],
+        );
+        // The floor (two empty calls), the op, then the comparison.
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        assert_clean_run(&reports[0], "empty-pair");
+        assert_clean_run(&reports[1], "reserve-commit");
+        let ratio = reports[2]["compare"]["throughput_ratio_to_empty"]
+            .as_f64()
+            .unwrap();
+        assert!(ratio > 0.0, "{reports:?}");
+        let check = loadgen(
+            &server,
+            &[
+                "--rpc",
+                "check",
+                "--rate",
+                "200",
+                "--threads",
+                threads,
+                "--no-setup",
+            ],
+        );
+        assert_clean_run(&check[0], "check");
+        assert_eq!(check[0]["mode"], "open", "{check:?}");
+        let ingest = loadgen(
+            &server,
+            &[
+                "--rpc",
+                "ingest",
+                "--concurrency",
+                "2",
+                "--batch",
+                "50",
+                "--threads",
+                threads,
+                "--no-setup",
+            ],
+        );
+        assert_clean_run(&ingest[0], "ingest");
+    }
+    // A bad flag is refused with a message naming it.
+    let refused = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
+        .args(["--threads", "1000"])
+        .output()?;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--threads"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    Ok(())
+}
