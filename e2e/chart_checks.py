@@ -199,8 +199,64 @@ def main() -> None:
                  f"{env.get('TOLLGATE_RUNTIME_IMAGE_PULL_SECRETS')!r}, expected {expected!r}")
     print("ok: the chart passes its imagePullSecrets to the operator for runtime pods")
 
+    namespaced_rbac(chart, default_values, out)
+
     checkov(out / "sample", chart / "README.md")
     checkov(out / "default", chart / "README.md")
+    checkov(out / "namespaced", chart / "README.md")
+
+
+def namespaced_rbac(chart: pathlib.Path, default_values: dict, out: pathlib.Path) -> None:
+    """watchNamespaces: the operator's rules move from one ClusterRole into a Role per listed
+    namespace, nothing stays cluster-wide, and the operator is told which namespaces to watch."""
+    default = render(chart, copy.deepcopy(default_values), out, "cluster-wide")
+    cluster_roles = [d for d in default if d["kind"] == "ClusterRole"]
+    if len(cluster_roles) != 1:
+        fail(f"default values: expected one ClusterRole, got {len(cluster_roles)}")
+    rules = cluster_roles[0]["rules"]
+    listed = ["billing", "ml-team"]
+    values = dict(copy.deepcopy(default_values), watchNamespaces=listed)
+    lint(chart, values, "namespaced")
+    docs = render(chart, copy.deepcopy(values), out, "namespaced")
+    for doc in docs:
+        validate_builtin(doc, "render namespaced")
+    cluster_wide = [d["kind"] for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    if cluster_wide:
+        fail(f"watchNamespaces set, yet the chart rendered {cluster_wide}")
+    for namespace in listed:
+        role = [d for d in docs if d["kind"] == "Role"
+                and d["metadata"].get("namespace") == namespace]
+        binding = [d for d in docs if d["kind"] == "RoleBinding"
+                   and d["metadata"].get("namespace") == namespace]
+        if len(role) != 1 or len(binding) != 1:
+            fail(f"namespace {namespace}: expected one Role and one RoleBinding, "
+                 f"got {len(role)} and {len(binding)}")
+        if role[0]["rules"] != rules:
+            fail(f"the Role in {namespace} grants other rules than the cluster-wide ClusterRole")
+        subject = binding[0]["subjects"][0]
+        if (binding[0]["roleRef"]["kind"], subject["namespace"]) != ("Role", NAMESPACE):
+            fail(f"the RoleBinding in {namespace} binds {binding[0]['roleRef']} to {subject}")
+    deployment = [d for d in docs if d["kind"] == "Deployment"][0]
+    env = {e["name"]: e.get("value") for e in
+           deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    if env.get("TOLLGATE_WATCH_NAMESPACES") != ",".join(listed):
+        fail(f"TOLLGATE_WATCH_NAMESPACES is {env.get('TOLLGATE_WATCH_NAMESPACES')!r}")
+    default_deployment = [d for d in default if d["kind"] == "Deployment"][0]
+    default_env = {e["name"]: e.get("value") for e in
+                   default_deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    if default_env.get("TOLLGATE_WATCH_NAMESPACES") != "":
+        fail("default values: the operator must watch every namespace")
+    # A runtime created by the release outside the watched namespaces is refused.
+    orphan = dict(copy.deepcopy(values), runtime={"enabled": True})
+    try:
+        render(chart, orphan, out, "namespaced-orphan")
+    except Exception as error:  # helm's render error
+        if "watchNamespaces" not in str(error):
+            fail(f"an unwatched release runtime failed for another reason: {error}")
+    else:
+        fail("runtime.enabled outside watchNamespaces rendered")
+    print(f"ok: watchNamespaces {listed} moves the operator's rules into a Role per namespace, "
+          "none cluster-wide")
 
 
 if __name__ == "__main__":

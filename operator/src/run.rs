@@ -74,15 +74,39 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         defaults,
         Some(config.identity.clone()),
     ));
+    let scopes = config.scopes();
+    tracing::info!(
+        namespaces = %scopes.iter().map(|s| s.as_deref().unwrap_or("*")).collect::<Vec<_>>().join(","),
+        "reconciling TollgateRuntimes and policy objects"
+    );
+    let all = futures::future::join_all(
+        scopes
+            .into_iter()
+            .map(|scope| controllers(client.clone(), ctx.clone(), scope)),
+    );
     tokio::select! {
-        () = controllers(client, ctx) => tracing::info!("controllers stopped"),
+        _ = all => tracing::info!("controllers stopped"),
         () = elector.hold() => anyhow::bail!("lost the leader lease; exiting so a standby takes over"),
     }
     Ok(())
 }
 
-async fn controllers(client: Client, ctx: Arc<Context>) {
-    let runtimes = Api::<TollgateRuntime>::all(client.clone());
+/// Every kind the controllers watch, in the whole cluster or in one namespace.
+fn api<K>(client: &Client, scope: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match scope {
+        None => Api::all(client.clone()),
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+    }
+}
+
+/// Both controllers over one scope: the whole cluster (`None`) or one namespace.
+async fn controllers(client: Client, ctx: Arc<Context>, scope: Option<String>) {
+    let scope = scope.as_deref();
+    let runtimes = api::<TollgateRuntime>(&client, scope);
     let runtime_controller = Controller::new(runtimes, watcher::Config::default());
     let store = runtime_controller.store();
     // Every runtime of a namespace compiles that namespace's policy objects.
@@ -104,29 +128,29 @@ async fn controllers(client: Client, ctx: Arc<Context>) {
     let children =
         || watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}"));
     let runtimes = runtime_controller
-        .owns(Api::<StatefulSet>::all(client.clone()), children())
-        .owns(Api::<ConfigMap>::all(client.clone()), children())
-        .owns(Api::<Service>::all(client.clone()), children())
-        .owns(Api::<ServiceAccount>::all(client.clone()), children())
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), children())
-        .owns(Api::<Role>::all(client.clone()), children())
-        .owns(Api::<RoleBinding>::all(client.clone()), children())
+        .owns(api::<StatefulSet>(&client, scope), children())
+        .owns(api::<ConfigMap>(&client, scope), children())
+        .owns(api::<Service>(&client, scope), children())
+        .owns(api::<ServiceAccount>(&client, scope), children())
+        .owns(api::<PodDisruptionBudget>(&client, scope), children())
+        .owns(api::<Role>(&client, scope), children())
+        .owns(api::<RoleBinding>(&client, scope), children())
         .watches(
-            Api::<Plan>::all(client.clone()),
+            api::<Plan>(&client, scope),
             watcher::Config::default(),
             move |o| for_plans(o.namespace()),
         )
         .watches(
-            Api::<Entitlement>::all(client.clone()),
+            api::<Entitlement>(&client, scope),
             watcher::Config::default(),
             move |o| for_ents(o.namespace()),
         )
         .watches(
-            Api::<BudgetCap>::all(client.clone()),
+            api::<BudgetCap>(&client, scope),
             watcher::Config::default(),
             move |o| for_caps(o.namespace()),
         )
-        .watches(Api::<Pod>::all(client.clone()), pod_selector, |pod: Pod| {
+        .watches(api::<Pod>(&client, scope), pod_selector, |pod: Pod| {
             let runtime = pod.labels().get(INSTANCE_LABEL).cloned();
             runtime.map(|name| ObjectRef::new(&name).within(&pod.namespace().unwrap_or_default()))
         })
@@ -137,7 +161,7 @@ async fn controllers(client: Client, ctx: Arc<Context>) {
             ctx.clone(),
         )
         .for_each(|_| futures::future::ready(()));
-    let plans = Controller::new(Api::<Plan>::all(client), watcher::Config::default())
+    let plans = Controller::new(api::<Plan>(&client, scope), watcher::Config::default())
         .shutdown_on_signal()
         .run(
             plan_controller::reconcile,
