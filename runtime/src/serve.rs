@@ -94,10 +94,10 @@ pub struct ServeArgs {
     )]
     pub idempotency_window: Duration,
     /// Threads that serve calls. 0, the default, takes one per core the process may use
-    /// (its CPU limit included). 1 serves everything on one thread with tokio's
-    /// current-thread scheduler, which spends about a fifth less CPU per call than two
-    /// threads (no hand-overs between them; see BENCHMARKS.md, session 7): for a pod
-    /// limited to one CPU, or a server sharing a small machine with its load generator.
+    /// (its CPU limit included, so a pod limited to one CPU gets one). One thread runs
+    /// tokio's current-thread scheduler, which spends about a fifth less server CPU per
+    /// Reserve + Commit than two threads (no hand-overs between them; see BENCHMARKS.md,
+    /// session 7): set 1 for a server sharing a small machine with its load generator.
     /// Each partition's writer has a thread of its own in either case.
     #[arg(long, env = "TOLLGATE_WORKER_THREADS", default_value_t = 0, value_parser = worker_threads)]
     pub worker_threads: usize,
@@ -116,19 +116,26 @@ fn worker_threads(value: &str) -> Result<usize, String> {
     }
 }
 
-/// The async runtime `serve` runs on: `worker_threads` as `--worker-threads` reads it.
+/// The async runtime `serve` runs on, for `--worker-threads`.
 pub fn build_runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    match worker_threads {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match threads_to_start(worker_threads, cores) {
         1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        0 => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
         n => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(n)
             .enable_all()
             .build(),
+    }
+}
+
+/// Threads for `--worker-threads requested` on a process that may use `cores` cores
+/// (`available_parallelism`, which counts a cgroup CPU limit): 0 means one per core.
+fn threads_to_start(requested: usize, cores: usize) -> usize {
+    match requested {
+        0 => cores.max(1),
+        n => n,
     }
 }
 
@@ -509,10 +516,21 @@ mod tests {
             let error = threads(&["--worker-threads", refused]).unwrap_err();
             assert!(error.to_string().contains(refused), "{refused}: {error}");
         }
+        // 0 takes one per core; a process limited to one core gets the one-thread scheduler.
+        assert_eq!(super::threads_to_start(0, 8), 8);
+        assert_eq!(super::threads_to_start(0, 1), 1);
+        assert_eq!(super::threads_to_start(0, 0), 1);
+        assert_eq!(super::threads_to_start(3, 1), 3);
         use tokio::runtime::RuntimeFlavor;
         let flavor = |n| super::build_runtime(n).unwrap().handle().runtime_flavor();
         assert_eq!(flavor(1), RuntimeFlavor::CurrentThread);
-        assert_eq!(flavor(0), RuntimeFlavor::MultiThread);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default = if cores == 1 {
+            RuntimeFlavor::CurrentThread
+        } else {
+            RuntimeFlavor::MultiThread
+        };
+        assert_eq!(flavor(0), default);
         assert_eq!(flavor(3), RuntimeFlavor::MultiThread);
         let workers = super::build_runtime(3).unwrap().metrics().num_workers();
         assert_eq!(workers, 3);
