@@ -6,16 +6,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use tollgate_crds::{Entitlement, Plan};
+use tollgate_crds::{Entitlement, Plan, TollgateRuntime, load_catalog_yaml};
 
-use crate::builders::{NAME_LABEL, RUNTIME_APP_NAME};
+use crate::builders::configmap::{CATALOG_KEY, VERSION_KEY};
+use crate::builders::{ChildNames, NAME_LABEL, RUNTIME_APP_NAME};
 use crate::context::Context;
-use crate::plan_deletion::{PLAN_IN_USE_FINALIZER, Verdict, deletion_verdict};
+use crate::plan_deletion::{
+    PLAN_IN_USE_FINALIZER, Published, RuntimeView, Verdict, closes, deletion_verdict, runtime_view,
+};
 use crate::{Error, Result};
 
 /// The `controller` label of this controller's metrics.
@@ -63,11 +66,31 @@ async fn reconcile_inner(plan: &Plan, ctx: &Context) -> Result<Action> {
         .list(&ListParams::default())
         .await?
         .items;
+    let runtimes = Api::<TollgateRuntime>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let runtimes: Vec<TollgateRuntime> = runtimes
+        .into_iter()
+        .filter(|rt| rt.metadata.deletion_timestamp.is_none())
+        .collect();
+    let configmaps = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns);
+    let mut published = Vec::with_capacity(runtimes.len());
+    for rt in &runtimes {
+        let name = ChildNames::of(rt).policy_configmap();
+        let bundle = configmaps.get_opt(&name).await?;
+        published.push(bundle.map(|cm| closing(&cm, &plan.name_any())));
+    }
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
         .list(&ListParams::default().labels(&format!("{NAME_LABEL}={RUNTIME_APP_NAME}")))
         .await?
         .items;
-    match deletion_verdict(&plan.name_any(), &entitlements, &pods) {
+    let views: Vec<RuntimeView<'_>> = runtimes
+        .iter()
+        .zip(published)
+        .map(|(rt, published)| runtime_view(rt, published, &pods))
+        .collect();
+    match deletion_verdict(&plan.name_any(), &entitlements, &views) {
         Verdict::Release => {
             let wanted: Vec<String> = finalizers
                 .iter()
@@ -88,6 +111,25 @@ async fn reconcile_inner(plan: &Plan, ctx: &Context) -> Result<Action> {
             ctx.recorder.publish(&event, &plan.object_ref(&())).await?;
             Ok(Action::requeue(BLOCKED_RECHECK))
         }
+    }
+}
+
+/// What a published policy ConfigMap says of `plan`: its version, and whether the plan is in
+/// it closed to new subscriptions. A bundle that does not parse, or lacks the plan, does not
+/// close it.
+fn closing(configmap: &ConfigMap, plan: &str) -> Published {
+    let data = configmap.data.as_ref();
+    let version = data
+        .and_then(|d| d.get(VERSION_KEY))
+        .cloned()
+        .unwrap_or_default();
+    let closes_plan = data
+        .and_then(|d| d.get(CATALOG_KEY))
+        .and_then(|text| load_catalog_yaml(text).ok())
+        .is_some_and(|loaded| closes(&loaded.catalog, plan));
+    Published {
+        version,
+        closes_plan,
     }
 }
 

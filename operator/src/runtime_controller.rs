@@ -34,7 +34,7 @@ use crate::builders::configmap::{CATALOG_KEY, policy_configmap};
 use crate::builders::{self, ChildNames, INSTANCE_LABEL, NAME_LABEL, RUNTIME_APP_NAME};
 use crate::bundle::{Compiled, compile};
 use crate::context::Context;
-use crate::plan_deletion::deletion_verdict;
+use crate::plan_deletion::{Published, closes, deletion_verdict, runtime_view};
 use crate::status::{PodCounts, PolicyInputs, count_pods, policy_status, runtime_status};
 use crate::{Error, FIELD_MANAGER, Result};
 
@@ -197,7 +197,7 @@ async fn reconcile_inner(rt: &TollgateRuntime, ctx: &Context) -> Result<Action> 
 
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let namespace_pods = count_pods(&observed.runtime_pods, &compiled.bundle.version);
-    write_policy_statuses(ctx, &ns, &observed, &compiled, namespace_pods, &now).await?;
+    write_policy_statuses(ctx, rt, &observed, &compiled, namespace_pods, &now).await?;
 
     let own_pods: Vec<Pod> = observed
         .runtime_pods
@@ -293,20 +293,27 @@ where
 
 async fn write_policy_statuses(
     ctx: &Context,
-    ns: &str,
+    rt: &TollgateRuntime,
     observed: &Observed,
     compiled: &Compiled,
     pods: PodCounts,
     now: &Time,
 ) -> Result<()> {
     let client = &ctx.client;
+    let ns = rt.namespace().unwrap_or_default();
+    let ns = ns.as_str();
     let entitlements = &observed.current.entitlements;
     for plan in &observed.current.plans {
-        let verdict = plan
-            .metadata
-            .deletion_timestamp
-            .as_ref()
-            .map(|_| deletion_verdict(&plan.name_any(), entitlements, &observed.runtime_pods));
+        // This runtime's side of the rule (the plan controller weighs every runtime of the
+        // namespace): the bundle just published, and this runtime's pods.
+        let verdict = plan.metadata.deletion_timestamp.as_ref().map(|_| {
+            let published = Published {
+                version: compiled.bundle.version.to_string(),
+                closes_plan: closes(&compiled.bundle.catalog, &plan.name_any()),
+            };
+            let view = runtime_view(rt, Some(published), &observed.runtime_pods);
+            deletion_verdict(&plan.name_any(), entitlements, &[view])
+        });
         let api = Api::<Plan>::namespaced(client.clone(), ns);
         let target = PolicyTarget {
             kind: ObjectKind::Plan,

@@ -454,10 +454,41 @@ fn deleted_plan() -> Plan {
     pro
 }
 
-fn runtime_pod(report: &str) -> Value {
+fn runtime_pod(applied: &str, report: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tollgate-0", "namespace": "billing",
         "labels": {"app.kubernetes.io/name": "tollgate-runtime", "app.kubernetes.io/instance": "tollgate"},
-        "annotations": {"tollgate.dev/plan-subscribers": report}}})
+        "annotations": {"tollgate.dev/applied-policy-version": applied,
+                        "tollgate.dev/plan-subscribers": report}}})
+}
+
+/// The runtime's policy ConfigMap with `pro` closed to new subscriptions, and its version.
+fn closing_bundle() -> (Value, String) {
+    let mut pro = plan(PRO);
+    pro.spec.closed_to_new_subscriptions = true;
+    let cm = published(&[pro]);
+    let version = cm["data"]["version"].as_str().unwrap().to_string();
+    (cm, version)
+}
+
+/// Answers the plan controller's reads for a deleted `pro`: no Entitlement, the runtime
+/// `tollgate` (one pod) with `bundle` published, and `pods`.
+async fn deletion_reads(server: &mut ApiServer, bundle: Value, pods: Vec<Value>) {
+    server
+        .list(
+            &format!("/apis/tollgate.dev/v1alpha1{NS}/entitlements"),
+            vec![],
+        )
+        .await;
+    server
+        .list(
+            &format!("/apis/tollgate.dev/v1alpha1{NS}/tollgateruntimes"),
+            vec![json_of(&runtime(TollgateRuntimeSpec::default()))],
+        )
+        .await;
+    server
+        .get(&format!("/api/v1{NS}/configmaps/tollgate-policy"), bundle)
+        .await;
+    server.list(&format!("/api/v1{NS}/pods"), pods).await;
 }
 
 #[tokio::test]
@@ -487,18 +518,13 @@ async fn deleting_an_unused_plan_removes_the_finalizer() {
     let (ctx, mut server) = context();
     let pro = deleted_plan();
     let task = tokio::spawn(plan_controller::reconcile(Arc::new(pro.clone()), ctx));
-    server
-        .list(
-            &format!("/apis/tollgate.dev/v1alpha1{NS}/entitlements"),
-            vec![],
-        )
-        .await;
-    server
-        .list(
-            &format!("/api/v1{NS}/pods"),
-            vec![runtime_pod(r#"{"pro": 0}"#)],
-        )
-        .await;
+    let (bundle, version) = closing_bundle();
+    deletion_reads(
+        &mut server,
+        bundle,
+        vec![runtime_pod(&version, r#"{"pro": 0}"#)],
+    )
+    .await;
     let patch = server
         .answer(
             http::Method::PATCH,
@@ -515,22 +541,73 @@ async fn deleting_an_unused_plan_removes_the_finalizer() {
     server.done().await;
 }
 
+/// The runtime's only pod restarting (no pod object) is not "no runtime": the plan waits.
+#[tokio::test]
+async fn deleting_a_plan_while_the_runtime_pod_is_away_waits() {
+    let (ctx, mut server) = context();
+    let task = tokio::spawn(plan_controller::reconcile(Arc::new(deleted_plan()), ctx));
+    let (bundle, _) = closing_bundle();
+    deletion_reads(&mut server, bundle, vec![]).await;
+    let event = server.event("billing").await;
+    assert_eq!(
+        (event.body["reason"].as_str(), event.body["note"].as_str()),
+        (
+            Some("SubscribersUnknown"),
+            Some(
+                "runtime pods have not reported subscriber counts under the closing policy: \
+                 tollgate-0 (not running)"
+            )
+        )
+    );
+    let action = task.await.unwrap().unwrap();
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(plan_controller::BLOCKED_RECHECK)
+    );
+    server.done().await;
+}
+
+/// A count the pod made under the bundle that still offered the plan may be 30 s old.
+#[tokio::test]
+async fn deleting_a_plan_waits_for_counts_under_the_closing_bundle() {
+    let (ctx, mut server) = context();
+    let task = tokio::spawn(plan_controller::reconcile(Arc::new(deleted_plan()), ctx));
+    let (bundle, _) = closing_bundle();
+    let stale = runtime_pod("sha256:0ld", r#"{"pro": 0}"#);
+    deletion_reads(&mut server, bundle, vec![stale]).await;
+    let event = server.event("billing").await;
+    assert_eq!(event.body["reason"].as_str(), Some("SubscribersUnknown"));
+    task.await.unwrap().unwrap();
+    server.done().await;
+
+    // And a bundle that does not close the plan yet holds it too.
+    let (ctx, mut server) = context();
+    let task = tokio::spawn(plan_controller::reconcile(Arc::new(deleted_plan()), ctx));
+    let open = published(&[plan(PRO)]);
+    let version = open["data"]["version"].as_str().unwrap().to_string();
+    deletion_reads(
+        &mut server,
+        open,
+        vec![runtime_pod(&version, r#"{"pro": 0}"#)],
+    )
+    .await;
+    let event = server.event("billing").await;
+    assert_eq!(event.body["reason"].as_str(), Some("NotClosedYet"));
+    task.await.unwrap().unwrap();
+    server.done().await;
+}
+
 #[tokio::test]
 async fn deleting_a_plan_with_subscribers_is_blocked_with_an_event() {
     let (ctx, mut server) = context();
     let task = tokio::spawn(plan_controller::reconcile(Arc::new(deleted_plan()), ctx));
-    server
-        .list(
-            &format!("/apis/tollgate.dev/v1alpha1{NS}/entitlements"),
-            vec![],
-        )
-        .await;
-    server
-        .list(
-            &format!("/api/v1{NS}/pods"),
-            vec![runtime_pod(r#"{"pro": 12}"#)],
-        )
-        .await;
+    let (bundle, version) = closing_bundle();
+    deletion_reads(
+        &mut server,
+        bundle,
+        vec![runtime_pod(&version, r#"{"pro": 12}"#)],
+    )
+    .await;
     let event = server.event("billing").await;
     assert_eq!(
         (event.body["type"].as_str(), event.body["reason"].as_str()),
@@ -550,14 +627,17 @@ async fn a_plan_being_deleted_stays_in_the_bundle_closed_with_a_deleting_conditi
     let rt = runtime(TollgateRuntimeSpec::default());
     let pro = deleted_plan();
     let task = spawn_reconcile(rt.clone(), ctx);
+    // The pod has applied the bundle this reconcile publishes (pro closed) and counts 3.
+    let (_, closing) = closing_bundle();
     reads_with_pods(
         &mut server,
         Some(published(&[plan(PRO)])),
         std::slice::from_ref(&pro),
-        vec![runtime_pod(r#"{"pro": 3}"#)],
+        vec![runtime_pod(&closing, r#"{"pro": 3}"#)],
     )
     .await;
     let (cm, _) = applies(&mut server).await;
+    assert_eq!(cm["data"]["version"].as_str(), Some(closing.as_str()));
     assert!(
         cm["data"]["catalog.yaml"]
             .as_str()
