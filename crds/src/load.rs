@@ -78,6 +78,12 @@ pub enum DocumentProblem {
     Field { path: String, message: String },
     #[error("unknown field {path} (kubectl apply --validate=strict refuses it too)")]
     UnknownField { path: String },
+    #[error(
+        "kind {kind} is not a kind of {group}: a catalog holds Plan, Entitlement and BudgetCap \
+         (and may hold a TollgateRuntime, which it skips)",
+        group = crate::GROUP
+    )]
+    UnknownKind { kind: String },
 }
 
 impl DocumentProblem {
@@ -89,6 +95,7 @@ impl DocumentProblem {
             DocumentProblem::WrongVersion { .. } => "wrong_api_version",
             DocumentProblem::Field { .. } => "invalid_field",
             DocumentProblem::UnknownField { .. } => "unknown_field",
+            DocumentProblem::UnknownKind { .. } => "unknown_kind",
         }
     }
 }
@@ -234,10 +241,15 @@ fn load_document(value: Value) -> Result<Loaded, DocumentProblem> {
     let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
         return Err(DocumentProblem::NotAnObject);
     };
+    let group = api_version.split('/').next().unwrap_or_default();
     let Some(object_kind) = ObjectKind::from_kind(&kind) else {
+        // Another kind of this group is a TollgateRuntime, or a typo (`Budgetcap`) that
+        // would silently leave a cap or plan out of the policy.
+        if group == crate::GROUP && kind != "TollgateRuntime" {
+            return Err(DocumentProblem::UnknownKind { kind });
+        }
         return Ok(Loaded::Other { api_version, kind });
     };
-    let group = api_version.split('/').next().unwrap_or_default();
     if api_version != API_VERSION {
         if group == crate::GROUP {
             return Err(DocumentProblem::WrongVersion { kind, api_version });
@@ -320,6 +332,28 @@ spec: {}
             panic!("{err}")
         };
         assert_eq!(path, "spec.features[0].limit.amount");
+    }
+
+    #[test]
+    fn a_mistyped_kind_of_the_group_is_an_error_not_a_skipped_document() {
+        let text = "apiVersion: tollgate.dev/v1alpha1\nkind: Budgetcap\nmetadata: {name: typo-cap}\nspec: {}\n---\napiVersion: tollgate.dev/v1alpha1\nkind: TollgateRuntime\nmetadata: {name: rt}\nspec: {}\n";
+        let LoadError::Documents(errors) = load_catalog_yaml(text).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            (errors[0].document, errors[0].problem.code()),
+            (0, "unknown_kind")
+        );
+        assert!(
+            errors[0].to_string().contains("kind Budgetcap"),
+            "{}",
+            errors[0]
+        );
+        // A TollgateRuntime beside the catalog is skipped, as before.
+        let runtime = "apiVersion: tollgate.dev/v1alpha1\nkind: TollgateRuntime\nmetadata: {name: rt}\nspec: {}\n";
+        let loaded = load_catalog_yaml(runtime).unwrap();
+        assert_eq!(loaded.skipped[0].kind, "TollgateRuntime");
     }
 
     #[test]

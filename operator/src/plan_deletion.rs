@@ -11,8 +11,10 @@
 //! 3. every pod each such runtime should have (`spec.replicas`) exists, has applied that
 //!    bundle, and reports in its `tollgate.dev/plan-subscribers` annotation zero subscribers
 //!    on the plan. The pod writes its applied version and its counts in one patch, counting
-//!    after it applied the version, so a count taken under the closing bundle cannot grow
-//!    (a count from before, up to 30 s old, could: it is not trusted). A pod that is missing
+//!    after it applied the version (behind every ledger write already submitted), so a
+//!    count taken under the closing bundle cannot grow, but for a Subscribe that passed its
+//!    policy check in the microseconds before the swap and reached the ledger after the
+//!    count. A count from before, up to 30 s old, could: it is not trusted. A pod that is missing
 //!    (restarting), behind, or reports nothing readable counts as "maybe in use": the rule
 //!    fails safe.
 //!

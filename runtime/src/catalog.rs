@@ -18,7 +18,45 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Loads and compiles every YAML file in `dir`.
 pub fn load(dir: &Path) -> Result<Policy, String> {
-    compile_loaded(tollgate_crds::load_catalog_dir(dir).map_err(|e| e.to_string())?)
+    let loaded = tollgate_crds::load_catalog_dir(dir).map_err(|e| e.to_string())?;
+    if loaded.catalog.plans.is_empty() {
+        // A mistyped path, files named *.json or *.YAML, or a directory emptied for a moment
+        // by a checkout: in force, it would deny every customer.
+        return Err(format!(
+            "{} holds no Plan (Tollgate reads its *.yaml and *.yml files); a catalog without \
+             plans would deny every customer",
+            dir.display()
+        ));
+    }
+    compile_loaded(loaded)
+}
+
+/// Refuses `candidate` when it drops a plan that customers still subscribe to: they would
+/// lose everything the plan grants at once. Keep the plan with `closedToNewSubscriptions:
+/// true` until they have moved (the operator holds a deleted Plan the same way).
+pub async fn keeps_subscribed_plans(
+    runtime: &Runtime,
+    candidate: Result<Policy, String>,
+) -> Result<Policy, String> {
+    let candidate = candidate?;
+    let current = runtime.policy();
+    let counts = runtime.plan_subscribers(&current).await.map_err(|e| {
+        format!("cannot count the subscribers of the plans the change would drop: {e}")
+    })?;
+    let dropped: Vec<String> = counts
+        .iter()
+        .filter(|(plan, n)| **n > 0 && candidate.plan(plan).is_none())
+        .map(|(plan, n)| format!("{plan} ({n} subscribed)"))
+        .collect();
+    if dropped.is_empty() {
+        Ok(candidate)
+    } else {
+        Err(format!(
+            "the change drops plans customers subscribe to: {}; keep each with \
+             closedToNewSubscriptions: true until its customers have moved to another plan",
+            dropped.join(", ")
+        ))
+    }
 }
 
 /// Loads and compiles a multi-document YAML text (the policy ConfigMap's `catalog.yaml`).
@@ -138,6 +176,49 @@ pub async fn watch(dir: PathBuf, policy: PolicyInForce) {
         last = now;
         let dir2 = dir.clone();
         let loaded = tokio::task::spawn_blocking(move || load(&dir2)).await;
-        policy.apply(loaded.unwrap_or_else(|e| Err(format!("loading the catalog panicked: {e}"))));
+        let loaded = loaded.unwrap_or_else(|e| Err(format!("loading the catalog panicked: {e}")));
+        policy.apply(keeps_subscribed_plans(&policy.runtime, loaded).await);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::{keeps_subscribed_plans, load, load_yaml};
+    use crate::testing::{TWO_PLANS, runtime, subscribe};
+
+    #[test]
+    fn a_directory_without_plans_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // Files Tollgate does not read, and no *.yaml at all.
+        std::fs::write(dir.path().join("plans.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("PLANS.YAML"), TWO_PLANS).unwrap();
+        let error = load(dir.path()).unwrap_err();
+        assert!(error.contains("holds no Plan"), "{error}");
+        std::fs::write(dir.path().join("plans.yaml"), TWO_PLANS).unwrap();
+        assert_eq!(load(dir.path()).unwrap().objects(), 2);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_plan_with_subscribers_is_refused_and_an_unused_one_goes() {
+        let t = runtime(TWO_PLANS, 2);
+        subscribe(&t.runtime, "cus_1", "pro").await;
+        let only_free = TWO_PLANS.split("---").next().unwrap();
+        let error = keeps_subscribed_plans(&t.runtime, load_yaml(only_free))
+            .await
+            .unwrap_err();
+        assert!(error.contains("pro (1 subscribed)"), "{error}");
+        // `free` has no subscriber: a catalog without it is fine.
+        let only_pro = TWO_PLANS.split("---").nth(1).unwrap();
+        let kept = keeps_subscribed_plans(&t.runtime, load_yaml(only_pro))
+            .await
+            .unwrap();
+        assert!(kept.plan("pro").is_some());
+        // An invalid candidate keeps its own reason.
+        let bad = keeps_subscribed_plans(&t.runtime, Err("bad yaml".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(bad, "bad yaml");
     }
 }

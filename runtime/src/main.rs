@@ -78,7 +78,10 @@ enum DynamoCmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let threads = match &cli.command {
         Cmd::Serve(args) => args.worker_threads,
         _ => 0,
@@ -141,6 +144,18 @@ async fn run(cli: Cli) -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints clap's message and exits: 0 for `--help` and `--version`, 1 for a command line
+/// that does not parse. Not clap's usual 2, which the client commands keep for a denied
+/// decision: a script must not read a typo as a denial.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    let _ = error.print();
+    if error.use_stderr() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
