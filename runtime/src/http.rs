@@ -131,6 +131,7 @@ impl Metrics {
                 ("store_write_us_total", stats.store_write_us_total),
                 ("store_write_us_max", stats.store_write_us_max),
                 ("snapshots", stats.snapshots),
+                ("snapshots_failed", stats.snapshots_failed),
                 ("snapshot_bytes", stats.snapshot_bytes),
                 ("journal_entries", stats.journal_entries),
                 ("answer_slots", stats.answer_slots),

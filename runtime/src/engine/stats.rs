@@ -13,6 +13,7 @@ pub struct EngineStats {
     store_write_us_total: AtomicU64,
     store_write_us_max: AtomicU64,
     snapshots: AtomicU64,
+    snapshots_failed: AtomicU64,
     recovered_batches: AtomicU64,
     last_seq: AtomicU64,
     journal_entries: AtomicU64,
@@ -32,6 +33,8 @@ pub struct StatsSnapshot {
     pub store_write_us_total: u64,
     pub store_write_us_max: u64,
     pub snapshots: u64,
+    /// Snapshots the store could not take for now (tried again later; the log keeps all).
+    pub snapshots_failed: u64,
     pub recovered_batches: u64,
     pub last_seq: u64,
     /// What the ledger keeps (see `Ledger::retained`), after the last batch.
@@ -81,6 +84,10 @@ impl EngineStats {
         self.snapshot_bytes.store(bytes, Relaxed);
     }
 
+    pub(crate) fn snapshot_failed(&self) {
+        self.snapshots_failed.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn retained(&self, retained: crate::ledger::Retained) {
         self.journal_entries
             .store(retained.journal_entries, Relaxed);
@@ -103,6 +110,7 @@ impl EngineStats {
             store_write_us_total: self.store_write_us_total.load(Relaxed),
             store_write_us_max: self.store_write_us_max.load(Relaxed),
             snapshots: self.snapshots.load(Relaxed),
+            snapshots_failed: self.snapshots_failed.load(Relaxed),
             recovered_batches: self.recovered_batches.load(Relaxed),
             last_seq: self.last_seq.load(Relaxed),
             journal_entries: self.journal_entries.load(Relaxed),

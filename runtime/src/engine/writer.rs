@@ -140,10 +140,14 @@ impl Writer {
             }
             if self.batches_since_snapshot >= self.config.snapshot_every_batches {
                 let mut cell = lock(&shared);
-                if let Err(error) = self.snapshot(&cell.ledger) {
-                    cell.serving = false;
-                    self.fail(&error);
-                    return;
+                match self.snapshot(&cell.ledger) {
+                    Ok(()) => {}
+                    Err(error) if error.is_transient() => self.snapshot_later(&error),
+                    Err(error) => {
+                        cell.serving = false;
+                        self.fail(&error);
+                        return;
+                    }
                 }
             }
         }
@@ -259,6 +263,24 @@ impl Writer {
         self.batches_since_snapshot = 0;
         self.stats.snapshot_taken(bytes as u64);
         Ok(())
+    }
+
+    /// A snapshot the store could not take for now (DynamoDB throttled or unreachable):
+    /// every batch is durable in the log, which a snapshot only shortens, so the partition
+    /// goes on and tries again after a tenth of the interval. (Stopping would not help: the
+    /// restarted writer replays the same log and tries the same snapshot at once.)
+    fn snapshot_later(&mut self, error: &StoreError) {
+        let retry_after = (self.config.snapshot_every_batches / 10).max(1);
+        self.batches_since_snapshot = self
+            .config
+            .snapshot_every_batches
+            .saturating_sub(retry_after);
+        self.stats.snapshot_failed();
+        tracing::warn!(
+            %error,
+            retry_after_batches = retry_after,
+            "snapshot not taken; the log keeps every batch and the partition goes on"
+        );
     }
 
     fn fail(&self, error: &StoreError) {
