@@ -301,6 +301,7 @@ impl Model {
         match command {
             Command::UpsertCustomer { .. }
             | Command::Subscribe { .. }
+            | Command::SubscribeChange { .. }
             | Command::RecordUsage { .. } => {
                 unreachable!("the model does not generate {command:?}")
             }

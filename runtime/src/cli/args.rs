@@ -63,7 +63,8 @@ pub enum CustomerCmd {
     Create {
         /// The customer, e.g. cus_1 (1 to 128 bytes).
         customer_id: String,
-        /// Name for people.
+        /// Name for people (left out: a new customer has none, an existing one keeps its
+        /// name).
         #[arg(long)]
         name: Option<String>,
         /// Idempotency key (default: a fresh one, printed on stderr).
@@ -83,7 +84,9 @@ pub struct SubscribeArgs {
     pub customer_id: String,
     /// A plan of the catalog.
     pub plan: String,
-    /// Start of the subscription in ms since the Unix epoch (default: now).
+    /// Start of the subscription in ms since the Unix epoch (default: now). It may lie in
+    /// the past (it anchors the plan's periods), not in the future: the plan takes effect
+    /// when you subscribe.
     #[arg(long)]
     pub start_ms: Option<i64>,
     /// Idempotency key (default: a fresh one, printed on stderr).

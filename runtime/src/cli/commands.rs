@@ -69,12 +69,29 @@ pub async fn execute(args: &ClientArgs, command: ClientCommand) -> Result<Reply,
             name,
             key,
         }) => {
+            let conn = Connection::open(args).await?;
+            let display_name = match name {
+                Some(name) => name,
+                // The API sets the name it is given: without --name, an existing customer
+                // keeps the one it has rather than losing it.
+                None => {
+                    let request = conn.request(GetCustomerRequest {
+                        customer_id: customer_id.clone(),
+                    });
+                    match conn.call(conn.customers().get_customer(request)).await {
+                        Ok(found) => found.display_name,
+                        Err(ClientError::Rpc(status)) if status.code() == tonic::Code::NotFound => {
+                            String::new()
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+            };
             let request = UpsertCustomerRequest {
-                display_name: name.unwrap_or_default(),
+                display_name,
                 idempotency_key: idempotency_key(key),
                 customer_id,
             };
-            let conn = Connection::open(args).await?;
             let customer_id = request.customer_id.clone();
             let response = conn
                 .call(conn.customers().upsert_customer(conn.request(request)))

@@ -21,6 +21,7 @@ type Answer<T> = Result<Response<T>, Status>;
 #[derive(Clone, Default)]
 struct Fake {
     grants: Arc<Mutex<Vec<GrantRequest>>>,
+    upserts: Arc<Mutex<Vec<UpsertCustomerRequest>>>,
 }
 
 fn require_key(key: &str) -> Result<(), Status> {
@@ -37,7 +38,10 @@ impl proto::customers_server::Customers for Fake {
         r: Request<UpsertCustomerRequest>,
     ) -> Answer<UpsertCustomerResponse> {
         require_key(&r.get_ref().idempotency_key)?;
-        Ok(Response::new(UpsertCustomerResponse { created: true }))
+        let request = r.into_inner();
+        let created = request.customer_id != "cus_named";
+        self.upserts.lock().unwrap().push(request);
+        Ok(Response::new(UpsertCustomerResponse { created }))
     }
     async fn subscribe(&self, r: Request<SubscribeRequest>) -> Answer<SubscribeResponse> {
         require_key(&r.get_ref().idempotency_key)?;
@@ -50,6 +54,13 @@ impl proto::customers_server::Customers for Fake {
     }
     async fn get_customer(&self, r: Request<GetCustomerRequest>) -> Answer<GetCustomerResponse> {
         let id = r.into_inner().customer_id;
+        if id == "cus_named" {
+            return Ok(Response::new(GetCustomerResponse {
+                customer_id: id,
+                display_name: "Acme Corp".into(),
+                ..GetCustomerResponse::default()
+            }));
+        }
         Err(Status::not_found(format!("customer {id} does not exist")))
     }
 }
@@ -203,6 +214,36 @@ async fn grant_sends_exact_micro_credits_with_a_fresh_key() {
     assert_eq!(grants[0].amount_micro_credits, 12_500_000);
     assert_eq!(grants[0].category, proto::GrantCategory::Promotional as i32);
     assert!(grants[0].idempotency_key.starts_with("cli-"));
+}
+
+/// Without --name an existing customer keeps its name (the API sets the name it is
+/// given, so sending none erased it); a new one gets none; --name renames.
+#[tokio::test]
+async fn customer_create_without_a_name_keeps_the_existing_one() {
+    let (addr, fake) = serve().await;
+    for words in [
+        "customer create cus_named",
+        "customer create cus_new",
+        "customer create cus_named --name Acme",
+    ] {
+        let (args, cmd) = line(&addr, words);
+        execute(&args, cmd).await.unwrap();
+    }
+    let names: Vec<(String, String)> = fake
+        .upserts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|u| (u.customer_id.clone(), u.display_name.clone()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("cus_named".into(), "Acme Corp".into()),
+            ("cus_new".into(), String::new()),
+            ("cus_named".into(), "Acme".into())
+        ]
+    );
 }
 
 #[tokio::test]

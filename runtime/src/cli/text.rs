@@ -153,7 +153,12 @@ pub fn reserve(response: &ReserveResponse, customer_id: &str) -> String {
         .decision
         .as_ref()
         .map_or_else(missing_decision, decision);
-    if response.decision.as_ref().is_some_and(|d| d.allowed) {
+    let allowed = response.decision.as_ref().is_some_and(|d| d.allowed);
+    if allowed && response.hold_id == 0 {
+        // Access alone decided (a boolean feature, or nothing priced or limited): there is
+        // no hold to commit or release.
+        out.push_str("\nnothing held: the feature has no cost or limit to reserve");
+    } else if allowed {
         let _ = write!(
             out,
             "\nhold {}: {} credits held until {}\n  next: tollgate commit {customer_id} {} \

@@ -167,6 +167,17 @@ fn reserve_shows_the_hold_and_next_steps() {
         ..ReserveResponse::default()
     };
     assert!(!reserve(&denied, "cus_1").contains("hold"));
+    // Allowed with nothing held (a boolean feature): no hold 0 to commit.
+    let nothing = ReserveResponse {
+        decision: Some(allowed()),
+        ..ReserveResponse::default()
+    };
+    let text = reserve(&nothing, "cus_1");
+    assert!(text.contains("nothing held"), "{text}");
+    assert!(
+        !text.contains("hold 0") && !text.contains("commit"),
+        "{text}"
+    );
 }
 
 #[test]

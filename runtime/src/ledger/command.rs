@@ -73,6 +73,19 @@ pub enum Command {
         wallet: WalletRef,
         events: Vec<UsageCharge>,
     },
+    /// As `Subscribe`, except that a customer already on `plan` with the same included
+    /// grants (and, when `since` is not 0, from the same time) is left as it is: nothing is
+    /// replaced and no included grant is issued again for the period. What the service
+    /// sends since 2026-12-04 (a repeated Subscribe issued the plan's credits again each
+    /// time); `Subscribe` keeps its meaning for logs written before. Last of the variants,
+    /// so that the encoding of every earlier one is unchanged.
+    SubscribeChange {
+        plan: String,
+        since: Timestamp,
+        overage: OveragePolicy,
+        included: Vec<IncludedGrant>,
+        request: Option<super::state::Fingerprint>,
+    },
 }
 
 impl Command {
@@ -88,6 +101,7 @@ impl Command {
             Command::UpsertCustomer { .. } => "upsert_customer",
             Command::Subscribe { .. } => "subscribe",
             Command::RecordUsage { .. } => "record_usage",
+            Command::SubscribeChange { .. } => "subscribe_change",
         }
     }
 }

@@ -131,6 +131,26 @@ impl Ledger {
         })
     }
 
+    /// The answer to a `SubscribeChange` that changes nothing: `customer` is already on
+    /// `plan` with these included grants (from `since`, unless `since` is 0).
+    pub(crate) fn unchanged_subscription(
+        &self,
+        customer: &str,
+        plan: &str,
+        since: Timestamp,
+        included: &[IncludedGrant],
+    ) -> Option<Outcome> {
+        let current = self.customers.get(customer)?.subscription.as_ref()?;
+        let same = current.plan == plan
+            && current.included == included
+            && (since.0 == 0 || since == current.since);
+        same.then(|| Outcome::Subscribed {
+            plan: plan.to_string(),
+            since: current.since,
+            grants_issued: 0,
+        })
+    }
+
     /// Issues included grant `index` of the customer's subscription for the period that
     /// contains ledger time, and schedules the next one. Returns whether a grant was made.
     pub(crate) fn issue_included(&mut self, id: &str, index: u32) -> bool {

@@ -270,6 +270,13 @@ mod tests {
                         .collect(),
                     request: self.request(),
                 },
+                9 => Command::SubscribeChange {
+                    plan: self.text(),
+                    since: Timestamp(self.int()),
+                    overage: self.overage(),
+                    included: vec![],
+                    request: self.request(),
+                },
                 _ => Command::RecordUsage {
                     wallet: self.wallet(),
                     events: (0..self.next() % 3)
@@ -289,9 +296,9 @@ mod tests {
     #[test]
     fn fingerprints_are_xxh3_of_the_postcard_encoding() {
         let mut generator = Gen(0x5eed);
-        let mut by_hand = [0usize; 9];
+        let mut by_hand = [0usize; 10];
         for i in 0..20_000u64 {
-            let variant = i % 9;
+            let variant = i % 10;
             let command = generator.command(variant);
             let encoded = postcard::to_allocvec(&command).unwrap();
             let mut encoding = Encoding::new();

@@ -212,6 +212,10 @@ impl Ledger {
             | Command::Subscribe {
                 request: Some(client),
                 ..
+            }
+            | Command::SubscribeChange {
+                request: Some(client),
+                ..
             } => *client,
             command => fingerprint(command),
         };
@@ -405,6 +409,16 @@ impl Ledger {
                 check_owner(customer, wallet)?;
                 self.record_usage(wallet, events)
             }
+            Command::SubscribeChange {
+                plan,
+                since,
+                overage,
+                included,
+                ..
+            } => match self.unchanged_subscription(customer, plan, *since, included) {
+                Some(outcome) => Ok(outcome),
+                None => self.subscribe(customer, plan, *since, *overage, included),
+            },
         }
     }
 

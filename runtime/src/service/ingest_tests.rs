@@ -92,3 +92,20 @@ async fn an_event_with_a_bad_subject_or_dimension_is_rejected_alone() {
     assert_eq!(rejected[2].0, 4);
     assert!(rejected[2].1.contains("does not exist"), "{rejected:?}");
 }
+
+/// A rejection reads as a sentence, not as the name of a Rust value (`NoSubscription`).
+#[tokio::test]
+async fn an_event_of_a_customer_without_a_plan_is_rejected_in_words() {
+    let t = runtime(METERED, 1);
+    t.runtime
+        .upsert_customer("cus_new", "New", "u-new")
+        .await
+        .unwrap();
+    let outcome = t
+        .runtime
+        .ingest(vec![event("n1", "cus_new", 1)])
+        .await
+        .unwrap();
+    let reason = &outcome.rejected[0].1;
+    assert_eq!(reason, "customer cus_new has no plan", "{outcome:?}");
+}

@@ -7,12 +7,17 @@ use crate::ledger::{
     Category, Command, DEFAULT_CURRENCY, Entry, EntryId, GrantSpec, LedgerError,
     MAX_EVENTS_PER_COMMAND, Measure, Outcome, Timestamp, UsageCharge, WalletBalance, WalletRef,
 };
-use crate::policy::{EffectiveFeature, FeatureKind, Policy, Request, Subject, SubscriptionView};
+use crate::policy::{
+    Denial, EffectiveFeature, FeatureKind, Policy, Request, Subject, SubscriptionView,
+};
 
 /// Most entries one ListEntries page returns.
 pub const MAX_PAGE_SIZE: usize = 1000;
 /// Most events one Ingest request carries.
 pub const MAX_INGEST_EVENTS: usize = 10_000;
+/// How far ahead of the server's clock a Subscribe's `start_ms` may be (clock skew between
+/// the caller and the server); further is refused.
+pub const MAX_START_AHEAD_MS: u64 = 5 * 60 * 1000;
 const _: () = assert!(MAX_INGEST_EVENTS >= MAX_EVENTS_PER_COMMAND);
 
 #[derive(Debug, Clone)]
@@ -64,6 +69,9 @@ impl Runtime {
         }
     }
 
+    /// Subscribe `customer` to `plan`. Subscribing again to the plan the customer is on
+    /// (same included grants; `start_ms` 0 or the same start) changes nothing and issues
+    /// nothing: the answer says 0 grants issued, with the start in force.
     pub async fn subscribe(
         &self,
         customer: &str,
@@ -86,9 +94,21 @@ impl Runtime {
                 "plan {plan} is closed to new subscriptions"
             )));
         }
+        // The ledger replaces the customer's plan when the command is applied, whatever the
+        // start: a plan change cannot be scheduled ahead, so a start in the future (beyond
+        // clock skew) is refused rather than taking effect now.
+        if start_ms > self.now().0.saturating_add(MAX_START_AHEAD_MS) {
+            return Err(ServiceError::InvalidArgument {
+                field: "start_ms".into(),
+                reason: format!(
+                    "{start_ms} is in the future; a plan change takes effect when Subscribe \
+                     is called, so call it when the plan should start (0 means now)"
+                ),
+            });
+        }
         // 0: the ledger time the command is applied at, so a retry is the same request.
         let since = Timestamp(start_ms);
-        let command = Command::Subscribe {
+        let command = Command::SubscribeChange {
             plan: plan.to_string(),
             since,
             overage: index.overage,
@@ -436,7 +456,13 @@ fn price_event(
             units: event.quantity,
             now,
         })
-        .map_err(|d| format!("{d:?}"))?;
+        .map_err(|denial| match denial {
+            Denial::NoSubscription => format!("customer {} has no plan", event.customer),
+            Denial::NoEntitlement { feature } => format!(
+                "the plan of customer {} does not include {feature}",
+                event.customer
+            ),
+        })?;
     super::enforcement::check_units(&evaluation, event.quantity).map_err(|e| e.to_string())?;
     let counters = evaluation
         .limits
@@ -461,3 +487,73 @@ fn price_event(
 #[cfg(test)]
 #[path = "ingest_tests.rs"]
 mod ingest_tests;
+
+#[cfg(test)]
+mod subscribe_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use crate::service::ServiceError;
+    use crate::testing::runtime;
+
+    /// `pro` grants 5 credits a month.
+    const MONTHLY: &str = "\
+apiVersion: tollgate.dev/v1alpha1
+kind: Plan
+metadata: {name: pro}
+spec:
+  features:
+    - {id: chat, kind: boolean, enabled: true}
+  includedGrants:
+    - {id: monthly, amountMicroCredits: 5000000, period: month, category: paid}
+";
+
+    #[tokio::test]
+    async fn subscribing_again_to_the_same_plan_issues_nothing_again() {
+        let t = runtime(MONTHLY, 1);
+        let r = &t.runtime;
+        r.upsert_customer("cus_1", "One", "u1").await.unwrap();
+        let first = r.subscribe("cus_1", "pro", 0, "s1").await.unwrap();
+        assert_eq!((first.0.as_str(), first.2), ("pro", 1));
+        assert_eq!(r.balance("cus_1").await.unwrap().available, 5_000_000);
+        // Another key, the same plan: before, a second month's credits.
+        let again = r.subscribe("cus_1", "pro", 0, "s2").await.unwrap();
+        assert_eq!(again, ("pro".to_string(), first.1, 0));
+        assert_eq!(r.balance("cus_1").await.unwrap().available, 5_000_000);
+        // The same start given explicitly is the same subscription too.
+        let explicit = r.subscribe("cus_1", "pro", first.1, "s3").await.unwrap();
+        assert_eq!(explicit.2, 0);
+        // A retry of the first request gets its own answer back.
+        assert_eq!(r.subscribe("cus_1", "pro", 0, "s1").await.unwrap(), first);
+        assert_eq!(r.balance("cus_1").await.unwrap().available, 5_000_000);
+    }
+
+    #[tokio::test]
+    async fn a_start_in_the_future_is_refused_not_applied_now() {
+        let t = runtime(MONTHLY, 1);
+        let r = &t.runtime;
+        r.upsert_customer("cus_1", "One", "u1").await.unwrap();
+        let tomorrow = crate::catalog::now_ms() + 86_400_000;
+        let refused = r
+            .subscribe("cus_1", "pro", tomorrow, "s1")
+            .await
+            .unwrap_err();
+        let ServiceError::InvalidArgument { field, reason } = refused else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(field, "start_ms");
+        assert!(reason.contains("in the future"), "{reason}");
+        assert!(
+            r.get_customer("cus_1")
+                .await
+                .unwrap()
+                .subscription
+                .is_none()
+        );
+        // Within clock skew it is taken.
+        let soon = crate::catalog::now_ms() + 60_000;
+        assert_eq!(
+            r.subscribe("cus_1", "pro", soon, "s2").await.unwrap().0,
+            "pro"
+        );
+    }
+}
