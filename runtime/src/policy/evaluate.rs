@@ -370,9 +370,15 @@ fn merge(current: &mut EffectiveFeature, grant: &EntitlementGrant, choices: &[St
                 (Some(a), Some(b)) => b > a,
             },
         };
+        // Generous on each count: the larger amount, and soft (allow and report) when either
+        // side is soft, so an add-on never makes a limit stricter than the plan's.
+        let soft = current.limit.is_some_and(|have| !have.hard) || !limit.hard;
         if better {
             current.limit = Some(limit);
             current.source = source;
+        }
+        if let Some(merged) = current.limit.as_mut() {
+            merged.hard = merged.hard && !soft;
         }
     }
 }

@@ -140,3 +140,53 @@ fn the_most_generous_entitlement_wins_inside_its_window() {
         .unwrap();
     assert_eq!(later.value, Some(FeatureValue::Number(200_000)));
 }
+
+/// An add-on never makes a limit stricter: a hard 2,000 on a plan's soft 1,000 gives a soft
+/// 2,000 (it denied past 2,000 before), and a soft 500 on a plan's hard 1,000 gives a soft
+/// 1,000.
+#[test]
+fn an_add_on_merges_generously_amount_and_enforcement_alike() {
+    let yaml = |plan_limit: &str, addon_limit: &str| {
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1
+kind: Plan
+metadata: {{name: team}}
+spec:
+  features:
+    - {{id: tokens, kind: metered, meter: tokens, limit: {plan_limit}}}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: Entitlement
+metadata: {{name: addon}}
+spec:
+  target: {{plans: [team]}}
+  features:
+    - {{feature: tokens, limit: {addon_limit}}}
+"
+        )
+    };
+    let effective = |text: String| {
+        let loaded = tollgate_crds::load_catalog_yaml(&text).unwrap();
+        let policy = compile(&loaded.catalog).unwrap();
+        policy
+            .effective_feature("cus_1", Some(&sub("team")), "tokens", NOW)
+            .unwrap()
+            .limit
+            .unwrap()
+    };
+    let up = effective(yaml(
+        "{amount: 1000, enforcement: soft, reset: month}",
+        "{amount: 2000, enforcement: hard, reset: month}",
+    ));
+    assert_eq!((up.amount, up.hard), (Some(2000), false));
+    let down = effective(yaml(
+        "{amount: 1000, enforcement: hard, reset: month}",
+        "{amount: 500, enforcement: soft, reset: month}",
+    ));
+    assert_eq!((down.amount, down.hard), (Some(1000), false));
+    let both_hard = effective(yaml(
+        "{amount: 1000, reset: month}",
+        "{amount: 2000, reset: month}",
+    ));
+    assert_eq!((both_hard.amount, both_hard.hard), (Some(2000), true));
+}
