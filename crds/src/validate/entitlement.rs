@@ -88,6 +88,42 @@ pub(super) fn check(
         }
         if let Some(limit) = &grant.limit {
             report.limit(&format!("{path}.limit"), limit);
+            check_period(&path, &grant.feature, limit, catalog, &target.plans, report);
+        }
+    }
+}
+
+/// A limit granted to plans resets as those plans' own limit of the feature does: the most
+/// generous of a monthly 100,000 and a yearly 100,001 is not the larger number.
+fn check_period(
+    path: &str,
+    feature: &str,
+    limit: &crate::common::Limit,
+    catalog: &Catalog,
+    plans: &[String],
+    report: &mut Report<'_>,
+) {
+    let period =
+        |l: &crate::common::Limit| format!("{:?} ({:?} anchor)", l.reset, l.anchor).to_lowercase();
+    for plan in plans {
+        let declared = catalog
+            .plan(plan)
+            .and_then(|p| p.spec.features.iter().find(|f| f.id == feature))
+            .and_then(|f| f.limit.as_ref());
+        let Some(declared) = declared else { continue };
+        if declared.unlimited || limit.unlimited {
+            continue; // unlimited wins whatever the period
+        }
+        if declared.reset != limit.reset || declared.anchor != limit.anchor {
+            report.add(
+                &format!("{path}.limit.reset"),
+                &limit.reset,
+                Problem::LimitPeriodDiffers {
+                    plan: plan.clone(),
+                    reset: period(limit),
+                    plan_reset: period(declared),
+                },
+            );
         }
     }
 }

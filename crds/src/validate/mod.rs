@@ -78,6 +78,15 @@ pub enum Problem {
     WindowEndsBeforeStart,
     #[error("grants nothing: most generous wins, so false has no effect; leave the feature out")]
     GrantsNothing,
+    #[error(
+        "resets {reset}, but plan {plan} resets this feature {plan_reset}: limits of different \
+         periods cannot be compared for the most generous, so give the plan's reset and anchor"
+    )]
+    LimitPeriodDiffers {
+        plan: String,
+        reset: String,
+        plan_reset: String,
+    },
 }
 
 impl Problem {
@@ -102,6 +111,7 @@ impl Problem {
             Problem::MeterUsedTwice { .. } => "meter_used_twice",
             Problem::WindowEndsBeforeStart => "window_ends_before_start",
             Problem::GrantsNothing => "grants_nothing",
+            Problem::LimitPeriodDiffers { .. } => "limit_period_differs",
         }
     }
 }

@@ -277,3 +277,36 @@ fn ids_follow_the_id_rules() {
         assert!(!is_valid_id(bad), "{bad:?}");
     }
 }
+
+#[test]
+fn an_add_on_limit_of_another_period_than_the_plans_is_refused() {
+    let addon = |limit: &str| {
+        with(&format!(
+            "apiVersion: tollgate.dev/v1alpha1
+kind: Entitlement
+metadata: {{name: addon}}
+spec:
+  target: {{plans: [pro]}}
+  features:
+    - {{feature: tokens, limit: {limit}}}
+"
+        ))
+    };
+    // The plan's limit resets monthly (the default) from the subscription start.
+    assert_eq!(found(&addon("{amount: 5000}")), vec![]);
+    assert_eq!(found(&addon("{unlimited: true, reset: year}")), vec![]);
+    assert_eq!(
+        found(&addon("{amount: 1001, reset: year}")),
+        one(
+            "Entitlement/addon",
+            "spec.features[0].limit.reset",
+            "limit_period_differs"
+        )
+    );
+    let message =
+        validate_catalog(&catalog(&addon("{amount: 1001, anchor: calendar}")))[0].to_string();
+    assert!(
+        message.contains("plan pro resets this feature month"),
+        "{message}"
+    );
+}
