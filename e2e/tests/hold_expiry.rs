@@ -71,9 +71,14 @@ async fn uncommitted_hold_expires_and_frees_its_credits() -> anyhow::Result<()> 
             idempotency_key: unique_key("late-commit"),
         })
         .await;
+    let Err(status) = late else {
+        panic!("commit of a timed-out hold must fail: {late:?}")
+    };
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    // The time reads as a date, as everywhere else, not as epoch milliseconds.
     assert!(
-        late.is_err(),
-        "commit of a timed-out hold must fail: {late:?}"
+        status.message().contains(" timed out at 20") && status.message().contains("Z ("),
+        "{status:?}"
     );
     let bal = c.balance("cus_hold").await?;
     assert_eq!((bal.available, bal.pending), (credits(10), 0), "{bal:?}");

@@ -541,16 +541,29 @@ async fn deleting_an_unused_plan_removes_the_finalizer() {
     server.done().await;
 }
 
+/// Reconciles the deleted `pro` against `bundle` and `pods` and expects it held: returns the
+/// body of the Warning event, once the reconcile has asked to look again later.
+async fn held_deletion(bundle: Value, pods: Vec<Value>) -> Value {
+    let (ctx, mut server) = context();
+    let task = tokio::spawn(plan_controller::reconcile(Arc::new(deleted_plan()), ctx));
+    deletion_reads(&mut server, bundle, pods).await;
+    let event = server.event("billing").await;
+    let action = task.await.unwrap().unwrap();
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(plan_controller::BLOCKED_RECHECK)
+    );
+    server.done().await;
+    event.body
+}
+
 /// The runtime's only pod restarting (no pod object) is not "no runtime": the plan waits.
 #[tokio::test]
 async fn deleting_a_plan_while_the_runtime_pod_is_away_waits() {
-    let (ctx, mut server) = context();
-    let task = tokio::spawn(plan_controller::reconcile(Arc::new(deleted_plan()), ctx));
     let (bundle, _) = closing_bundle();
-    deletion_reads(&mut server, bundle, vec![]).await;
-    let event = server.event("billing").await;
+    let event = held_deletion(bundle, vec![]).await;
     assert_eq!(
-        (event.body["reason"].as_str(), event.body["note"].as_str()),
+        (event["reason"].as_str(), event["note"].as_str()),
         (
             Some("SubscribersUnknown"),
             Some(
@@ -559,66 +572,33 @@ async fn deleting_a_plan_while_the_runtime_pod_is_away_waits() {
             )
         )
     );
-    let action = task.await.unwrap().unwrap();
-    assert_eq!(
-        action,
-        kube::runtime::controller::Action::requeue(plan_controller::BLOCKED_RECHECK)
-    );
-    server.done().await;
 }
 
-/// A count the pod made under the bundle that still offered the plan may be 30 s old.
+/// A count the pod made under the bundle that still offered the plan may be 30 s old; and a
+/// bundle that does not close the plan yet holds it too.
 #[tokio::test]
 async fn deleting_a_plan_waits_for_counts_under_the_closing_bundle() {
-    let (ctx, mut server) = context();
-    let task = tokio::spawn(plan_controller::reconcile(Arc::new(deleted_plan()), ctx));
     let (bundle, _) = closing_bundle();
     let stale = runtime_pod("sha256:0ld", r#"{"pro": 0}"#);
-    deletion_reads(&mut server, bundle, vec![stale]).await;
-    let event = server.event("billing").await;
-    assert_eq!(event.body["reason"].as_str(), Some("SubscribersUnknown"));
-    task.await.unwrap().unwrap();
-    server.done().await;
+    let event = held_deletion(bundle, vec![stale]).await;
+    assert_eq!(event["reason"].as_str(), Some("SubscribersUnknown"));
 
-    // And a bundle that does not close the plan yet holds it too.
-    let (ctx, mut server) = context();
-    let task = tokio::spawn(plan_controller::reconcile(Arc::new(deleted_plan()), ctx));
     let open = published(&[plan(PRO)]);
     let version = open["data"]["version"].as_str().unwrap().to_string();
-    deletion_reads(
-        &mut server,
-        open,
-        vec![runtime_pod(&version, r#"{"pro": 0}"#)],
-    )
-    .await;
-    let event = server.event("billing").await;
-    assert_eq!(event.body["reason"].as_str(), Some("NotClosedYet"));
-    task.await.unwrap().unwrap();
-    server.done().await;
+    let pods = vec![runtime_pod(&version, r#"{"pro": 0}"#)];
+    let event = held_deletion(open, pods).await;
+    assert_eq!(event["reason"].as_str(), Some("NotClosedYet"));
 }
 
 #[tokio::test]
 async fn deleting_a_plan_with_subscribers_is_blocked_with_an_event() {
-    let (ctx, mut server) = context();
-    let task = tokio::spawn(plan_controller::reconcile(Arc::new(deleted_plan()), ctx));
     let (bundle, version) = closing_bundle();
-    deletion_reads(
-        &mut server,
-        bundle,
-        vec![runtime_pod(&version, r#"{"pro": 12}"#)],
-    )
-    .await;
-    let event = server.event("billing").await;
+    let pods = vec![runtime_pod(&version, r#"{"pro": 12}"#)];
+    let event = held_deletion(bundle, pods).await;
     assert_eq!(
-        (event.body["type"].as_str(), event.body["reason"].as_str()),
+        (event["type"].as_str(), event["reason"].as_str()),
         (Some("Warning"), Some("HasSubscribers"))
     );
-    let action = task.await.unwrap().unwrap();
-    assert_eq!(
-        action,
-        kube::runtime::controller::Action::requeue(plan_controller::BLOCKED_RECHECK)
-    );
-    server.done().await;
 }
 
 #[tokio::test]

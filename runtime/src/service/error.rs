@@ -70,9 +70,17 @@ impl From<LedgerError> for ServiceError {
                 what: "hold",
                 id: format!("{} of customer {customer}", hold.0),
             },
-            LedgerError::HoldResolved { .. } | LedgerError::HoldTimedOut { .. } => {
-                ServiceError::FailedPrecondition(e.to_string())
+            LedgerError::HoldTimedOut { hold, expired_at } => {
+                ServiceError::FailedPrecondition(format!(
+                    "hold {} timed out at {} (a hold lasts its Reserve's hold_timeout_ms, 60 s \
+                     by default); its credits are free again",
+                    hold.0,
+                    crate::cli::time::format_time_ms(
+                        i64::try_from(expired_at.0).unwrap_or(i64::MAX)
+                    )
+                ))
             }
+            LedgerError::HoldResolved { .. } => ServiceError::FailedPrecondition(e.to_string()),
             LedgerError::Overflow { what } => {
                 ServiceError::invalid("amount", format!("{what} would overflow"))
             }
