@@ -37,6 +37,13 @@ fn published(plans: &[Plan]) -> Value {
     })
 }
 
+/// Answers the list of a kind of `tollgate.dev` in the namespace: none.
+async fn lists_none(server: &mut ApiServer, kind: &str) {
+    server
+        .list(&format!("/apis/tollgate.dev/v1alpha1{NS}/{kind}"), vec![])
+        .await;
+}
+
 /// Answers the reads of a runtime reconcile (no runtime pods).
 async fn reads(server: &mut ApiServer, configmap: Option<Value>, plans: &[Plan]) {
     reads_with_pods(server, configmap, plans, vec![]).await;
@@ -60,18 +67,8 @@ async fn reads_with_pods(
             plans.iter().map(json_of).collect(),
         )
         .await;
-    server
-        .list(
-            &format!("/apis/tollgate.dev/v1alpha1{NS}/entitlements"),
-            vec![],
-        )
-        .await;
-    server
-        .list(
-            &format!("/apis/tollgate.dev/v1alpha1{NS}/budgetcaps"),
-            vec![],
-        )
-        .await;
+    lists_none(server, "entitlements").await;
+    lists_none(server, "budgetcaps").await;
     let pods = server.list(&format!("/api/v1{NS}/pods"), pods).await;
     assert_eq!(
         pods.query,
@@ -473,12 +470,7 @@ fn closing_bundle() -> (Value, String) {
 /// Answers the plan controller's reads for a deleted `pro`: no Entitlement, the runtime
 /// `tollgate` (one pod) with `bundle` published, and `pods`.
 async fn deletion_reads(server: &mut ApiServer, bundle: Value, pods: Vec<Value>) {
-    server
-        .list(
-            &format!("/apis/tollgate.dev/v1alpha1{NS}/entitlements"),
-            vec![],
-        )
-        .await;
+    lists_none(server, "entitlements").await;
     server
         .list(
             &format!("/apis/tollgate.dev/v1alpha1{NS}/tollgateruntimes"),
