@@ -223,9 +223,11 @@ impl<'a> Report<'a> {
     }
 }
 
-/// Longest customer, team, user or agent id accepted in a catalog (ids come from the
-/// product's own systems, so they are not held to the feature-id rules).
-pub const MAX_EXTERNAL_ID_LEN: usize = 253;
+/// Longest customer, team, user or agent id, or dimension value, accepted in a catalog (ids
+/// come from the product's own systems, so they are not held to the feature-id rules). The
+/// API takes ids of at most 128 bytes (the runtime's `MAX_ID_BYTES`): a longer one in a
+/// catalog could never match a request.
+pub const MAX_EXTERNAL_ID_LEN: usize = 128;
 
 fn show<V: Serialize + ?Sized>(value: &V) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "<unprintable>".to_string())

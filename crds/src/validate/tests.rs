@@ -310,3 +310,28 @@ spec:
         "{message}"
     );
 }
+
+#[test]
+fn an_id_longer_than_the_api_takes_is_refused() {
+    let cap = |customer: &str| {
+        with(&format!(
+            "apiVersion: tollgate.dev/v1alpha1
+kind: Entitlement
+metadata: {{name: contract}}
+spec:
+  target: {{customers: [{customer}]}}
+  features:
+    - {{feature: model.large, enabled: true}}
+"
+        ))
+    };
+    assert_eq!(found(&cap(&"c".repeat(128))), vec![]);
+    assert_eq!(
+        found(&cap(&"c".repeat(129))),
+        one(
+            "Entitlement/contract",
+            "spec.target.customers[0]",
+            "too_long"
+        )
+    );
+}

@@ -190,6 +190,9 @@ impl Runtime {
     }
 }
 
+// A catalog may name only ids the API can be sent (customers, subjects, dimension values).
+const _: () = assert!(tollgate_crds::validate::MAX_EXTERNAL_ID_LEN == MAX_ID_BYTES);
+
 /// Checks an id field: present and at most `MAX_ID_BYTES`.
 pub(crate) fn require_id(field: &str, value: &str) -> Result<(), ServiceError> {
     if value.is_empty() {
