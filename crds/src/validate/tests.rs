@@ -278,19 +278,27 @@ fn ids_follow_the_id_rules() {
     }
 }
 
-#[test]
-fn an_add_on_limit_of_another_period_than_the_plans_is_refused() {
-    let addon = |limit: &str| {
-        with(&format!(
-            "apiVersion: tollgate.dev/v1alpha1
+/// The base catalog and the Entitlement `addon` with this target and one feature grant.
+fn with_entitlement(target: &str, grant: &str) -> String {
+    with(&format!(
+        "apiVersion: tollgate.dev/v1alpha1
 kind: Entitlement
 metadata: {{name: addon}}
 spec:
-  target: {{plans: [pro]}}
+  target: {target}
   features:
-    - {{feature: tokens, limit: {limit}}}
+    - {grant}
 "
-        ))
+    ))
+}
+
+#[test]
+fn an_add_on_limit_of_another_period_than_the_plans_is_refused() {
+    let addon = |limit: &str| {
+        with_entitlement(
+            "{plans: [pro]}",
+            &format!("{{feature: tokens, limit: {limit}}}"),
+        )
     };
     // The plan's limit resets monthly (the default) from the subscription start.
     assert_eq!(found(&addon("{amount: 5000}")), vec![]);
@@ -314,24 +322,14 @@ spec:
 #[test]
 fn an_id_longer_than_the_api_takes_is_refused() {
     let cap = |customer: &str| {
-        with(&format!(
-            "apiVersion: tollgate.dev/v1alpha1
-kind: Entitlement
-metadata: {{name: contract}}
-spec:
-  target: {{customers: [{customer}]}}
-  features:
-    - {{feature: model.large, enabled: true}}
-"
-        ))
+        with_entitlement(
+            &format!("{{customers: [{customer}]}}"),
+            "{feature: model.large, enabled: true}",
+        )
     };
     assert_eq!(found(&cap(&"c".repeat(128))), vec![]);
     assert_eq!(
         found(&cap(&"c".repeat(129))),
-        one(
-            "Entitlement/contract",
-            "spec.target.customers[0]",
-            "too_long"
-        )
+        one("Entitlement/addon", "spec.target.customers[0]", "too_long")
     );
 }
