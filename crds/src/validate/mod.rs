@@ -35,6 +35,11 @@ pub enum Problem {
     #[error("another {0} has the same name")]
     DuplicateName(ObjectKind),
     #[error(
+        "not a Kubernetes object name (lowercase letters, digits, '-' and '.', starting and \
+         ending with a letter or digit, at most 253): `kubectl apply` would refuse it"
+    )]
+    InvalidName,
+    #[error(
         "not a valid id: 1 to 63 lower-case letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
     )]
     InvalidId,
@@ -95,6 +100,7 @@ impl Problem {
         match self {
             Problem::MissingName => "missing_name",
             Problem::DuplicateName(_) => "duplicate_name",
+            Problem::InvalidName => "invalid_name",
             Problem::InvalidId => "invalid_id",
             Problem::Empty => "empty",
             Problem::TooLong { .. } => "too_long",
@@ -146,10 +152,24 @@ fn check_names(catalog: &Catalog, out: &mut Vec<Violation>) {
         let mut report = Report::new(r.kind, &r.name, out);
         if r.name.is_empty() {
             report.add("metadata.name", &r.name, Problem::MissingName);
+        } else if !is_object_name(&r.name) {
+            report.add("metadata.name", &r.name, Problem::InvalidName);
         } else if refs[..i].contains(r) {
             report.add("metadata.name", &r.name, Problem::DuplicateName(r.kind));
         }
     }
+}
+
+/// A DNS-1123 subdomain, what the Kubernetes API accepts as these objects' names: the
+/// same catalog must load from a directory and through `kubectl apply`.
+fn is_object_name(name: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 253
+        && bytes.iter().all(|&b| alnum(b) || b == b'-' || b == b'.')
+        && bytes.first().copied().is_some_and(alnum)
+        && bytes.last().copied().is_some_and(alnum)
 }
 
 /// Collects violations of one object.

@@ -333,3 +333,23 @@ fn an_id_longer_than_the_api_takes_is_refused() {
         one("Entitlement/addon", "spec.target.customers[0]", "too_long")
     );
 }
+
+#[test]
+fn an_object_name_kubectl_would_refuse_is_refused() {
+    for bad in ["Pro Plan/2", "Pro", "-pro", "pro-"] {
+        let yaml = BASE.replace(
+            "metadata: {name: pro}",
+            &format!("metadata: {{name: \"{bad}\"}}"),
+        );
+        let codes: Vec<_> = found(&yaml)
+            .into_iter()
+            .map(|(_, path, code)| (path, code))
+            .collect();
+        assert!(
+            codes.contains(&("metadata.name".to_string(), "invalid_name")),
+            "{bad}: {codes:?}"
+        );
+    }
+    let dotted = BASE.replace("metadata: {name: pro}", "metadata: {name: pro.v2}");
+    assert_eq!(found(&dotted), vec![]);
+}
