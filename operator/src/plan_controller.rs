@@ -11,14 +11,15 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use tollgate_crds::{Entitlement, Plan, TollgateRuntime, load_catalog_yaml};
+use tollgate_crds::{Entitlement, Plan, TollgateRuntime};
 
-use crate::builders::configmap::{CATALOG_KEY, VERSION_KEY};
+use crate::builders::configmap::VERSION_KEY;
 use crate::builders::{ChildNames, NAME_LABEL, RUNTIME_APP_NAME};
 use crate::context::Context;
 use crate::plan_deletion::{
     PLAN_IN_USE_FINALIZER, Published, RuntimeView, Verdict, closes, deletion_verdict, runtime_view,
 };
+use crate::runtime_controller::published_catalog;
 use crate::{Error, Result};
 
 /// The `controller` label of this controller's metrics.
@@ -123,10 +124,7 @@ fn closing(configmap: &ConfigMap, plan: &str) -> Published {
         .and_then(|d| d.get(VERSION_KEY))
         .cloned()
         .unwrap_or_default();
-    let closes_plan = data
-        .and_then(|d| d.get(CATALOG_KEY))
-        .and_then(|text| load_catalog_yaml(text).ok())
-        .is_some_and(|loaded| closes(&loaded.catalog, plan));
+    let closes_plan = closes(&published_catalog(configmap), plan);
     Published {
         version,
         closes_plan,

@@ -220,7 +220,7 @@ async fn observe(ctx: &Context, ns: &str, names: &ChildNames) -> Result<Observed
     let client = &ctx.client;
     let configmaps = Api::<ConfigMap>::namespaced(client.clone(), ns);
     let last_good = match configmaps.get_opt(&names.policy_configmap()).await? {
-        Some(cm) => previous_catalog(&cm),
+        Some(cm) => published_catalog(&cm),
         None => Catalog::default(),
     };
     let all = ListParams::default();
@@ -252,7 +252,7 @@ async fn observe(ctx: &Context, ns: &str, names: &ChildNames) -> Result<Observed
 /// The catalog of the bundle published last time. A bundle that no longer loads (edited by
 /// hand, or written by a newer operator) is treated as empty: invalid objects then drop out
 /// instead of falling back, which is the safe side.
-fn previous_catalog(cm: &ConfigMap) -> Catalog {
+pub(crate) fn published_catalog(cm: &ConfigMap) -> Catalog {
     let text = cm.data.as_ref().and_then(|d| d.get(CATALOG_KEY));
     match text.map(|t| load_catalog_yaml(t)) {
         Some(Ok(loaded)) => loaded.catalog,

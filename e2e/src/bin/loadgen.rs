@@ -556,18 +556,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mode = validate(&args)?;
-    let runtime = match args.threads {
-        1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        0 => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?,
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build()?,
-    };
+    // The server's own rule: 1 runs tokio's current-thread scheduler, 0 one thread per core.
+    let runtime = tollgate_runtime::serve::build_runtime(args.threads)?;
     runtime.block_on(drive(args, mode))
 }
 
