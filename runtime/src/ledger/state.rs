@@ -416,7 +416,15 @@ impl Ledger {
                 included,
                 ..
             } => match self.unchanged_subscription(customer, plan, *since, included) {
-                Some(outcome) => Ok(outcome),
+                Some(outcome) => {
+                    // The catalog's overage policy may have changed: it applies, as on any
+                    // Subscribe, without the plan's grants being issued again.
+                    self.open_wallet(
+                        &WalletRef::new(customer, super::types::DEFAULT_CURRENCY),
+                        Some(*overage),
+                    );
+                    Ok(outcome)
+                }
                 None => self.subscribe(customer, plan, *since, *overage, included),
             },
         }

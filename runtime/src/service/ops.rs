@@ -527,6 +527,28 @@ spec:
         assert_eq!(r.balance("cus_1").await.unwrap().available, 5_000_000);
     }
 
+    /// A changed overage policy still reaches the wallet, as on any Subscribe, without the
+    /// plan's credits being issued again.
+    #[tokio::test]
+    async fn subscribing_again_applies_a_changed_overage_policy_and_issues_nothing() {
+        let t = runtime(MONTHLY, 1);
+        let r = &t.runtime;
+        r.upsert_customer("cus_1", "One", "u1").await.unwrap();
+        r.subscribe("cus_1", "pro", 0, "s1").await.unwrap();
+        let overdraft = format!(
+            "{MONTHLY}  overage: {{action: allowOverdraft, overdraftFloorMicroCredits: 7000000}}\n"
+        );
+        r.set_policy(crate::catalog::load_yaml(&overdraft).unwrap());
+        let again = r.subscribe("cus_1", "pro", 0, "s2").await.unwrap();
+        assert_eq!(again.2, 0);
+        let balance = r.balance("cus_1").await.unwrap();
+        assert_eq!(balance.available, 5_000_000);
+        assert_eq!(
+            balance.overage,
+            crate::ledger::OveragePolicy::AllowOverdraft { floor: 7_000_000 }
+        );
+    }
+
     #[tokio::test]
     async fn a_start_in_the_future_is_refused_not_applied_now() {
         let t = runtime(MONTHLY, 1);
