@@ -116,8 +116,10 @@ fn worker_threads(value: &str) -> Result<usize, String> {
     }
 }
 
-/// The async runtime `serve` runs on, for `--worker-threads`.
+/// The async runtime `serve` runs on, for `--worker-threads`. Also turns transparent huge
+/// pages off for the process (see `disable_huge_pages`).
 pub fn build_runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    disable_huge_pages();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     match threads_to_start(worker_threads, cores) {
         1 => tokio::runtime::Builder::new_current_thread()
@@ -127,6 +129,19 @@ pub fn build_runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::R
             .worker_threads(n)
             .enable_all()
             .build(),
+    }
+}
+
+/// Turns transparent huge pages off for this process, as databases advise (Redis,
+/// MongoDB). The ledger's memory grows with every call (answers are kept for the
+/// idempotency window), and the allocator asks for huge pages: each new 2 MiB page is then
+/// zeroed at its first touch while callers wait, in bursts of 5 to 10 ms in which nothing
+/// is served. Turning them off halved the Reserve + Commit p99 (BENCHMARKS.md, session 8).
+/// Linux only; a refusal is logged and changes nothing else.
+fn disable_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::warn!(%error, "transparent huge pages stay on: expect latency spikes as memory grows");
     }
 }
 
@@ -534,6 +549,21 @@ mod tests {
         assert_eq!(flavor(3), RuntimeFlavor::MultiThread);
         let workers = super::build_runtime(3).unwrap().metrics().num_workers();
         assert_eq!(workers, 3);
+    }
+
+    /// The runtime turns transparent huge pages off for the process (Linux reports it in
+    /// /proc/self/status since 5.0).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn building_the_runtime_turns_huge_pages_off() {
+        super::build_runtime(1).unwrap();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("THP_enabled:"));
+        assert_eq!(
+            line.map(|l| l.split_whitespace().last()),
+            Some(Some("0")),
+            "{line:?}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! `Engine::read_now` reads on the caller's thread when it may, and never sees what is not
-//! durable: a store whose writes wait at a gate (or fail) shows when reads may answer.
+//! Callers apply commands while the writer makes the batch before durable, and nobody hears
+//! an answer that rests on a batch that is not durable: a store whose writes wait at a gate
+//! (or fail) shows when calls and reads may answer.
 
 mod common;
 
@@ -103,19 +104,47 @@ async fn engine(dir: &std::path::Path) -> (Engine, Arc<Control>) {
 /// Available credits, and whether the read ran on the writer's thread.
 async fn available(engine: &Engine) -> Result<(u64, bool), EngineError> {
     engine
-        .read_now(|ledger| {
+        .read(|ledger| {
             let on_writer = std::thread::current().name() == Some("tollgate-writer");
             (ledger.wallet_totals(&wallet()).unwrap().0, on_writer)
         })
         .await
 }
 
+/// Submits a reserve of `amount` on a task of its own.
+fn reserving(
+    engine: &Engine,
+    key: &str,
+    amount: u64,
+) -> tokio::task::JoinHandle<Result<tollgate_runtime::ledger::CommandResult, EngineError>> {
+    let (engine, key) = (engine.clone(), key.to_string());
+    tokio::spawn(async move { engine.submit(reserve(key, amount, HOLD_MS)).await })
+}
+
+/// Waits until the writer holds a batch at the closed gate.
+async fn writer_at_gate(control: &Arc<Control>) {
+    let control = control.clone();
+    tokio::task::spawn_blocking(move || control.wait_for_waiting_write())
+        .await
+        .unwrap();
+}
+
+/// Waits until `n` commands are applied and not yet durable.
+async fn pending(engine: &Engine, n: usize) {
+    for _ in 0..500 {
+        if engine.queue_depth() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} commands pending, not {n}", engine.queue_depth());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_writer_is_read_on_the_callers_thread_and_every_acknowledged_write_is_seen() {
+async fn reads_run_on_the_callers_thread_and_see_every_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _control) = engine(dir.path()).await;
     assert_eq!(available(&engine).await.unwrap().0, 1_000);
-    let mut on_callers_thread = 0;
     for n in 1..=100 {
         engine
             .submit(reserve(format!("r{n}"), 1, HOLD_MS))
@@ -124,16 +153,9 @@ async fn an_idle_writer_is_read_on_the_callers_thread_and_every_acknowledged_wri
             .unwrap();
         let (left, on_writer) = available(&engine).await.unwrap();
         assert_eq!(left, 1_000 - n, "the acknowledged reserve {n} is seen");
-        on_callers_thread += u32::from(!on_writer);
+        assert!(!on_writer, "reads run on the caller's thread");
     }
-    // Nothing else was pending: every read may run on the caller's thread. (The engine's
-    // first tick, at start, may still hold the writer for one of them on a loaded machine.)
-    assert!(
-        on_callers_thread >= 90,
-        "only {on_callers_thread} of 100 reads ran on the caller's thread"
-    );
-    // A write submitted before the read (not yet acknowledged) is seen by it, on whichever
-    // thread the read runs.
+    // A write submitted before the read (not yet acknowledged) is seen by it.
     let (reserved, read) = tokio::join!(
         engine.submit(reserve("r-last", 10, HOLD_MS)),
         available(&engine)
@@ -147,16 +169,8 @@ async fn a_write_that_is_not_durable_yet_is_never_read() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, control) = engine(dir.path()).await;
     control.set(Gate::Closed);
-    let writing = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.submit(reserve("held", 100, HOLD_MS)).await }
-    });
-    tokio::task::spawn_blocking({
-        let control = control.clone();
-        move || control.wait_for_waiting_write()
-    })
-    .await
-    .unwrap();
+    let writing = reserving(&engine, "held", 100);
+    writer_at_gate(&control).await;
     // The reserve is applied but its batch is not durable: the read waits for it.
     let reading = tokio::spawn({
         let engine = engine.clone();
@@ -169,21 +183,57 @@ async fn a_write_that_is_not_durable_yet_is_never_read() {
     );
     control.set(Gate::Open);
     writing.await.unwrap().unwrap().unwrap();
-    assert_eq!(reading.await.unwrap().unwrap(), (900, true));
+    assert_eq!(reading.await.unwrap().unwrap(), (900, false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_the_store_refused_is_never_read() {
+async fn commands_are_applied_while_the_batch_before_is_written_and_answered_after_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, control) = engine(dir.path()).await;
-    control.set(Gate::Fail);
-    let refused = engine.submit(reserve("lost", 100, HOLD_MS)).await;
-    assert!(
-        matches!(refused, Err(EngineError::Stopped { .. })),
-        "{refused:?}"
+    let before = engine.stats().snapshot();
+    control.set(Gate::Closed);
+    let first = reserving(&engine, "first", 100);
+    writer_at_gate(&control).await;
+    // The writer is inside the first batch's write; the next two are applied meanwhile
+    // (the wallet shows them to a read once durable) and wait for a batch of their own.
+    let second = reserving(&engine, "second", 200);
+    let third = reserving(&engine, "third", 300);
+    pending(&engine, 3).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!second.is_finished() && !third.is_finished() && !first.is_finished());
+    control.set(Gate::Open);
+    for call in [first, second, third] {
+        call.await.unwrap().unwrap().unwrap();
+    }
+    let after = engine.stats().snapshot();
+    assert_eq!(after.commands - before.commands, 3);
+    assert_eq!(
+        after.batches - before.batches,
+        2,
+        "the two behind share a batch"
     );
-    // The writer applied the reserve before the store refused it. The ledger it left
-    // behind is unlocked and has taken every command, and still must not be read.
+    assert_eq!(available(&engine).await.unwrap().0, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_the_store_refused_is_never_read_nor_anything_applied_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, control) = engine(dir.path()).await;
+    control.set(Gate::Closed);
+    let lost = reserving(&engine, "lost", 100);
+    writer_at_gate(&control).await;
+    // Applied behind the batch the store is about to refuse: it must not be answered.
+    let behind = reserving(&engine, "behind", 100);
+    pending(&engine, 2).await;
+    control.set(Gate::Fail);
+    for call in [lost, behind] {
+        let refused = call.await.unwrap();
+        assert!(
+            matches!(refused, Err(EngineError::Stopped { .. })),
+            "{refused:?}"
+        );
+    }
+    // The ledger it left behind holds both reserves, and still must not be read.
     for _ in 0..10 {
         let read = available(&engine).await;
         assert!(
@@ -191,4 +241,9 @@ async fn a_batch_the_store_refused_is_never_read() {
             "read after a refused batch: {read:?}"
         );
     }
+    let after = engine.submit(reserve("after", 1, HOLD_MS)).await;
+    assert!(
+        matches!(after, Err(EngineError::Stopped { .. })),
+        "{after:?}"
+    );
 }

@@ -1,28 +1,32 @@
 //! The engine: the one writer of a partition.
 //!
-//! Callers submit commands over a bounded queue. A dedicated thread takes whatever has
-//! queued up (at most `max_batch`), applies it to the pure ledger, makes the batch durable
-//! with one store write, and only then answers every caller in it (group commit): latency
-//! stays low at low load, and the cost of the durable write is shared at high load.
-//! Acknowledged means durable. A store failure stops the engine: it never answers from
-//! state the store may not have.
+//! Callers apply their own commands to the pure ledger, one at a time under the partition's
+//! lock, and each applied command joins the open batch. A dedicated thread, the writer,
+//! makes batches durable: it cuts the open batch and writes it to the store with one write
+//! (an `fdatasync`, or one DynamoDB transaction), while callers go on applying commands into
+//! the next batch. This is group commit with the apply of one batch overlapping the durable
+//! write of the one before: at low load a batch holds one command, at high load the cost of
+//! the durable write is shared by everything that arrived while it ran.
 //!
-//! Reads see durable state only. The writer holds the ledger's lock for a whole batch, from
-//! its first command until it is durable, and unlocks before answering. `read` queues behind
-//! every command submitted before it; `read_now` (short reads: Check, subscription lookups)
-//! runs on the caller's thread instead when the lock is free and the writer has taken every
-//! command submitted so far, which saves the hand-over to the writer thread and back.
+//! Acknowledged means durable: a caller hears its answer only once the batch holding its
+//! command is durable. Reads run on the caller's thread under the same lock, so they see
+//! every command applied before them, and they too answer only once every batch they saw is
+//! durable: no answer ever rests on state that a crash could take back. A store failure
+//! stops the engine: the state may hold commands the store does not have, so it is never
+//! read again and everyone waiting hears `Stopped`.
 
 mod clock;
 mod partitions;
 mod stats;
 mod writer;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, MutexGuard, Notify};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use partitions::{
@@ -30,16 +34,15 @@ pub use partitions::{
 };
 pub use stats::{EngineStats, StatsSnapshot};
 
-use crate::ledger::{CommandResult, Keyed, Ledger, LedgerConfig, Violation};
-use crate::store::{Store, StoreError};
+use crate::ledger::{
+    CommandResult, Keyed, Ledger, LedgerConfig, LedgerError, Timestamp, Violation,
+};
+use crate::store::{LoggedCommand, Store, StoreError};
 
-/// Upper bound of the submission queue, per partition. At about 5 us per command it
-/// drains in about 20 ms; beyond that callers wait (backpressure) rather than pile up.
-pub const DEFAULT_QUEUE_DEPTH: usize = 4096;
-/// Upper bound of one batch: bounds the log record (a few hundred KiB) and the time
-/// callers at the front of a batch wait for the ones behind them.
+/// Upper bound of one batch: bounds the log record (a few hundred KiB), the time callers
+/// at the front of a batch wait for the ones behind them, and the commands applied but not
+/// yet durable (callers past it wait for the batch in flight: backpressure).
 pub const DEFAULT_MAX_BATCH: usize = 2048;
-const _: () = assert!(DEFAULT_MAX_BATCH <= DEFAULT_QUEUE_DEPTH);
 /// Largest encoded command the engine accepts: bounds one log record and one DynamoDB
 /// item chunk set. Larger requests are refused before they are applied.
 pub const MAX_COMMAND_BYTES: usize = 256 * 1024;
@@ -48,11 +51,13 @@ pub const MAX_COMMAND_BYTES: usize = 256 * 1024;
 pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 const _: () = assert!(MAX_COMMAND_BYTES <= MAX_BATCH_BYTES);
 const _: () = assert!(MAX_BATCH_BYTES + MAX_COMMAND_BYTES < 4_000_000);
+/// Encoded size of a logged `Advance` (its variant and a timestamp), at most.
+const ADVANCE_BYTES: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub ledger: LedgerConfig,
-    pub queue_depth: usize,
+    /// Most commands in one batch; callers past it wait for the batch in flight.
     pub max_batch: usize,
     /// Take a snapshot after this many batches (bounds recovery time).
     pub snapshot_every_batches: u64,
@@ -65,14 +70,12 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             ledger: LedgerConfig::default(),
-            queue_depth: DEFAULT_QUEUE_DEPTH,
             max_batch: DEFAULT_MAX_BATCH,
             snapshot_every_batches: 100_000,
             tick: Duration::from_millis(100),
         }
     }
 }
-
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     #[error("the engine has stopped: {reason}")]
@@ -95,47 +98,126 @@ impl EngineError {
     }
 }
 
-type ReadFn = Box<dyn FnOnce(&Ledger) + Send>;
+/// Whether one batch is durable yet: its callers wait on it, the writer settles it once.
+#[derive(Default)]
+pub(crate) struct Durability {
+    state: AtomicU8,
+    settled: Notify,
+}
 
-/// A partition's ledger, shared by its writer and by readers on other threads. The writer
-/// holds the lock for a whole batch, from its first command until the batch is durable
-/// and answered: whoever else holds it sees durable state only.
+const PENDING: u8 = 0;
+const DURABLE: u8 = 1;
+const LOST: u8 = 2;
+
+impl Durability {
+    pub(crate) fn settle(&self, durable: bool) {
+        self.state
+            .store(if durable { DURABLE } else { LOST }, Ordering::Release);
+        self.settled.notify_waiters();
+    }
+
+    /// True once the batch is durable, false if it never will be (the engine stopped).
+    async fn wait(&self) -> bool {
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            match self.state.load(Ordering::Acquire) {
+                PENDING => settled.await,
+                state => return state == DURABLE,
+            }
+        }
+    }
+}
+
+/// The commands applied since the writer last cut a batch.
+pub(crate) struct OpenBatch {
+    pub(crate) commands: Vec<LoggedCommand>,
+    /// Encoded size of `commands` (at most).
+    pub(crate) bytes: usize,
+    pub(crate) durability: Arc<Durability>,
+}
+
+impl OpenBatch {
+    fn new(capacity: usize) -> Self {
+        OpenBatch {
+            commands: Vec::with_capacity(capacity),
+            bytes: 0,
+            durability: Arc::default(),
+        }
+    }
+
+    fn has_room(&self, max_batch: usize, bytes: usize) -> bool {
+        self.commands.is_empty()
+            || (self.commands.len() < max_batch && self.bytes + bytes <= MAX_BATCH_BYTES)
+    }
+}
+
+/// A partition's ledger and the batch being gathered, behind the partition's lock.
 pub(crate) struct LedgerCell {
     pub(crate) ledger: Ledger,
-    /// Commands the writer has taken from the queue (applied or refused).
-    pub(crate) taken: u64,
-    /// False once the writer stopped in the middle of a batch: the state may hold commands
-    /// that are not durable, so it is never read again.
+    /// False once the engine stopped: the state may hold commands the store does not have,
+    /// so it is never read again.
     pub(crate) serving: bool,
+    pub(crate) open: OpenBatch,
+    /// The batch the writer cut last (settled once it is durable or lost).
+    pub(crate) writing: Option<Arc<Durability>>,
+    /// The writer found nothing to write and sleeps until a command wakes it.
+    pub(crate) writer_idle: bool,
 }
 
-pub(crate) type SharedLedger = Arc<Mutex<LedgerCell>>;
+impl LedgerCell {
+    /// The batch holding the latest command applied: what a reader that saw the ledger now
+    /// waits for before it answers. `None`: everything applied is durable.
+    fn latest(&self) -> Option<Arc<Durability>> {
+        if self.open.commands.is_empty() {
+            self.writing.clone()
+        } else {
+            Some(self.open.durability.clone())
+        }
+    }
 
-/// The writer's lock on the ledger. A reader's panic cannot leave it half-changed (readers
-/// only read), so a poisoned lock is taken as it is.
-pub(crate) fn lock(ledger: &SharedLedger) -> MutexGuard<'_, LedgerCell> {
-    ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Stops the engine: nothing in this state is read again, and everyone waiting for a
+    /// batch not yet durable hears `Stopped`.
+    pub(crate) fn stop(&mut self) {
+        self.serving = false;
+        self.open.durability.settle(false);
+        if let Some(writing) = &self.writing
+            && writing.state.load(Ordering::Acquire) == PENDING
+        {
+            writing.settle(false);
+        }
+    }
 }
 
-pub(crate) enum Submission {
-    Apply {
-        request: Keyed,
-        reply: oneshot::Sender<CommandResult>,
-    },
-    /// Runs after every earlier write is durable.
-    Read(ReadFn),
-    /// Advance ledger time (from the ticker).
-    Tick,
+/// What callers, the ticker and the writer share.
+pub(crate) struct Shared {
+    pub(crate) cell: Mutex<LedgerCell>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) stats: Arc<EngineStats>,
+    pub(crate) stopped: StopReason,
+    /// Every handle is gone: the writer leaves a final snapshot and exits.
+    pub(crate) closing: AtomicBool,
+    pub(crate) max_batch: usize,
 }
 
-/// Handle to one partition's writer. Cheap to clone; the writer stops when the last
+/// Handle to one partition's engine. Cheap to clone; the writer stops when the last
 /// handle is dropped (after a final snapshot).
 #[derive(Clone)]
 pub struct Engine {
-    tx: mpsc::Sender<Submission>,
-    stats: Arc<EngineStats>,
-    stopped: Arc<StopReason>,
-    ledger: SharedLedger,
+    handle: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    writer: std::thread::Thread,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.writer.unpark();
+    }
 }
 
 /// Returned by `Engine::start` to wait for the writer thread to finish.
@@ -159,64 +241,58 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<(Engine, EngineThread), EngineError> {
-        let recovered =
+        let mut recovered =
             writer::recover(store.as_mut()).map_err(|e| EngineError::Recovery(e.to_string()))?;
-        let (tx, rx) = mpsc::channel(config.queue_depth);
+        writer::configure(store.as_mut(), &mut recovered, config.ledger)
+            .map_err(|e| EngineError::Recovery(e.to_string()))?;
         let stats = Arc::new(EngineStats::default());
         stats.record_recovery(recovered.replayed_batches, recovered.next_seq - 1);
         stats.retained(recovered.ledger.retained());
-        let stopped = Arc::new(std::sync::Mutex::new(None));
-        let ledger = Arc::new(Mutex::new(LedgerCell {
-            ledger: recovered.ledger,
-            taken: 0,
-            serving: true,
-        }));
+        let max_batch = config.max_batch.max(1);
+        let shared = Arc::new(Shared {
+            cell: Mutex::new(LedgerCell {
+                ledger: recovered.ledger,
+                serving: true,
+                open: OpenBatch::new(max_batch),
+                writing: None,
+                writer_idle: false,
+            }),
+            clock,
+            stats,
+            stopped: std::sync::Mutex::new(None),
+            closing: AtomicBool::new(false),
+            max_batch,
+        });
         let writer = writer::Writer {
-            ledger: ledger.clone(),
+            shared: shared.clone(),
             next_seq: recovered.next_seq,
             batches_since_snapshot: recovered.replayed_batches,
             store,
-            clock,
-            config: config.clone(),
-            stats: stats.clone(),
-            stopped: stopped.clone(),
+            snapshot_every_batches: config.snapshot_every_batches,
         };
         let handle = std::thread::Builder::new()
             .name("tollgate-writer".into())
             .spawn({
-                let stopped = stopped.clone();
+                let shared = shared.clone();
                 move || {
-                    let run = std::panic::AssertUnwindSafe(|| writer.run(rx));
-                    if std::panic::catch_unwind(run).is_err()
-                        && let Ok(mut reason) = stopped.lock()
-                    {
-                        // A broken ledger invariant: a bug. Never serve from that state.
-                        *reason = Some((false, "writer panicked (see the log)".into()));
+                    let run = AssertUnwindSafe(|| writer.run());
+                    if std::panic::catch_unwind(run).is_err() {
+                        // A broken invariant: a bug. Never serve from that state.
+                        stop(&shared, false, "writer panicked (see the log)".into());
+                        shared.cell.blocking_lock().stop();
                     }
                 }
             })
             .map_err(|e| EngineError::Recovery(format!("cannot start writer thread: {e}")))?;
-        let ticker = tx.downgrade();
-        let tick = config.tick;
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(tick);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            loop {
-                interval.tick().await;
-                let Some(tx) = ticker.upgrade() else { break };
-                // A full queue means the writer is busy and advances time anyway.
-                if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Submission::Tick) {
-                    break;
-                }
-            }
-        });
+        let engine = Engine {
+            handle: Arc::new(Handle {
+                shared,
+                writer: handle.thread().clone(),
+            }),
+        };
+        tokio::spawn(tick(Arc::downgrade(&engine.handle), config.tick));
         Ok((
-            Engine {
-                tx,
-                stats,
-                stopped,
-                ledger,
-            },
+            engine,
             EngineThread {
                 handle: Some(handle),
             },
@@ -225,49 +301,96 @@ impl Engine {
 
     /// Applies one command; resolves once it is durable.
     pub async fn submit(&self, request: Keyed) -> Result<CommandResult, EngineError> {
-        let (reply, rx) = oneshot::channel();
-        self.stats.queued();
-        if self
-            .tx
-            .send(Submission::Apply { request, reply })
-            .await
-            .is_err()
-        {
-            return Err(self.stopped_error());
+        let shared = &self.handle.shared;
+        shared.stats.queued();
+        let mut logged = LoggedCommand::Apply {
+            now: Timestamp(u64::MAX),
+            request,
+        };
+        // Measured with the largest timestamp: an upper bound of what the log will hold.
+        let bytes = encoded_size(&logged);
+        if bytes > MAX_COMMAND_BYTES {
+            return Ok(Err(LedgerError::InvalidArgument {
+                field: "request".into(),
+                value: format!("{bytes} bytes"),
+                reason: format!("larger than the {MAX_COMMAND_BYTES}-byte limit"),
+            }));
         }
-        rx.await.map_err(|_| self.stopped_error())
+        loop {
+            let mut cell = shared.cell.lock().await;
+            if !cell.serving {
+                return Err(self.stopped_error());
+            }
+            if !cell.open.has_room(shared.max_batch, bytes) {
+                // Backpressure: wait until the writer has taken the full batch.
+                let full = cell.open.durability.clone();
+                drop(cell);
+                full.wait().await;
+                continue;
+            }
+            let now = shared.clock.now();
+            let LoggedCommand::Apply { now: at, request } = &mut logged else {
+                unreachable!("built as Apply above")
+            };
+            *at = now;
+            let ledger = &mut cell.ledger;
+            let applied = std::panic::catch_unwind(AssertUnwindSafe(|| ledger.apply(now, request)));
+            let Ok(result) = applied else {
+                // A broken ledger invariant: a bug, and the state may be half changed.
+                stop(
+                    shared,
+                    false,
+                    "the ledger panicked applying a command (see the log)".into(),
+                );
+                cell.stop();
+                return Err(self.stopped_error());
+            };
+            let durability = self.join_open(cell, logged, bytes);
+            return if durability.wait().await {
+                Ok(result)
+            } else {
+                Err(self.stopped_error())
+            };
+        }
     }
 
-    /// Reads the ledger after every write submitted before it is durable.
+    /// Adds an applied command to the open batch, waking the writer if it sleeps; returns
+    /// what to wait for.
+    fn join_open(
+        &self,
+        mut cell: MutexGuard<'_, LedgerCell>,
+        command: LoggedCommand,
+        bytes: usize,
+    ) -> Arc<Durability> {
+        cell.open.commands.push(command);
+        cell.open.bytes += bytes;
+        self.handle.shared.stats.pending(1);
+        let durability = cell.open.durability.clone();
+        let wake = std::mem::take(&mut cell.writer_idle);
+        drop(cell);
+        if wake {
+            self.handle.writer.unpark();
+        }
+        durability
+    }
+
+    /// Reads the ledger on the caller's thread, after every command applied before it, and
+    /// answers once all of them are durable. `f` holds the partition's lock while it runs.
     pub async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Ledger) -> T + Send + 'static,
     ) -> Result<T, EngineError> {
-        let (reply, rx) = oneshot::channel();
-        let read: ReadFn = Box::new(move |ledger| {
-            let _ = reply.send(f(ledger));
-        });
-        if self.tx.send(Submission::Read(read)).await.is_err() {
+        let cell = self.handle.shared.cell.lock().await;
+        if !cell.serving {
             return Err(self.stopped_error());
         }
-        rx.await.map_err(|_| self.stopped_error())
-    }
-
-    /// Like `read`, but runs `f` on the caller's thread when the writer is between batches
-    /// and has taken every command submitted so far: no hand-over to the writer thread and
-    /// back, which is most of the cost of a short read. Otherwise it queues like `read`.
-    /// Only for short reads: `f` holds the writer off while it runs.
-    pub async fn read_now<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Ledger) -> T + Send + 'static,
-    ) -> Result<T, EngineError> {
-        if let Ok(cell) = self.ledger.try_lock()
-            && cell.serving
-            && cell.taken == self.stats.submitted()
-        {
-            return Ok(f(&cell.ledger));
+        let value = f(&cell.ledger);
+        let latest = cell.latest();
+        drop(cell);
+        match latest {
+            Some(batch) if !batch.wait().await => Err(self.stopped_error()),
+            _ => Ok(value),
         }
-        self.read(f).await
     }
 
     /// Recomputes the ledger from its journal and checks every invariant.
@@ -278,16 +401,18 @@ impl Engine {
     }
 
     pub fn stats(&self) -> &EngineStats {
-        &self.stats
+        &self.handle.shared.stats
     }
 
-    /// Commands waiting in the queue.
+    /// Commands applied and not yet durable.
     pub fn queue_depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.handle.shared.stats.pending_now()
     }
 
     fn stopped_error(&self) -> EngineError {
         let reason = self
+            .handle
+            .shared
             .stopped
             .lock()
             .ok()
@@ -300,17 +425,60 @@ impl Engine {
     }
 }
 
+/// Moves ledger time forward when no command does, so that holds time out and grants
+/// expire on time in an idle partition. Ends with the last handle.
+async fn tick(handle: Weak<Handle>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        let Some(strong) = handle.upgrade() else {
+            break;
+        };
+        let engine = Engine { handle: strong };
+        let shared = &engine.handle.shared;
+        let mut cell = shared.cell.lock().await;
+        let now = shared.clock.now();
+        // A full batch means the partition is busy, and its commands advance time anyway.
+        if !cell.serving
+            || !cell.open.has_room(shared.max_batch, ADVANCE_BYTES)
+            || !cell.ledger.has_due(now)
+        {
+            continue;
+        }
+        cell.ledger.advance(now);
+        let _ = engine.join_open(cell, LoggedCommand::Advance { now }, ADVANCE_BYTES);
+    }
+}
+
 /// Rebuilds a partition's ledger from its store without starting a writer (for offline
 /// checks: `tollgate verify`), with the configuration its log had last.
 pub fn recover_ledger(store: &mut dyn Store) -> Result<Ledger, StoreError> {
     writer::recover(store).map(|r| r.ledger)
 }
 
-pub(crate) fn store_failed(stopped: &StopReason, error: &StoreError) {
-    if let Ok(mut reason) = stopped.lock() {
-        *reason = Some((error.is_transient(), format!("store failed: {error}")));
+/// Records why the engine stopped (the first reason wins).
+pub(crate) fn stop(shared: &Shared, transient: bool, reason: String) {
+    if let Ok(mut stopped) = shared.stopped.lock()
+        && stopped.is_none()
+    {
+        *stopped = Some((transient, reason));
     }
+}
+
+pub(crate) fn store_failed(shared: &Shared, error: &StoreError) {
+    stop(
+        shared,
+        error.is_transient(),
+        format!("store failed: {error}"),
+    );
 }
 
 /// Why the writer stopped: (transient, reason).
 pub(crate) type StopReason = std::sync::Mutex<Option<(bool, String)>>;
+
+/// Encoded size of a logged command, without allocating.
+fn encoded_size(command: &LoggedCommand) -> usize {
+    postcard::serialize_with_flavor(command, postcard::ser_flavors::Size::default())
+        .unwrap_or(usize::MAX)
+}

@@ -1,11 +1,12 @@
 //! Figures the engine exports: commands, batches, batch sizes, store write latency.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(Default)]
 pub struct EngineStats {
     submitted: AtomicU64,
+    pending: AtomicU64,
     commands: AtomicU64,
     batches: AtomicU64,
     max_batch: AtomicU64,
@@ -57,16 +58,23 @@ impl StatsSnapshot {
 }
 
 impl EngineStats {
-    /// Counted before the command is queued: `Engine::read_now` compares it with the
-    /// commands the writer has taken (a read that starts after a submit began cannot take
-    /// its fast path until the writer has that command).
+    /// Counts a command submitted (applied, refused or waiting for room).
     pub(crate) fn queued(&self) {
-        self.submitted.fetch_add(1, SeqCst);
+        self.submitted.fetch_add(1, Relaxed);
     }
 
-    /// Commands submitted so far (see `queued`).
-    pub(crate) fn submitted(&self) -> u64 {
-        self.submitted.load(SeqCst)
+    /// Commands applied and not yet durable: `added` joined the open batch, or a batch of
+    /// `-added` became durable.
+    pub(crate) fn pending(&self, added: i64) {
+        if added >= 0 {
+            self.pending.fetch_add(added.unsigned_abs(), Relaxed);
+        } else {
+            self.pending.fetch_sub(added.unsigned_abs(), Relaxed);
+        }
+    }
+
+    pub(crate) fn pending_now(&self) -> usize {
+        usize::try_from(self.pending.load(Relaxed)).unwrap_or(usize::MAX)
     }
 
     pub(crate) fn batch(&self, commands: u64, seq: u64, store_write_us: u64) {

@@ -1,15 +1,11 @@
-//! The writer thread: recovery, then the group-commit loop.
+//! The writer thread: recovery, then the group-commit loop (see the module above).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
-
-use super::{
-    Clock, EngineConfig, EngineStats, LedgerCell, MAX_BATCH_BYTES, MAX_COMMAND_BYTES, ReadFn,
-    SharedLedger, StopReason, Submission, lock, store_failed,
-};
-use crate::ledger::{CommandResult, Ledger, LedgerConfig, LedgerError, Timestamp};
+use super::{LedgerCell, Shared, store_failed};
+use crate::ledger::{Ledger, LedgerConfig};
 use crate::store::{
     Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode_large,
 };
@@ -70,174 +66,125 @@ fn apply_logged(ledger: &mut Ledger, command: &LoggedCommand) {
     }
 }
 
+/// Before the first command: when this start asks for another configuration than the
+/// recovered ledger has, applies it and makes that durable as a batch of its own.
+pub(crate) fn configure(
+    store: &mut dyn Store,
+    recovered: &mut Recovery,
+    config: LedgerConfig,
+) -> Result<(), StoreError> {
+    if recovered.ledger.config() == config {
+        return Ok(());
+    }
+    tracing::info!(
+        from_ms = recovered.ledger.config().idempotency_window_ms,
+        to_ms = config.idempotency_window_ms,
+        "idempotency window changed; logged so that replays forget keys as this run does"
+    );
+    recovered.ledger.set_config(config);
+    store.append(&Batch {
+        seq: recovered.next_seq,
+        commands: vec![LoggedCommand::Configure { config }],
+        chain_head: recovered.ledger.chain_head(),
+    })?;
+    recovered.next_seq += 1;
+    recovered.replayed_batches += 1;
+    Ok(())
+}
+
+/// The writer thread: cuts the open batch, makes it durable, settles it; sleeps when there
+/// is nothing to write.
 pub(crate) struct Writer {
-    /// Locked by the writer for a whole batch: from its first command until it is durable
-    /// and answered (see `Engine::read_now`).
-    pub(crate) ledger: SharedLedger,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) next_seq: u64,
     pub(crate) batches_since_snapshot: u64,
     pub(crate) store: Box<dyn Store>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) config: EngineConfig,
-    pub(crate) stats: Arc<EngineStats>,
-    pub(crate) stopped: Arc<StopReason>,
-}
-
-/// What one batch collected before its durable write.
-struct Pending {
-    logged: Vec<LoggedCommand>,
-    replies: Vec<(oneshot::Sender<CommandResult>, CommandResult)>,
-    reads: Vec<ReadFn>,
-    /// Encoded size of `logged`.
-    bytes: usize,
+    pub(crate) snapshot_every_batches: u64,
 }
 
 impl Writer {
-    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Submission>) {
-        let max = self.config.max_batch;
-        let mut pending = Pending {
-            logged: Vec::with_capacity(max),
-            replies: Vec::with_capacity(max),
-            reads: Vec::new(),
-            bytes: 0,
-        };
-        let shared = self.ledger.clone();
-        if let Err(error) = self.configure(&mut lock(&shared)) {
-            return self.fail(&error);
-        }
-        while let Some(first) = rx.blocking_recv() {
-            let mut cell = lock(&shared);
-            let now = self.clock.now();
-            self.take(&mut cell, first, now, &mut pending);
-            while pending.logged.len() + pending.reads.len() < max
-                && pending.bytes < MAX_BATCH_BYTES - MAX_COMMAND_BYTES
-            {
-                match rx.try_recv() {
-                    Ok(next) => self.take(&mut cell, next, now, &mut pending),
-                    Err(_) => break,
-                }
+    pub(crate) fn run(mut self) {
+        let shared = self.shared.clone();
+        let mut spare = Vec::with_capacity(shared.max_batch);
+        loop {
+            let mut cell = shared.cell.blocking_lock();
+            if !cell.serving {
+                return;
             }
-            if !pending.logged.is_empty() {
-                match self.append(&mut cell, std::mem::take(&mut pending.logged)) {
-                    Ok(commands) => pending.logged = commands,
-                    Err(error) => {
-                        self.fail(&error);
-                        return; // dropping the replies answers every caller with `Stopped`
+            if cell.open.commands.is_empty() {
+                if shared.closing.load(Ordering::SeqCst) {
+                    // Every handle is gone: leave a snapshot so the next start replays little.
+                    if self.batches_since_snapshot > 0
+                        && let Err(error) = self.snapshot(&cell.ledger)
+                    {
+                        self.fail(&mut cell, &error);
                     }
+                    return;
                 }
-                pending.logged.clear();
-                pending.bytes = 0;
+                cell.writer_idle = true;
+                drop(cell);
+                std::thread::park();
+                continue;
             }
-            self.stats.retained(cell.ledger.retained());
-            for read in pending.reads.drain(..) {
-                read(&cell.ledger);
+            let commands = std::mem::replace(&mut cell.open.commands, std::mem::take(&mut spare));
+            cell.open.bytes = 0;
+            let durability = std::mem::take(&mut cell.open.durability);
+            cell.writing = Some(durability.clone());
+            let chain_head = cell.ledger.chain_head();
+            shared.stats.retained(cell.ledger.retained());
+            // A snapshot must be of the state this batch leaves: nobody applies anything
+            // until it is taken. Otherwise callers fill the next batch while this one is
+            // written.
+            let snapshot_due = self.batches_since_snapshot + 1 >= self.snapshot_every_batches;
+            let held = if snapshot_due {
+                Some(cell)
+            } else {
+                drop(cell);
+                None
+            };
+            match self.append(commands, chain_head) {
+                Ok(mut written) => {
+                    shared.stats.pending(-(written.len() as i64));
+                    written.clear();
+                    spare = written;
+                    durability.settle(true);
+                }
+                Err(error) => {
+                    let mut cell = held.unwrap_or_else(|| shared.cell.blocking_lock());
+                    self.fail(&mut cell, &error);
+                    return;
+                }
             }
-            // The batch is durable: readers may have the ledger before its callers hear back,
-            // so that a caller's next read finds the writer out of the way.
-            drop(cell);
-            for (reply, result) in pending.replies.drain(..) {
-                let _ = reply.send(result);
-            }
-            if self.batches_since_snapshot >= self.config.snapshot_every_batches {
-                let mut cell = lock(&shared);
+            if let Some(mut cell) = held {
                 match self.snapshot(&cell.ledger) {
                     Ok(()) => {}
                     Err(error) if error.is_transient() => self.snapshot_later(&error),
                     Err(error) => {
-                        cell.serving = false;
-                        self.fail(&error);
+                        self.fail(&mut cell, &error);
                         return;
                     }
                 }
             }
         }
-        // Every handle is gone: leave a snapshot so the next start replays little.
-        let mut cell = lock(&shared);
-        if self.batches_since_snapshot > 0
-            && let Err(error) = self.snapshot(&cell.ledger)
-        {
-            cell.serving = false;
-            self.fail(&error);
-        }
     }
 
-    fn take(
-        &mut self,
-        cell: &mut LedgerCell,
-        submission: Submission,
-        now: Timestamp,
-        pending: &mut Pending,
-    ) {
-        match submission {
-            Submission::Apply { request, reply } => {
-                cell.taken += 1;
-                let logged = LoggedCommand::Apply { now, request };
-                let bytes = encoded_size(&logged);
-                if bytes > MAX_COMMAND_BYTES {
-                    let refused = Err(LedgerError::InvalidArgument {
-                        field: "request".into(),
-                        value: format!("{bytes} bytes"),
-                        reason: format!("larger than the {MAX_COMMAND_BYTES}-byte limit"),
-                    });
-                    let _ = reply.send(refused);
-                    return;
-                }
-                let LoggedCommand::Apply { request, .. } = &logged else {
-                    unreachable!()
-                };
-                let result = cell.ledger.apply(now, request);
-                pending.logged.push(logged);
-                pending.bytes += bytes;
-                pending.replies.push((reply, result));
-            }
-            Submission::Read(read) => pending.reads.push(read),
-            Submission::Tick => {
-                if cell.ledger.has_due(now) {
-                    cell.ledger.advance(now);
-                    pending.logged.push(LoggedCommand::Advance { now });
-                    pending.bytes += 16;
-                }
-            }
-        }
-    }
-
-    /// Before the first command: when this start asks for another configuration than the
-    /// recovered ledger has, applies it and makes that durable as a batch of its own.
-    fn configure(&mut self, cell: &mut LedgerCell) -> Result<(), StoreError> {
-        let config = self.config.ledger;
-        if cell.ledger.config() == config {
-            return Ok(());
-        }
-        tracing::info!(
-            from_ms = cell.ledger.config().idempotency_window_ms,
-            to_ms = config.idempotency_window_ms,
-            "idempotency window changed; logged so that replays forget keys as this run does"
-        );
-        cell.ledger.set_config(config);
-        self.append(cell, vec![LoggedCommand::Configure { config }])
-            .map(drop)
-    }
-
-    /// Makes `commands`, already applied to the ledger, durable as the next batch; gives
-    /// them back (their allocation is reused). On failure the ledger holds what is not
-    /// durable, so nobody reads it again.
+    /// Makes `commands`, already applied to the ledger (which then had `chain_head`),
+    /// durable as the next batch; gives them back (their allocation is reused).
     fn append(
         &mut self,
-        cell: &mut LedgerCell,
         commands: Vec<LoggedCommand>,
+        chain_head: crate::ledger::EntryHash,
     ) -> Result<Vec<LoggedCommand>, StoreError> {
         let batch = Batch {
             seq: self.next_seq,
             commands,
-            chain_head: cell.ledger.chain_head(),
+            chain_head,
         };
         let started = Instant::now();
-        if let Err(error) = self.store.append(&batch) {
-            cell.serving = false;
-            return Err(error);
-        }
+        self.store.append(&batch)?;
         let write_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.stats
+        self.shared
+            .stats
             .batch(batch.commands.len() as u64, batch.seq, write_us);
         self.next_seq += 1;
         self.batches_since_snapshot += 1;
@@ -261,7 +208,7 @@ impl Writer {
              writes the file on a thread of its own)"
         );
         self.batches_since_snapshot = 0;
-        self.stats.snapshot_taken(bytes as u64);
+        self.shared.stats.snapshot_taken(bytes as u64);
         Ok(())
     }
 
@@ -270,12 +217,9 @@ impl Writer {
     /// goes on and tries again after a tenth of the interval. (Stopping would not help: the
     /// restarted writer replays the same log and tries the same snapshot at once.)
     fn snapshot_later(&mut self, error: &StoreError) {
-        let retry_after = (self.config.snapshot_every_batches / 10).max(1);
-        self.batches_since_snapshot = self
-            .config
-            .snapshot_every_batches
-            .saturating_sub(retry_after);
-        self.stats.snapshot_failed();
+        let retry_after = (self.snapshot_every_batches / 10).max(1);
+        self.batches_since_snapshot = self.snapshot_every_batches.saturating_sub(retry_after);
+        self.shared.stats.snapshot_failed();
         tracing::warn!(
             %error,
             retry_after_batches = retry_after,
@@ -283,14 +227,10 @@ impl Writer {
         );
     }
 
-    fn fail(&self, error: &StoreError) {
+    /// Stops the engine: everyone waiting for a batch hears `Stopped`.
+    fn fail(&self, cell: &mut LedgerCell, error: &StoreError) {
         tracing::error!(%error, "store write failed; the engine stops (acknowledged means durable)");
-        store_failed(&self.stopped, error);
+        store_failed(&self.shared, error);
+        cell.stop();
     }
-}
-
-/// Encoded size of a logged command, without allocating.
-fn encoded_size(command: &LoggedCommand) -> usize {
-    postcard::serialize_with_flavor(command, postcard::ser_flavors::Size::default())
-        .unwrap_or(usize::MAX)
 }

@@ -111,7 +111,7 @@ impl Runtime {
         // Shared with the read, and kept for the answer without the store if it fails.
         let asked = Arc::new(request);
         let answer = self
-            .read_now(&asked.customer, {
+            .read(&asked.customer, {
                 let (request, policy) = (asked.clone(), policy.clone());
                 move |ledger| {
                     let version = policy.version.as_str();
@@ -414,7 +414,7 @@ impl Runtime {
         version: &str,
     ) -> Result<Option<ReserveOutcome>, ServiceError> {
         let stored = self
-            .read_now(customer, {
+            .read(customer, {
                 let (customer, key) = (customer.to_string(), key.to_string());
                 move |ledger| {
                     let (stored, result) = ledger.key_record(&customer, &key)?;

@@ -125,18 +125,6 @@ impl Runtime {
         self.partitions.watch(partition, result)
     }
 
-    /// A short read, on the caller's thread when the partition's writer is idle (see
-    /// `Engine::read_now`).
-    async fn read_now<T: Send + 'static>(
-        &self,
-        customer: &str,
-        f: impl FnOnce(&Ledger) -> T + Send + 'static,
-    ) -> Result<T, EngineError> {
-        let (partition, engine) = self.partitions.for_customer(customer);
-        let result = engine.read_now(f).await;
-        self.partitions.watch(partition, result)
-    }
-
     /// The customer's subscription, from the cache or the ledger.
     async fn subscription(&self, customer: &str) -> Result<CachedCustomer, ServiceError> {
         let read_after = match self.customers.lock() {
@@ -148,7 +136,7 @@ impl Runtime {
         };
         let id = customer.to_string();
         let known = self
-            .read_now(customer, move |ledger| {
+            .read(customer, move |ledger| {
                 ledger.customer(&id).map(|c| {
                     c.subscription.as_ref().map(|s| SubscriptionView {
                         plan: s.plan.clone(),
