@@ -26,7 +26,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, MutexGuard, Notify};
+use tokio::sync::{Mutex, Notify};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use partitions::{
@@ -35,7 +35,7 @@ pub use partitions::{
 pub use stats::{EngineStats, StatsSnapshot};
 
 use crate::ledger::{
-    CommandResult, Keyed, Ledger, LedgerConfig, LedgerError, Timestamp, Violation,
+    CommandResult, EntryHash, Keyed, Ledger, LedgerConfig, LedgerError, Timestamp, Violation,
 };
 use crate::store::{LoggedCommand, Store, StoreError};
 
@@ -135,29 +135,23 @@ pub(crate) struct OpenBatch {
     pub(crate) commands: Vec<LoggedCommand>,
     /// Encoded size of `commands` (at most).
     pub(crate) bytes: usize,
+    /// The ledger's chain head after the last of `commands`.
+    pub(crate) chain_head: EntryHash,
     pub(crate) durability: Arc<Durability>,
 }
 
 impl OpenBatch {
-    fn new(capacity: usize) -> Self {
-        OpenBatch {
-            commands: Vec::with_capacity(capacity),
-            bytes: 0,
-            durability: Arc::default(),
-        }
-    }
-
     fn has_room(&self, max_batch: usize, bytes: usize) -> bool {
         self.commands.is_empty()
             || (self.commands.len() < max_batch && self.bytes + bytes <= MAX_BATCH_BYTES)
     }
 }
 
-/// A partition's ledger and the batch being gathered, behind the partition's lock.
-pub(crate) struct LedgerCell {
-    pub(crate) ledger: Ledger,
-    /// False once the engine stopped: the state may hold commands the store does not have,
-    /// so it is never read again.
+/// What callers and the writer hand each other, behind a lock held for a few instructions
+/// at a time (never while a command is applied or a batch written).
+pub(crate) struct Gathering {
+    /// False once the engine stopped: the ledger may hold commands the store does not
+    /// have, so it is never read again.
     pub(crate) serving: bool,
     pub(crate) open: OpenBatch,
     /// The batch the writer cut last (settled once it is durable or lost).
@@ -166,7 +160,7 @@ pub(crate) struct LedgerCell {
     pub(crate) writer_idle: bool,
 }
 
-impl LedgerCell {
+impl Gathering {
     /// The batch holding the latest command applied: what a reader that saw the ledger now
     /// waits for before it answers. `None`: everything applied is durable.
     fn latest(&self) -> Option<Arc<Durability>> {
@@ -177,7 +171,7 @@ impl LedgerCell {
         }
     }
 
-    /// Stops the engine: nothing in this state is read again, and everyone waiting for a
+    /// Stops the engine: nothing in the ledger is read again, and everyone waiting for a
     /// batch not yet durable hears `Stopped`.
     pub(crate) fn stop(&mut self) {
         self.serving = false;
@@ -192,13 +186,27 @@ impl LedgerCell {
 
 /// What callers, the ticker and the writer share.
 pub(crate) struct Shared {
-    pub(crate) cell: Mutex<LedgerCell>,
+    /// The partition's ledger. Callers hold it while they apply a command or read; the
+    /// writer takes it only to snapshot. An async lock: a caller waiting for it (behind a
+    /// snapshot, say) does not stop its thread from serving other calls.
+    pub(crate) ledger: Mutex<Ledger>,
+    pub(crate) gathering: std::sync::Mutex<Gathering>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) stats: Arc<EngineStats>,
     pub(crate) stopped: StopReason,
     /// Every handle is gone: the writer leaves a final snapshot and exits.
     pub(crate) closing: AtomicBool,
     pub(crate) max_batch: usize,
+}
+
+impl Shared {
+    /// The hand-over lock. Its holders change a few fields and cannot panic in between, so
+    /// a poisoned lock is taken as it is.
+    pub(crate) fn gathering(&self) -> std::sync::MutexGuard<'_, Gathering> {
+        self.gathering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Handle to one partition's engine. Cheap to clone; the writer stops when the last
@@ -249,11 +257,17 @@ impl Engine {
         stats.record_recovery(recovered.replayed_batches, recovered.next_seq - 1);
         stats.retained(recovered.ledger.retained());
         let max_batch = config.max_batch.max(1);
+        let chain_head = recovered.ledger.chain_head();
         let shared = Arc::new(Shared {
-            cell: Mutex::new(LedgerCell {
-                ledger: recovered.ledger,
+            ledger: Mutex::new(recovered.ledger),
+            gathering: std::sync::Mutex::new(Gathering {
                 serving: true,
-                open: OpenBatch::new(max_batch),
+                open: OpenBatch {
+                    commands: Vec::with_capacity(max_batch),
+                    bytes: 0,
+                    chain_head,
+                    durability: Arc::default(),
+                },
                 writing: None,
                 writer_idle: false,
             }),
@@ -279,7 +293,7 @@ impl Engine {
                     if std::panic::catch_unwind(run).is_err() {
                         // A broken invariant: a bug. Never serve from that state.
                         stop(&shared, false, "writer panicked (see the log)".into());
-                        shared.cell.blocking_lock().stop();
+                        shared.gathering().stop();
                     }
                 }
             })
@@ -317,14 +331,18 @@ impl Engine {
             }));
         }
         loop {
-            let mut cell = shared.cell.lock().await;
-            if !cell.serving {
-                return Err(self.stopped_error());
-            }
-            if !cell.open.has_room(shared.max_batch, bytes) {
+            let mut ledger = shared.ledger.lock().await;
+            let full = {
+                let gathering = shared.gathering();
+                if !gathering.serving {
+                    return Err(self.stopped_error());
+                }
+                (!gathering.open.has_room(shared.max_batch, bytes))
+                    .then(|| gathering.open.durability.clone())
+            };
+            if let Some(full) = full {
                 // Backpressure: wait until the writer has taken the full batch.
-                let full = cell.open.durability.clone();
-                drop(cell);
+                drop(ledger);
                 full.wait().await;
                 continue;
             }
@@ -333,8 +351,8 @@ impl Engine {
                 unreachable!("built as Apply above")
             };
             *at = now;
-            let ledger = &mut cell.ledger;
-            let applied = std::panic::catch_unwind(AssertUnwindSafe(|| ledger.apply(now, request)));
+            let state = &mut *ledger;
+            let applied = std::panic::catch_unwind(AssertUnwindSafe(|| state.apply(now, request)));
             let Ok(result) = applied else {
                 // A broken ledger invariant: a bug, and the state may be half changed.
                 stop(
@@ -342,10 +360,13 @@ impl Engine {
                     false,
                     "the ledger panicked applying a command (see the log)".into(),
                 );
-                cell.stop();
+                shared.gathering().stop();
                 return Err(self.stopped_error());
             };
-            let durability = self.join_open(cell, logged, bytes);
+            let Some(durability) = self.join_open(&ledger, logged, bytes) else {
+                return Err(self.stopped_error());
+            };
+            drop(ledger);
             return if durability.wait().await {
                 Ok(result)
             } else {
@@ -354,24 +375,32 @@ impl Engine {
         }
     }
 
-    /// Adds an applied command to the open batch, waking the writer if it sleeps; returns
-    /// what to wait for.
+    /// Adds a command just applied to `ledger` to the open batch, waking the writer if it
+    /// sleeps; returns what to wait for (`None`: the engine has stopped). Called with the
+    /// ledger locked, so batches hold commands in the order they were applied.
     fn join_open(
         &self,
-        mut cell: MutexGuard<'_, LedgerCell>,
+        ledger: &Ledger,
         command: LoggedCommand,
         bytes: usize,
-    ) -> Arc<Durability> {
-        cell.open.commands.push(command);
-        cell.open.bytes += bytes;
-        self.handle.shared.stats.pending(1);
-        let durability = cell.open.durability.clone();
-        let wake = std::mem::take(&mut cell.writer_idle);
-        drop(cell);
+    ) -> Option<Arc<Durability>> {
+        let shared = &self.handle.shared;
+        shared.stats.retained(ledger.retained());
+        let mut gathering = shared.gathering();
+        if !gathering.serving {
+            return None;
+        }
+        gathering.open.commands.push(command);
+        gathering.open.bytes += bytes;
+        gathering.open.chain_head = ledger.chain_head();
+        let durability = gathering.open.durability.clone();
+        let wake = std::mem::take(&mut gathering.writer_idle);
+        drop(gathering);
+        shared.stats.pending(1);
         if wake {
             self.handle.writer.unpark();
         }
-        durability
+        Some(durability)
     }
 
     /// Reads the ledger on the caller's thread, after every command applied before it, and
@@ -380,13 +409,20 @@ impl Engine {
         &self,
         f: impl FnOnce(&Ledger) -> T + Send + 'static,
     ) -> Result<T, EngineError> {
-        let cell = self.handle.shared.cell.lock().await;
-        if !cell.serving {
+        let shared = &self.handle.shared;
+        let ledger = shared.ledger.lock().await;
+        if !shared.gathering().serving {
             return Err(self.stopped_error());
         }
-        let value = f(&cell.ledger);
-        let latest = cell.latest();
-        drop(cell);
+        let value = f(&ledger);
+        let latest = {
+            let gathering = shared.gathering();
+            if !gathering.serving {
+                return Err(self.stopped_error());
+            }
+            gathering.latest()
+        };
+        drop(ledger);
         match latest {
             Some(batch) if !batch.wait().await => Err(self.stopped_error()),
             _ => Ok(value),
@@ -437,17 +473,18 @@ async fn tick(handle: Weak<Handle>, every: Duration) {
         };
         let engine = Engine { handle: strong };
         let shared = &engine.handle.shared;
-        let mut cell = shared.cell.lock().await;
+        let mut ledger = shared.ledger.lock().await;
         let now = shared.clock.now();
+        let room = {
+            let gathering = shared.gathering();
+            gathering.serving && gathering.open.has_room(shared.max_batch, ADVANCE_BYTES)
+        };
         // A full batch means the partition is busy, and its commands advance time anyway.
-        if !cell.serving
-            || !cell.open.has_room(shared.max_batch, ADVANCE_BYTES)
-            || !cell.ledger.has_due(now)
-        {
+        if !room || !ledger.has_due(now) {
             continue;
         }
-        cell.ledger.advance(now);
-        let _ = engine.join_open(cell, LoggedCommand::Advance { now }, ADVANCE_BYTES);
+        ledger.advance(now);
+        let _ = engine.join_open(&ledger, LoggedCommand::Advance { now }, ADVANCE_BYTES);
     }
 }
 

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{LedgerCell, Shared, store_failed};
-use crate::ledger::{Ledger, LedgerConfig};
+use super::{Shared, store_failed};
+use crate::ledger::{EntryHash, Ledger, LedgerConfig};
 use crate::store::{
     Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode_large,
 };
@@ -107,41 +107,46 @@ impl Writer {
         let shared = self.shared.clone();
         let mut spare = Vec::with_capacity(shared.max_batch);
         loop {
-            let mut cell = shared.cell.blocking_lock();
-            if !cell.serving {
+            let mut gathering = shared.gathering();
+            if !gathering.serving {
                 return;
             }
-            if cell.open.commands.is_empty() {
+            if gathering.open.commands.is_empty() {
                 if shared.closing.load(Ordering::SeqCst) {
+                    drop(gathering);
                     // Every handle is gone: leave a snapshot so the next start replays little.
+                    let ledger = shared.ledger.blocking_lock();
                     if self.batches_since_snapshot > 0
-                        && let Err(error) = self.snapshot(&cell.ledger)
+                        && let Err(error) = self.snapshot(&ledger)
                     {
-                        self.fail(&mut cell, &error);
+                        self.fail(&error);
                     }
                     return;
                 }
-                cell.writer_idle = true;
-                drop(cell);
+                gathering.writer_idle = true;
+                drop(gathering);
                 std::thread::park();
                 continue;
             }
-            let commands = std::mem::replace(&mut cell.open.commands, std::mem::take(&mut spare));
-            cell.open.bytes = 0;
-            let durability = std::mem::take(&mut cell.open.durability);
-            cell.writing = Some(durability.clone());
-            let chain_head = cell.ledger.chain_head();
-            shared.stats.retained(cell.ledger.retained());
-            // A snapshot must be of the state this batch leaves: nobody applies anything
-            // until it is taken. Otherwise callers fill the next batch while this one is
-            // written.
+            // A snapshot must be of the state this batch leaves: with the ledger held,
+            // nobody applies anything until it is taken. Otherwise callers fill the next
+            // batch while this one is written.
             let snapshot_due = self.batches_since_snapshot + 1 >= self.snapshot_every_batches;
             let held = if snapshot_due {
-                Some(cell)
+                drop(gathering);
+                let ledger = shared.ledger.blocking_lock();
+                gathering = shared.gathering();
+                Some(ledger)
             } else {
-                drop(cell);
                 None
             };
+            let commands =
+                std::mem::replace(&mut gathering.open.commands, std::mem::take(&mut spare));
+            gathering.open.bytes = 0;
+            let chain_head = gathering.open.chain_head;
+            let durability = std::mem::take(&mut gathering.open.durability);
+            gathering.writing = Some(durability.clone());
+            drop(gathering);
             match self.append(commands, chain_head) {
                 Ok(mut written) => {
                     shared.stats.pending(-(written.len() as i64));
@@ -150,17 +155,16 @@ impl Writer {
                     durability.settle(true);
                 }
                 Err(error) => {
-                    let mut cell = held.unwrap_or_else(|| shared.cell.blocking_lock());
-                    self.fail(&mut cell, &error);
+                    self.fail(&error);
                     return;
                 }
             }
-            if let Some(mut cell) = held {
-                match self.snapshot(&cell.ledger) {
+            if let Some(ledger) = held {
+                match self.snapshot(&ledger) {
                     Ok(()) => {}
                     Err(error) if error.is_transient() => self.snapshot_later(&error),
                     Err(error) => {
-                        self.fail(&mut cell, &error);
+                        self.fail(&error);
                         return;
                     }
                 }
@@ -173,7 +177,7 @@ impl Writer {
     fn append(
         &mut self,
         commands: Vec<LoggedCommand>,
-        chain_head: crate::ledger::EntryHash,
+        chain_head: EntryHash,
     ) -> Result<Vec<LoggedCommand>, StoreError> {
         let batch = Batch {
             seq: self.next_seq,
@@ -228,9 +232,9 @@ impl Writer {
     }
 
     /// Stops the engine: everyone waiting for a batch hears `Stopped`.
-    fn fail(&self, cell: &mut LedgerCell, error: &StoreError) {
+    fn fail(&self, error: &StoreError) {
         tracing::error!(%error, "store write failed; the engine stops (acknowledged means durable)");
         store_failed(&self.shared, error);
-        cell.stop();
+        self.shared.gathering().stop();
     }
 }
