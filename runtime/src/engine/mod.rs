@@ -393,10 +393,11 @@ impl Engine {
         gathering.open.commands.push(command);
         gathering.open.bytes += bytes;
         gathering.open.chain_head = ledger.chain_head();
+        // Counted before the writer can cut the batch (and count it out once durable).
+        shared.stats.pending(1);
         let durability = gathering.open.durability.clone();
         let wake = std::mem::take(&mut gathering.writer_idle);
         drop(gathering);
-        shared.stats.pending(1);
         if wake {
             self.handle.writer.unpark();
         }
