@@ -47,6 +47,37 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The gRPC code name of the error: the server's status, or the code a call that never
+    /// got an answer (or never left) comes closest to.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Rpc(status) => code_name(status.code()),
+            Self::Unreachable { .. } => "UNAVAILABLE",
+            Self::Deadline { .. } => "DEADLINE_EXCEEDED",
+            Self::BadAddress { .. }
+            | Self::BadInput { .. }
+            | Self::ReadFile { .. }
+            | Self::BadEvent { .. } => "INVALID_ARGUMENT",
+        }
+    }
+
+    /// The error for `--json`: `{"error": {"code", "message", "detail"?}}`, so that a script
+    /// reading stdout gets JSON whatever happened.
+    pub fn to_json(&self) -> serde_json::Value {
+        let message = match self {
+            Self::Rpc(status) => status.message().to_string(),
+            Self::Deadline { timeout_ms } => {
+                format!("no answer within {timeout_ms} ms (raise --timeout-ms)")
+            }
+            other => other.to_string(),
+        };
+        let mut error = serde_json::json!({ "code": self.code(), "message": message });
+        if let Some(detail) = self.detail() {
+            error["detail"] = detail.into();
+        }
+        serde_json::json!({ "error": error })
+    }
+
     /// A second line for stderr with the underlying cause, when there is one worth showing.
     pub fn detail(&self) -> Option<String> {
         match self {
@@ -107,6 +138,26 @@ mod tests {
     fn status_prints_as_code_name_and_message() {
         let err = ClientError::Rpc(tonic::Status::not_found("customer cus_9 does not exist"));
         assert_eq!(err.to_string(), "NOT_FOUND: customer cus_9 does not exist");
+    }
+
+    #[test]
+    fn errors_print_as_json_with_their_code() {
+        let err = ClientError::Rpc(tonic::Status::not_found("hold 9 does not exist"));
+        assert_eq!(
+            err.to_json(),
+            serde_json::json!({"error": {"code": "NOT_FOUND", "message": "hold 9 does not exist"}})
+        );
+        let late = ClientError::Deadline { timeout_ms: 5 };
+        assert_eq!(late.to_json()["error"]["code"], "DEADLINE_EXCEEDED");
+        let bad = ClientError::BadInput {
+            field: "--units",
+            value: "-1".into(),
+            why: "not a number".into(),
+        };
+        assert_eq!(
+            bad.to_json(),
+            serde_json::json!({"error": {"code": "INVALID_ARGUMENT", "message": "--units \"-1\": not a number"}})
+        );
     }
 
     #[test]

@@ -14,9 +14,10 @@
 //! keys and event ids go to stderr, so stdout stays clean for scripts.
 //!
 //! Exit codes: 0 on success and allowed decisions, 2 on denied decisions (and on ingested
-//! events the server rejected), 1 on errors, printed on stderr as `error: <CODE>: <message>`.
+//! events the server rejected), 1 on errors, printed on stderr as `error: <CODE>: <message>`
+//! (with `--json`, also on stdout as `{"error": {"code", "message"}}`).
 
-mod amount;
+pub(crate) mod amount;
 mod args;
 mod commands;
 mod connection;
@@ -56,6 +57,10 @@ pub async fn run(args: &ClientArgs, command: ClientCommand) -> anyhow::Result<Ex
             eprintln!("error: {err}");
             if let Some(detail) = err.detail() {
                 eprintln!("  cause: {detail}");
+            }
+            if args.json {
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&err.to_json())?)?;
             }
             return Ok(ExitCode::from(EXIT_ERROR));
         }

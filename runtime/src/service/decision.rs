@@ -158,7 +158,7 @@ impl Decision {
             } => {
                 let mut d = Decision::deny(
                     Reason::InsufficientCredits,
-                    format!("{needed} micro-credits needed, {available} available"),
+                    insufficient_credits(*needed, *available),
                     policy_version,
                 );
                 d.remaining = vec![wallet_remaining(*available, 0)];
@@ -246,4 +246,38 @@ pub(crate) fn alerts(limits: &[PlannedLimit], after: &[(u64, u64)]) -> Vec<Strin
             }
         })
         .collect()
+}
+
+/// The message of an `InsufficientCredits` denial, in credits as people read them and in
+/// the micro-credits of the API's amounts: "12.500000 credits needed (12500000
+/// micro-credits), 3.000000 available".
+pub fn insufficient_credits(needed: u64, available: u64) -> String {
+    use crate::cli::amount::format_credits;
+    format!(
+        "{} credits needed ({needed} micro-credits), {} available",
+        format_credits(needed),
+        format_credits(available)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::WalletRef;
+
+    /// People read credits; the API's amounts are micro-credits: the message gives both.
+    #[test]
+    fn an_insufficient_credits_denial_says_how_many_credits() {
+        let error = LedgerError::InsufficientCredits {
+            wallet: WalletRef::new("acme", "credits"),
+            needed: 12_500_000,
+            available: 3_000_001,
+        };
+        let denied = Decision::from_ledger(&error, &[], "v1").unwrap();
+        assert!(!denied.allowed);
+        assert_eq!(
+            denied.message,
+            "12.500000 credits needed (12500000 micro-credits), 3.000001 available"
+        );
+    }
 }

@@ -180,10 +180,7 @@ impl Runtime {
                     if evaluation.credits > available {
                         let mut decision = Decision::deny(
                             Reason::InsufficientCredits,
-                            format!(
-                                "{} micro-credits needed, {available} available",
-                                evaluation.credits
-                            ),
+                            super::decision::insufficient_credits(evaluation.credits, available),
                             version,
                         );
                         decision.remaining = vec![wallet_remaining(available, pending)];
