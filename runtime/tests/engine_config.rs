@@ -96,6 +96,10 @@ async fn a_changed_window_is_logged_and_replayed_where_it_took_effect() {
         Engine::start(store(dir.path()), clock.clone(), EngineConfig::default()).unwrap();
     let kept = engine.read(|l| l.config()).await.unwrap();
     assert_eq!(kept, LedgerConfig::default());
+    // The first run wrote 5 batches (its window, then 4 commands); the change is the 6th,
+    // and the recovery replayed only the first run's.
+    let stats = engine.stats().snapshot();
+    assert_eq!((stats.recovered_batches, stats.last_seq), (5, 6));
     drop(engine);
     thread.join();
     let ledger = recover_ledger(store(dir.path()).as_mut()).unwrap();

@@ -251,7 +251,7 @@ impl Engine {
     ) -> Result<(Engine, EngineThread), EngineError> {
         let mut recovered =
             writer::recover(store.as_mut()).map_err(|e| EngineError::Recovery(e.to_string()))?;
-        writer::configure(store.as_mut(), &mut recovered, config.ledger)
+        let configured = writer::configure(store.as_mut(), &mut recovered, config.ledger)
             .map_err(|e| EngineError::Recovery(e.to_string()))?;
         let stats = Arc::new(EngineStats::default());
         stats.record_recovery(recovered.replayed_batches, recovered.next_seq - 1);
@@ -280,7 +280,7 @@ impl Engine {
         let writer = writer::Writer {
             shared: shared.clone(),
             next_seq: recovered.next_seq,
-            batches_since_snapshot: recovered.replayed_batches,
+            batches_since_snapshot: recovered.replayed_batches + u64::from(configured),
             store,
             snapshot_every_batches: config.snapshot_every_batches,
         };

@@ -67,14 +67,15 @@ fn apply_logged(ledger: &mut Ledger, command: &LoggedCommand) {
 }
 
 /// Before the first command: when this start asks for another configuration than the
-/// recovered ledger has, applies it and makes that durable as a batch of its own.
+/// recovered ledger has, applies it and makes that durable as a batch of its own. Returns
+/// whether it wrote that batch.
 pub(crate) fn configure(
     store: &mut dyn Store,
     recovered: &mut Recovery,
     config: LedgerConfig,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     if recovered.ledger.config() == config {
-        return Ok(());
+        return Ok(false);
     }
     tracing::info!(
         from_ms = recovered.ledger.config().idempotency_window_ms,
@@ -88,8 +89,7 @@ pub(crate) fn configure(
         chain_head: recovered.ledger.chain_head(),
     })?;
     recovered.next_seq += 1;
-    recovered.replayed_batches += 1;
-    Ok(())
+    Ok(true)
 }
 
 /// The writer thread: cuts the open batch, makes it durable, settles it; sleeps when there
