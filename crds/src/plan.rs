@@ -168,7 +168,10 @@ pub struct ConfigurationValue {
 
 /// One line of a rate card: the credit price of a metered feature's usage, optionally for one
 /// value of a dimension. Cost of `q` units = ceil(q * microCredits / perUnits). A line with a
-/// dimension wins over the feature's line without one.
+/// dimension wins over the feature's line without one, and all of a feature's lines use the
+/// same dimension. Usage that no line matches (another value of the dimension, or none, and
+/// no line without a dimension) is refused (REASON_NOT_PRICED), never free: a line without a
+/// dimension prices the rest (`microCredits: 0` makes it free).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rate {

@@ -499,3 +499,82 @@ async fn oversized_requests_and_garbage_bytes_leave_the_server_serving() -> anyh
     assert_eq!(server.http_get("/readyz").await?.status, 200);
     Ok(())
 }
+
+/// The free plan prices tokens for model=gpt-small only: tokens of another model are refused
+/// with REASON_NOT_PRICED naming plan, feature and value, never free, and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_without_a_rate_is_refused_not_given_away() -> anyhow::Result<()> {
+    let (_catalog, _server, c) = setup().await?;
+    c.create_subscribed("cus_free", "free").await?;
+    c.grant("cus_free", credits(10)).await?;
+    let before = (
+        c.balance("cus_free").await?,
+        c.all_entries("cus_free").await?.len(),
+    );
+    let large = |units| ReserveRequest {
+        dimensions: [("model".to_string(), "gpt-large".to_string())].into(),
+        ..reserve("cus_free", "llm-tokens", units)
+    };
+    let held = c
+        .enforcement
+        .clone()
+        .reserve(large(1_000))
+        .await?
+        .into_inner();
+    let decision = decision_of(&held.decision);
+    assert!(!decision.allowed, "{decision:?}");
+    assert_eq!(decision.reason(), proto::Reason::NotPriced, "{decision:?}");
+    assert!(
+        decision
+            .message
+            .contains("plan free prices llm-tokens by model")
+            && decision.message.contains("model=gpt-large"),
+        "{}",
+        decision.message
+    );
+    let checked = c
+        .enforcement
+        .clone()
+        .check(CheckRequest {
+            customer_id: "cus_free".into(),
+            feature: "llm-tokens".into(),
+            units: 1_000,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        decision_of(&checked.decision).reason(),
+        proto::Reason::NotPriced,
+        "no model given: not priced either"
+    );
+    let ingested = c
+        .metering
+        .clone()
+        .ingest(IngestRequest {
+            events: vec![UsageEvent {
+                id: unique_key("evt"),
+                customer_id: "cus_free".into(),
+                feature: "llm-tokens".into(),
+                quantity: 1_000,
+                dimensions: [("model".to_string(), "gpt-large".to_string())].into(),
+                ..Default::default()
+            }],
+        })
+        .await?
+        .into_inner();
+    assert_eq!(ingested.accepted, 0);
+    assert_eq!(ingested.rejected.len(), 1, "{ingested:?}");
+    assert!(
+        ingested.rejected[0]
+            .reason
+            .contains("no rate for model=gpt-large"),
+        "{ingested:?}"
+    );
+    let after = (
+        c.balance("cus_free").await?,
+        c.all_entries("cus_free").await?.len(),
+    );
+    assert_eq!(before, after, "a refused usage changes nothing");
+    Ok(())
+}

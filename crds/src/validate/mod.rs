@@ -92,6 +92,16 @@ pub enum Problem {
         reset: String,
         plan_reset: String,
     },
+    #[error(
+        "prices {feature} by dimension {name}, but {first} prices it by {first_name}: usage \
+         with both would match two lines, so a feature's lines use one dimension"
+    )]
+    RateDimensionsDiffer {
+        feature: String,
+        name: String,
+        first: String,
+        first_name: String,
+    },
 }
 
 impl Problem {
@@ -118,6 +128,7 @@ impl Problem {
             Problem::WindowEndsBeforeStart => "window_ends_before_start",
             Problem::GrantsNothing => "grants_nothing",
             Problem::LimitPeriodDiffers { .. } => "limit_period_differs",
+            Problem::RateDimensionsDiffer { .. } => "rate_dimensions_differ",
         }
     }
 }

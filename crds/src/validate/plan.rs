@@ -16,6 +16,8 @@ pub(super) fn check(plan: &Plan, report: &mut Report<'_>) {
 
     // (feature, dimension) of each rate line seen so far, with its index.
     let mut seen_rates: Vec<(RateKey, usize)> = Vec::new();
+    // The dimension name each feature is priced by, with the index of its first such line.
+    let mut priced_by: Vec<(&String, &String, usize)> = Vec::new();
     for (i, rate) in spec.rate_card.iter().enumerate() {
         let path = format!("spec.rateCard[{i}]");
         match declared_in(&spec.features, &rate.feature) {
@@ -45,6 +47,23 @@ pub(super) fn check(plan: &Plan, report: &mut Report<'_>) {
         if let Some(d) = &rate.dimension {
             report.id(&format!("{path}.dimension.name"), &d.name);
             report.external_id(&format!("{path}.dimension.value"), &d.value);
+            match priced_by
+                .iter()
+                .find(|(feature, ..)| **feature == rate.feature)
+            {
+                Some((_, name, first)) if **name != d.name => report.add(
+                    &format!("{path}.dimension.name"),
+                    &d.name,
+                    Problem::RateDimensionsDiffer {
+                        feature: rate.feature.clone(),
+                        name: d.name.clone(),
+                        first: format!("spec.rateCard[{first}]"),
+                        first_name: (*name).clone(),
+                    },
+                ),
+                Some(_) => {}
+                None => priced_by.push((&rate.feature, &d.name, i)),
+            }
         }
         let key: RateKey = (&rate.feature, rate.dimension.as_ref());
         if let Some((_, first)) = seen_rates.iter().find(|(k, _)| *k == key) {

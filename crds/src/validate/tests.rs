@@ -65,6 +65,32 @@ fn a_rate_card_on_a_non_metered_feature_is_refused() {
     );
 }
 
+/// Usage with model=large and region=eu would match both lines: which price applies must not
+/// depend on their order. Lines of one dimension, and a default line, are fine.
+#[test]
+fn rate_lines_of_one_feature_on_different_dimensions_are_refused() {
+    let lines = "  rateCard:\n    - {feature: tokens, dimension: {name: model, value: large}, microCredits: 9}\n    - {feature: tokens, dimension: {name: model, value: small}, microCredits: 2}\n";
+    assert_eq!(found(&BASE.replace("  rateCard:\n", lines)), vec![]);
+    let mixed = format!(
+        "{lines}    - {{feature: tokens, dimension: {{name: region, value: eu}}, microCredits: 3}}\n"
+    );
+    let yaml = BASE.replace("  rateCard:\n", &mixed);
+    assert_eq!(
+        found(&yaml),
+        one(
+            "Plan/pro",
+            "spec.rateCard[2].dimension.name",
+            "rate_dimensions_differ"
+        )
+    );
+    let message = validate_catalog(&catalog(&yaml))[0].problem.to_string();
+    assert!(
+        message.contains("by dimension region")
+            && message.contains("spec.rateCard[0] prices it by model"),
+        "{message}"
+    );
+}
+
 #[test]
 fn a_duplicate_rate_line_is_refused() {
     let yaml = BASE.replace(

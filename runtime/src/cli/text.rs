@@ -70,6 +70,7 @@ fn denial(decision: &Decision) -> String {
         Reason::UnknownCustomer => "unknown customer".into(),
         Reason::NoSubscription => "no subscription".into(),
         Reason::FailClosed => "store unreachable, failing closed".into(),
+        Reason::NotPriced => "not priced".into(),
         Reason::Unspecified | Reason::Allowed | Reason::FailOpen => reason.as_str_name().into(),
     }
 }

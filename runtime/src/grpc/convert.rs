@@ -45,6 +45,7 @@ pub(crate) fn decision(d: Decision) -> proto::Decision {
         Reason::NoSubscription => proto::Reason::NoSubscription,
         Reason::FailOpen => proto::Reason::FailOpen,
         Reason::FailClosed => proto::Reason::FailClosed,
+        Reason::NotPriced => proto::Reason::NotPriced,
     };
     let (cap_level, cap_name) = match d.cap {
         Some((level, name)) => (cap_level(level), name),

@@ -86,7 +86,44 @@ pub struct Request<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
     NoSubscription,
-    NoEntitlement { feature: String },
+    NoEntitlement {
+        feature: String,
+    },
+    /// The plan prices the feature by `dimension`, and no line matches the usage (its
+    /// value of the dimension, `None` when it gives none) and there is no default line.
+    NotPriced {
+        plan: String,
+        feature: String,
+        dimension: String,
+        value: Option<String>,
+    },
+}
+
+impl Denial {
+    /// Why, in words, for decisions and ingest rejections.
+    pub fn message(&self, customer: &str) -> String {
+        match self {
+            Denial::NoSubscription => format!("customer {customer} has no subscription"),
+            Denial::NoEntitlement { feature } => {
+                format!("the plan of customer {customer} does not include {feature}")
+            }
+            Denial::NotPriced {
+                plan,
+                feature,
+                dimension,
+                value,
+            } => {
+                let asked = match value {
+                    Some(value) => format!("has no rate for {dimension}={value}"),
+                    None => format!("the usage gives no {dimension}"),
+                };
+                format!(
+                    "plan {plan} prices {feature} by {dimension}, and {asked} (nor a line \
+                     without a dimension): not priced, so refused"
+                )
+            }
+        }
+    }
 }
 
 /// What a limit in a request is, for decisions and their reasons.
@@ -105,7 +142,8 @@ pub struct PlannedLimit {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
     pub feature: EffectiveFeature,
-    /// The rate of the usage (`None`: not priced, free).
+    /// The rate of the usage (`None`: the plan has no rate card line for the feature, so its
+    /// usage costs no credits).
     pub price: Option<Price>,
     /// The price of the requested units.
     pub credits: u64,
@@ -131,7 +169,7 @@ impl Policy {
             )
             .filter(|f| f.enabled)
             .ok_or_else(no_entitlement)?;
-        let price = self.price(&subscription.plan, request.feature, request.dimensions);
+        let price = self.price(&subscription.plan, request.feature, request.dimensions)?;
         let credits = price.map_or(0, |p| p.cost(request.units).unwrap_or(u64::MAX));
         let mut limits = Vec::new();
         if feature.kind == FeatureKind::Metered
@@ -213,21 +251,35 @@ impl Policy {
         })
     }
 
-    /// The rate card line for a feature's usage with these dimensions.
+    /// The rate card line for a feature's usage with these dimensions: the line of the
+    /// usage's dimension value, else the line without a dimension. `None`: the plan prices
+    /// nothing of the feature. A feature priced by a dimension, whose usage no line matches,
+    /// is refused (`NotPriced`), never free: a model added to the product without a rate
+    /// must not cost nothing.
     pub fn price(
         &self,
         plan: &str,
         feature: &str,
         dimensions: &BTreeMap<String, String>,
-    ) -> Option<Price> {
-        let lines = self.plans.get(plan)?.rates.get(feature)?;
-        lines
-            .iter()
-            .find(|line| match &line.dimension {
-                Some((name, value)) => dimensions.get(name) == Some(value),
-                None => true,
-            })
-            .map(|line| line.price)
+    ) -> Result<Option<Price>, Denial> {
+        let Some(lines) = self.plans.get(plan).and_then(|p| p.rates.get(feature)) else {
+            return Ok(None);
+        };
+        let matching = lines.iter().find(|line| match &line.dimension {
+            Some((name, value)) => dimensions.get(name) == Some(value),
+            None => true,
+        });
+        match (matching, lines.first().and_then(|l| l.dimension.as_ref())) {
+            (Some(line), _) => Ok(Some(line.price)),
+            // Validation keeps every line of a feature on one dimension.
+            (None, Some((dimension, _))) => Err(Denial::NotPriced {
+                plan: plan.to_string(),
+                feature: feature.to_string(),
+                dimension: dimension.clone(),
+                value: dimensions.get(dimension).cloned(),
+            }),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The feature as the plan and every active entitlement make it; the most generous

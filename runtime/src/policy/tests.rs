@@ -69,6 +69,65 @@ fn prices_the_dimension_line_before_the_default() {
     );
 }
 
+/// The free plan prices tokens only for model=gpt-small: usage of another model, or of no
+/// model, is refused rather than given away; a rate-less feature stays free.
+#[test]
+fn usage_the_plan_prices_by_a_dimension_without_a_rate_for_it_is_refused() {
+    let policy = example();
+    let s = sub("free");
+    let subject = Subject::default();
+    let mut dims = BTreeMap::new();
+    dims.insert("model".to_string(), "gpt-small".to_string());
+    let eval = policy
+        .evaluate(&request("cus_1", &s, &subject, "llm-tokens", &dims, 1_000))
+        .unwrap();
+    assert_eq!(eval.credits, 20_000);
+    dims.insert("model".to_string(), "gpt-large".to_string());
+    let refused = policy
+        .evaluate(&request("cus_1", &s, &subject, "llm-tokens", &dims, 1_000))
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        Denial::NotPriced {
+            plan: "free".into(),
+            feature: "llm-tokens".into(),
+            dimension: "model".into(),
+            value: Some("gpt-large".into()),
+        }
+    );
+    assert!(
+        refused
+            .message("cus_1")
+            .contains("plan free prices llm-tokens by model, and has no rate for model=gpt-large"),
+        "{}",
+        refused.message("cus_1")
+    );
+    let none = BTreeMap::new();
+    let refused = policy
+        .evaluate(&request("cus_1", &s, &subject, "llm-tokens", &none, 1_000))
+        .unwrap_err();
+    assert!(
+        refused
+            .message("cus_1")
+            .contains("the usage gives no model"),
+        "{refused:?}"
+    );
+    // A plan with a line without a dimension prices every other model by it (pro), and a
+    // feature without any line is free.
+    let pro = sub("pro");
+    let eval = policy
+        .evaluate(&request(
+            "cus_1",
+            &pro,
+            &subject,
+            "llm-tokens",
+            &none,
+            1_000,
+        ))
+        .unwrap();
+    assert_eq!(eval.credits, 100_000);
+}
+
 #[test]
 fn no_entitlement_and_no_subscription() {
     let policy = example();

@@ -16,6 +16,8 @@ pub enum Reason {
     FailOpen,
     /// The store is unreachable and the feature fails closed.
     FailClosed,
+    /// The plan prices the feature by a dimension and has no rate for the usage's value.
+    NotPriced,
 }
 
 impl Reason {
@@ -31,6 +33,7 @@ impl Reason {
             Reason::NoSubscription => "no_subscription",
             Reason::FailOpen => "fail_open",
             Reason::FailClosed => "fail_closed",
+            Reason::NotPriced => "not_priced",
         }
     }
 }
@@ -91,18 +94,12 @@ impl Decision {
     }
 
     pub fn from_denial(denial: &Denial, customer: &str, policy_version: &str) -> Self {
-        match denial {
-            Denial::NoSubscription => Decision::deny(
-                Reason::NoSubscription,
-                format!("customer {customer} has no subscription"),
-                policy_version,
-            ),
-            Denial::NoEntitlement { feature } => Decision::deny(
-                Reason::NoEntitlement,
-                format!("the plan of customer {customer} does not include {feature}"),
-                policy_version,
-            ),
-        }
+        let reason = match denial {
+            Denial::NoSubscription => Reason::NoSubscription,
+            Denial::NoEntitlement { .. } => Reason::NoEntitlement,
+            Denial::NotPriced { .. } => Reason::NotPriced,
+        };
+        Decision::deny(reason, denial.message(customer), policy_version)
     }
 
     /// A denial for an enforced limit that has no room.

@@ -458,10 +458,7 @@ fn price_event(
         })
         .map_err(|denial| match denial {
             Denial::NoSubscription => format!("customer {} has no plan", event.customer),
-            Denial::NoEntitlement { feature } => format!(
-                "the plan of customer {} does not include {feature}",
-                event.customer
-            ),
+            denial => denial.message(&event.customer),
         })?;
     super::enforcement::check_units(&evaluation, event.quantity).map_err(|e| e.to_string())?;
     let counters = evaluation
