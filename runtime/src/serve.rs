@@ -280,8 +280,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let restarted = runtime.take_restarted_threads();
     drop(runtime);
-    stores.shutdown();
-    restarted.into_iter().for_each(EngineThread::join);
+    // Each writer takes its ledger's async lock for the final snapshot: wait for them off
+    // the runtime's threads, which must stay free to run a task queued for that lock (with
+    // one worker thread, a join here would wait for a task that can never run).
+    let joined = tokio::task::spawn_blocking(move || {
+        stores.shutdown();
+        restarted.into_iter().for_each(EngineThread::join);
+    })
+    .await;
+    if let Err(join) = joined {
+        tracing::error!(%join, "a writer's final snapshot panicked; the log has every batch");
+    }
     match grpc_result {
         Ok(result) => result,
         Err(join) => Err(anyhow::anyhow!("gRPC server task failed: {join}")),

@@ -363,7 +363,8 @@ impl Engine {
                 shared.gathering().stop();
                 return Err(self.stopped_error());
             };
-            let Some(durability) = self.join_open(&ledger, logged, bytes) else {
+            let Some(durability) = join_open(shared, &self.handle.writer, &ledger, logged, bytes)
+            else {
                 return Err(self.stopped_error());
             };
             drop(ledger);
@@ -373,35 +374,6 @@ impl Engine {
                 Err(self.stopped_error())
             };
         }
-    }
-
-    /// Adds a command just applied to `ledger` to the open batch, waking the writer if it
-    /// sleeps; returns what to wait for (`None`: the engine has stopped). Called with the
-    /// ledger locked, so batches hold commands in the order they were applied.
-    fn join_open(
-        &self,
-        ledger: &Ledger,
-        command: LoggedCommand,
-        bytes: usize,
-    ) -> Option<Arc<Durability>> {
-        let shared = &self.handle.shared;
-        shared.stats.retained(ledger.retained());
-        let mut gathering = shared.gathering();
-        if !gathering.serving {
-            return None;
-        }
-        gathering.open.commands.push(command);
-        gathering.open.bytes += bytes;
-        gathering.open.chain_head = ledger.chain_head();
-        // Counted before the writer can cut the batch (and count it out once durable).
-        shared.stats.pending(1);
-        let durability = gathering.open.durability.clone();
-        let wake = std::mem::take(&mut gathering.writer_idle);
-        drop(gathering);
-        if wake {
-            self.handle.writer.unpark();
-        }
-        Some(durability)
     }
 
     /// Reads the ledger on the caller's thread, after every command applied before it, and
@@ -462,6 +434,35 @@ impl Engine {
     }
 }
 
+/// Adds a command just applied to `ledger` to the open batch, waking the writer if it
+/// sleeps; returns what to wait for (`None`: the engine has stopped). Called with the ledger
+/// locked, so batches hold commands in the order they were applied.
+fn join_open(
+    shared: &Shared,
+    writer: &std::thread::Thread,
+    ledger: &Ledger,
+    command: LoggedCommand,
+    bytes: usize,
+) -> Option<Arc<Durability>> {
+    shared.stats.retained(ledger.retained());
+    let mut gathering = shared.gathering();
+    if !gathering.serving {
+        return None;
+    }
+    gathering.open.commands.push(command);
+    gathering.open.bytes += bytes;
+    gathering.open.chain_head = ledger.chain_head();
+    // Counted before the writer can cut the batch (and count it out once durable).
+    shared.stats.pending(1);
+    let durability = gathering.open.durability.clone();
+    let wake = std::mem::take(&mut gathering.writer_idle);
+    drop(gathering);
+    if wake {
+        writer.unpark();
+    }
+    Some(durability)
+}
+
 /// Moves ledger time forward when no command does, so that holds time out and grants
 /// expire on time in an idle partition. Ends with the last handle.
 async fn tick(handle: Weak<Handle>, every: Duration) {
@@ -469,11 +470,14 @@ async fn tick(handle: Weak<Handle>, every: Duration) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         interval.tick().await;
-        let Some(strong) = handle.upgrade() else {
+        // Not the handle itself across the wait for the ledger: the last handle dropped
+        // meanwhile must still tell the writer to close.
+        let Some((shared, writer)) = handle
+            .upgrade()
+            .map(|h| (h.shared.clone(), h.writer.clone()))
+        else {
             break;
         };
-        let engine = Engine { handle: strong };
-        let shared = &engine.handle.shared;
         let mut ledger = shared.ledger.lock().await;
         let now = shared.clock.now();
         let room = {
@@ -485,7 +489,13 @@ async fn tick(handle: Weak<Handle>, every: Duration) {
             continue;
         }
         ledger.advance(now);
-        let _ = engine.join_open(&ledger, LoggedCommand::Advance { now }, ADVANCE_BYTES);
+        let _ = join_open(
+            &shared,
+            &writer,
+            &ledger,
+            LoggedCommand::Advance { now },
+            ADVANCE_BYTES,
+        );
     }
 }
 

@@ -115,9 +115,8 @@ impl Writer {
                 if shared.closing.load(Ordering::SeqCst) {
                     drop(gathering);
                     // Every handle is gone: leave a snapshot so the next start replays little.
-                    let ledger = shared.ledger.blocking_lock();
                     if self.batches_since_snapshot > 0
-                        && let Err(error) = self.snapshot(&ledger)
+                        && let Err(error) = self.snapshot(&shared.ledger.blocking_lock())
                     {
                         self.fail(&error);
                     }
