@@ -110,10 +110,17 @@ const DURABLE: u8 = 1;
 const LOST: u8 = 2;
 
 impl Durability {
+    /// The first settle wins: a batch the engine gave up on stays lost (its callers may
+    /// already have heard `Stopped`), and a durable one is never called lost.
     pub(crate) fn settle(&self, durable: bool) {
-        self.state
-            .store(if durable { DURABLE } else { LOST }, Ordering::Release);
-        self.settled.notify_waiters();
+        let state = if durable { DURABLE } else { LOST };
+        if self
+            .state
+            .compare_exchange(PENDING, state, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.settled.notify_waiters();
+        }
     }
 
     /// True once the batch is durable, false if it never will be (the engine stopped).
@@ -176,9 +183,7 @@ impl Gathering {
     pub(crate) fn stop(&mut self) {
         self.serving = false;
         self.open.durability.settle(false);
-        if let Some(writing) = &self.writing
-            && writing.state.load(Ordering::Acquire) == PENDING
-        {
+        if let Some(writing) = &self.writing {
             writing.settle(false);
         }
     }
@@ -293,7 +298,6 @@ impl Engine {
                     if std::panic::catch_unwind(run).is_err() {
                         // A broken invariant: a bug. Never serve from that state.
                         stop(&shared, false, "writer panicked (see the log)".into());
-                        shared.gathering().stop();
                     }
                 }
             })
@@ -341,7 +345,7 @@ impl Engine {
                     .then(|| gathering.open.durability.clone())
             };
             if let Some(full) = full {
-                // Backpressure: wait until the writer has taken the full batch.
+                // Backpressure: wait until the full batch is durable (cut, and written).
                 drop(ledger);
                 full.wait().await;
                 continue;
@@ -360,7 +364,6 @@ impl Engine {
                     false,
                     "the ledger panicked applying a command (see the log)".into(),
                 );
-                shared.gathering().stop();
                 return Err(self.stopped_error());
             };
             let Some(durability) = join_open(shared, &self.handle.writer, &ledger, logged, bytes)
@@ -488,7 +491,16 @@ async fn tick(handle: Weak<Handle>, every: Duration) {
         if !room || !ledger.has_due(now) {
             continue;
         }
-        ledger.advance(now);
+        let state = &mut *ledger;
+        if std::panic::catch_unwind(AssertUnwindSafe(|| state.advance(now))).is_err() {
+            // A broken ledger invariant: a bug, and the state may be half changed.
+            stop(
+                &shared,
+                false,
+                "the ledger panicked advancing time (see the log)".into(),
+            );
+            break;
+        }
         let _ = join_open(
             &shared,
             &writer,
@@ -505,13 +517,16 @@ pub fn recover_ledger(store: &mut dyn Store) -> Result<Ledger, StoreError> {
     writer::recover(store).map(|r| r.ledger)
 }
 
-/// Records why the engine stopped (the first reason wins).
+/// Stops the engine, recording why (the first reason wins): nothing in the ledger is read
+/// again, and everyone waiting for a batch not yet durable hears `Stopped`.
 pub(crate) fn stop(shared: &Shared, transient: bool, reason: String) {
     if let Ok(mut stopped) = shared.stopped.lock()
         && stopped.is_none()
     {
         *stopped = Some((transient, reason));
     }
+    shared.gathering().stop();
+    shared.stats.no_pending();
 }
 
 pub(crate) fn store_failed(shared: &Shared, error: &StoreError) {

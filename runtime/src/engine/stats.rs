@@ -69,8 +69,16 @@ impl EngineStats {
         if added >= 0 {
             self.pending.fetch_add(added.unsigned_abs(), Relaxed);
         } else {
-            self.pending.fetch_sub(added.unsigned_abs(), Relaxed);
+            // Saturating: a batch written just after the engine stopped counts out of zero.
+            let _ = self.pending.fetch_update(Relaxed, Relaxed, |n| {
+                Some(n.saturating_sub(added.unsigned_abs()))
+            });
         }
+    }
+
+    /// The engine stopped: what was pending never will be durable.
+    pub(crate) fn no_pending(&self) {
+        self.pending.store(0, Relaxed);
     }
 
     pub(crate) fn pending_now(&self) -> usize {

@@ -114,10 +114,17 @@ impl Writer {
             if gathering.open.commands.is_empty() {
                 if shared.closing.load(Ordering::SeqCst) {
                     drop(gathering);
+                    if self.batches_since_snapshot == 0 {
+                        return;
+                    }
                     // Every handle is gone: leave a snapshot so the next start replays little.
-                    if self.batches_since_snapshot > 0
-                        && let Err(error) = self.snapshot(&shared.ledger.blocking_lock())
-                    {
+                    // The ticker may have logged time moving on meanwhile: write that first,
+                    // so that the snapshot is of the last durable batch.
+                    let ledger = shared.ledger.blocking_lock();
+                    if !shared.gathering().open.commands.is_empty() {
+                        continue;
+                    }
+                    if let Err(error) = self.snapshot(&ledger) {
                         self.fail(&error);
                     }
                     return;
@@ -135,6 +142,11 @@ impl Writer {
                 drop(gathering);
                 let ledger = shared.ledger.blocking_lock();
                 gathering = shared.gathering();
+                // Stopped meanwhile (a caller's apply panicked): the ledger may be half
+                // changed, and must be neither written nor snapshot.
+                if !gathering.serving {
+                    return;
+                }
                 Some(ledger)
             } else {
                 None
@@ -234,6 +246,5 @@ impl Writer {
     fn fail(&self, error: &StoreError) {
         tracing::error!(%error, "store write failed; the engine stops (acknowledged means durable)");
         store_failed(&self.shared, error);
-        self.shared.gathering().stop();
     }
 }
