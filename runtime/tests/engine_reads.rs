@@ -246,4 +246,9 @@ async fn a_batch_the_store_refused_is_never_read_nor_anything_applied_after_it()
         matches!(after, Err(EngineError::Stopped { .. })),
         "{after:?}"
     );
+    assert_eq!(
+        engine.queue_depth(),
+        0,
+        "nothing is pending in a stopped engine"
+    );
 }
