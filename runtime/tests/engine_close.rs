@@ -9,9 +9,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::acme::grant;
+use common::hooked::Hooked;
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock};
-use tollgate_runtime::store::embedded::EmbeddedStore;
-use tollgate_runtime::store::{Batch, Recovered, Snapshot, Store, StoreError};
 
 /// Snapshots wait while the gate is closed; `waiting` says one does.
 #[derive(Default)]
@@ -20,33 +19,18 @@ struct Gate {
     changed: Condvar,
 }
 
-struct GatedSnapshots {
-    inner: EmbeddedStore,
-    gate: Arc<Gate>,
-}
-
-impl Store for GatedSnapshots {
-    fn recover(
-        &mut self,
-        restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.inner.recover(restore)
-    }
-
-    fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        self.inner.append(batch)
-    }
-
-    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
-        let mut state = self.gate.state.lock().unwrap();
+/// The embedded store, whose snapshots wait at `gate`.
+fn gated_snapshots(dir: &std::path::Path, gate: &Arc<Gate>) -> Hooked {
+    let gate = gate.clone();
+    Hooked::open(dir).before_snapshot(move || {
+        let mut state = gate.state.lock().unwrap();
         state.1 = true;
-        self.gate.changed.notify_all();
+        gate.changed.notify_all();
         while !state.0 {
-            state = self.gate.changed.wait(state).unwrap();
+            state = gate.changed.wait(state).unwrap();
         }
-        drop(state);
-        self.inner.save_snapshot(snapshot)
-    }
+        Ok(true)
+    })
 }
 
 /// One runtime thread, as `serve --worker-threads 1`.
@@ -54,10 +38,7 @@ impl Store for GatedSnapshots {
 async fn the_last_handle_closes_the_writer_while_the_ticker_waits_for_the_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new(Gate::default());
-    let store = GatedSnapshots {
-        inner: EmbeddedStore::open(dir.path()).unwrap(),
-        gate: gate.clone(),
-    };
+    let store = gated_snapshots(dir.path(), &gate);
     // A snapshot after every batch, and a tick every millisecond.
     let config = EngineConfig {
         snapshot_every_batches: 1,

@@ -8,36 +8,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::acme::{grant, reserve, wallet};
+use common::hooked::Hooked;
 use tollgate_runtime::engine::{Engine, EngineConfig, ManualClock, recover_ledger};
 use tollgate_runtime::ledger::{LedgerConfig, LedgerError, Timestamp};
-use tollgate_runtime::store::embedded::EmbeddedStore;
-use tollgate_runtime::store::{Batch, Recovered, Snapshot, Store, StoreError};
+use tollgate_runtime::store::Store;
 
 const MINUTE_MS: u64 = 60_000;
 
 /// The embedded store, but snapshots are dropped: every recovery replays the whole log, as
 /// after a crash before the first snapshot.
-struct LogOnly(EmbeddedStore);
-
-impl Store for LogOnly {
-    fn recover(
-        &mut self,
-        restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.0.recover(restore)
-    }
-
-    fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        self.0.append(batch)
-    }
-
-    fn save_snapshot(&mut self, _snapshot: Snapshot) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
-
 fn store(dir: &Path) -> Box<dyn Store> {
-    Box::new(LogOnly(EmbeddedStore::open(dir).unwrap()))
+    Box::new(Hooked::open(dir).before_snapshot(|| Ok(false)))
 }
 
 fn config(window_ms: u64) -> EngineConfig {

@@ -9,9 +9,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::acme::{HOLD_MS, grant, reserve, wallet};
+use common::hooked::Hooked;
 use tollgate_runtime::engine::{Engine, EngineConfig, EngineError, SystemClock};
-use tollgate_runtime::store::embedded::EmbeddedStore;
-use tollgate_runtime::store::{Batch, Recovered, Snapshot, Store, StoreError};
+use tollgate_runtime::store::StoreError;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Gate {
@@ -42,25 +42,16 @@ impl Control {
     }
 }
 
-struct GatedStore {
-    inner: EmbeddedStore,
-    control: Arc<Control>,
-}
-
-impl Store for GatedStore {
-    fn recover(
-        &mut self,
-        restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.inner.recover(restore)
-    }
-
-    fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        let mut state = self.control.state.lock().unwrap();
+/// The embedded store, whose appends wait at the gate while it is closed, and fail while
+/// it says so.
+fn gated_store(dir: &std::path::Path, control: &Arc<Control>) -> Hooked {
+    let control = control.clone();
+    Hooked::open(dir).before_append(move |_| {
+        let mut state = control.state.lock().unwrap();
         state.1 += 1;
-        self.control.changed.notify_all();
+        control.changed.notify_all();
         while state.0 == Some(Gate::Closed) {
-            state = self.control.changed.wait(state).unwrap();
+            state = control.changed.wait(state).unwrap();
         }
         state.1 -= 1;
         if state.0 == Some(Gate::Fail) {
@@ -70,23 +61,15 @@ impl Store for GatedStore {
                 source: std::io::Error::other("injected failure"),
             });
         }
-        drop(state);
-        self.inner.append(batch)
-    }
-
-    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot)
-    }
+        Ok(())
+    })
 }
 
 /// An engine on a gated store, with a wallet granted 1,000 credits.
 async fn engine(dir: &std::path::Path) -> (Engine, Arc<Control>) {
     let control = Arc::new(Control::default());
     control.set(Gate::Open);
-    let store = GatedStore {
-        inner: EmbeddedStore::open(dir).unwrap(),
-        control: control.clone(),
-    };
+    let store = gated_store(dir, &control);
     // No ticks: nothing but the test's own commands takes the writer's lock.
     let config = EngineConfig {
         tick: Duration::from_secs(3600),

@@ -12,59 +12,41 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::acme::{grant, wallet};
+use common::hooked::Hooked;
 use tollgate_runtime::engine::{Engine, EngineConfig, EngineError, ManualClock, recover_ledger};
 use tollgate_runtime::ledger::Timestamp;
+use tollgate_runtime::store::StoreError;
 use tollgate_runtime::store::dynamodb::DynamoError;
 use tollgate_runtime::store::embedded::EmbeddedStore;
-use tollgate_runtime::store::{Batch, Recovered, Snapshot, Store, StoreError};
 
-/// The embedded store, whose snapshots fail while `failures` is above zero, with `error`.
-struct FlakySnapshots {
-    inner: EmbeddedStore,
-    failures: Arc<AtomicU32>,
-    transient: bool,
-}
-
-impl Store for FlakySnapshots {
-    fn recover(
-        &mut self,
-        restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.inner.recover(restore)
-    }
-
-    fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        self.inner.append(batch)
-    }
-
-    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
-        if self.failures.load(Ordering::SeqCst) > 0 {
-            self.failures.fetch_sub(1, Ordering::SeqCst);
-            return Err(if self.transient {
-                StoreError::Dynamo(DynamoError::Unavailable {
-                    op: "BatchWriteItem",
-                    attempts: 8,
-                    elapsed_ms: 2_300,
-                    last: "ProvisionedThroughputExceededException".into(),
-                })
-            } else {
-                StoreError::Io {
-                    op: "write",
-                    path: "snapshot".into(),
-                    source: std::io::Error::other("disk gone"),
-                }
-            });
+/// The embedded store, whose snapshots fail while `failures` is above zero (transiently,
+/// as DynamoDB throttled, or not).
+fn flaky_snapshots(dir: &Path, failures: &Arc<AtomicU32>, transient: bool) -> Hooked {
+    let failures = failures.clone();
+    Hooked::open(dir).before_snapshot(move || {
+        if failures.load(Ordering::SeqCst) == 0 {
+            return Ok(true);
         }
-        self.inner.save_snapshot(snapshot)
-    }
+        failures.fetch_sub(1, Ordering::SeqCst);
+        Err(if transient {
+            StoreError::Dynamo(DynamoError::Unavailable {
+                op: "BatchWriteItem",
+                attempts: 8,
+                elapsed_ms: 2_300,
+                last: "ProvisionedThroughputExceededException".into(),
+            })
+        } else {
+            StoreError::Io {
+                op: "write",
+                path: "snapshot".into(),
+                source: std::io::Error::other("disk gone"),
+            }
+        })
+    })
 }
 
 fn start(dir: &Path, failures: &Arc<AtomicU32>, transient: bool) -> (Engine, impl FnOnce()) {
-    let store = FlakySnapshots {
-        inner: EmbeddedStore::open(dir).unwrap(),
-        failures: failures.clone(),
-        transient,
-    };
+    let store = flaky_snapshots(dir, failures, transient);
     let config = EngineConfig {
         snapshot_every_batches: 10,
         ..EngineConfig::default()

@@ -4,3 +4,4 @@
 pub mod acme;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb_local;
+pub mod hooked;
