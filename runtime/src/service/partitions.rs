@@ -78,12 +78,18 @@ impl PartitionSet {
         if self.restarting[partition].swap(true, Ordering::AcqRel) {
             return; // one restart at a time per partition
         }
-        let set = self.clone();
+        // Not the set itself across the waits: at shutdown the set is dropped, its engines
+        // with it, and `serve` waits for their writers; a restart still failing must not
+        // keep them alive.
+        let set = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut wait = RESTART_BACKOFF_MIN;
             loop {
                 let factory = factory.clone();
                 let attempt = tokio::task::spawn_blocking(move || factory(partition as u32)).await;
+                let Some(set) = set.upgrade() else {
+                    return; // shut down meanwhile
+                };
                 match attempt {
                     Ok(Ok((engine, thread))) => {
                         match set.engines[partition].write() {
@@ -97,7 +103,8 @@ impl PartitionSet {
                             partition,
                             "partition restarted after a transient store failure"
                         );
-                        break;
+                        set.restarting[partition].store(false, Ordering::Release);
+                        return;
                     }
                     Ok(Err(why)) => {
                         tracing::warn!(partition, %why, ?wait, "partition restart failed; retrying")
@@ -106,10 +113,10 @@ impl PartitionSet {
                         tracing::warn!(partition, %join, ?wait, "partition restart panicked; retrying")
                     }
                 }
+                drop(set);
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(RESTART_BACKOFF_MAX);
             }
-            set.restarting[partition].store(false, Ordering::Release);
         });
     }
 }
@@ -118,5 +125,57 @@ fn read(engine: &RwLock<Engine>) -> Engine {
     match engine.read() {
         Ok(e) => e.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+    use crate::engine::{EngineConfig, SystemClock};
+    use crate::store::embedded::EmbeddedStore;
+
+    /// At shutdown `serve` drops the partitions and waits for their writers: a restart that
+    /// keeps failing (DynamoDB still down) must not keep the set, and so the writers, alive.
+    #[tokio::test]
+    async fn a_restart_still_failing_lets_the_partitions_go_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let (engine, thread) = Engine::start(
+            Box::new(store),
+            Arc::new(SystemClock),
+            EngineConfig::default(),
+        )
+        .unwrap();
+        let attempts = Arc::new(AtomicU32::new(0));
+        let factory: EngineFactory = Arc::new({
+            let attempts = attempts.clone();
+            move |_| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Err("the store is still unreachable".into())
+            }
+        });
+        let set = Arc::new(PartitionSet::new(vec![engine], Some(factory)));
+        set.restart(0);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(attempts.load(Ordering::SeqCst) >= 2, "it retries");
+        let gone = Arc::downgrade(&set);
+        drop(set);
+        assert!(
+            gone.upgrade().is_none(),
+            "the retrying restart keeps the set"
+        );
+        let (done, joined) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            thread.join();
+            let _ = done.send(());
+        });
+        assert!(joined.recv_timeout(Duration::from_secs(10)).is_ok());
+        // The retry ends at its next attempt.
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        let settled = attempts.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(1_700)).await;
+        assert_eq!(attempts.load(Ordering::SeqCst), settled, "still retrying");
     }
 }
