@@ -64,13 +64,12 @@ impl ClientError {
     /// The error for `--json`: `{"error": {"code", "message", "detail"?}}`, so that a script
     /// reading stdout gets JSON whatever happened.
     pub fn to_json(&self) -> serde_json::Value {
-        let message = match self {
-            Self::Rpc(status) => status.message().to_string(),
-            Self::Deadline { timeout_ms } => {
-                format!("no answer within {timeout_ms} ms (raise --timeout-ms)")
-            }
-            other => other.to_string(),
-        };
+        // The text people read on stderr, without the code it may start with.
+        let text = self.to_string();
+        let message = text
+            .strip_prefix(self.code())
+            .and_then(|rest| rest.strip_prefix(": "))
+            .unwrap_or(&text);
         let mut error = serde_json::json!({ "code": self.code(), "message": message });
         if let Some(detail) = self.detail() {
             error["detail"] = detail.into();
@@ -148,7 +147,10 @@ mod tests {
             serde_json::json!({"error": {"code": "NOT_FOUND", "message": "hold 9 does not exist"}})
         );
         let late = ClientError::Deadline { timeout_ms: 5 };
-        assert_eq!(late.to_json()["error"]["code"], "DEADLINE_EXCEEDED");
+        assert_eq!(
+            late.to_json(),
+            serde_json::json!({"error": {"code": "DEADLINE_EXCEEDED", "message": "no answer within 5 ms (raise --timeout-ms)"}})
+        );
         let bad = ClientError::BadInput {
             field: "--units",
             value: "-1".into(),

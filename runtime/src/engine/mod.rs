@@ -123,6 +123,10 @@ impl Durability {
         }
     }
 
+    fn is_pending(&self) -> bool {
+        self.state.load(Ordering::Acquire) == PENDING
+    }
+
     /// True once the batch is durable, false if it never will be (the engine stopped).
     async fn wait(&self) -> bool {
         loop {
@@ -162,7 +166,7 @@ pub(crate) struct Gathering {
     pub(crate) serving: bool,
     pub(crate) open: OpenBatch,
     /// The batch the writer cut last (settled once it is durable or lost).
-    pub(crate) writing: Option<Arc<Durability>>,
+    pub(crate) writing: Option<(Arc<Durability>, usize)>,
     /// The writer found nothing to write and sleeps until a command wakes it.
     pub(crate) writer_idle: bool,
 }
@@ -172,7 +176,9 @@ impl Gathering {
     /// waits for before it answers. `None`: everything applied is durable.
     fn latest(&self) -> Option<Arc<Durability>> {
         if self.open.commands.is_empty() {
-            self.writing.clone()
+            self.writing
+                .as_ref()
+                .map(|(durability, _)| durability.clone())
         } else {
             Some(self.open.durability.clone())
         }
@@ -183,7 +189,7 @@ impl Gathering {
     pub(crate) fn stop(&mut self) {
         self.serving = false;
         self.open.durability.settle(false);
-        if let Some(writing) = &self.writing {
+        if let Some((writing, _)) = &self.writing {
             writing.settle(false);
         }
     }
@@ -320,7 +326,6 @@ impl Engine {
     /// Applies one command; resolves once it is durable.
     pub async fn submit(&self, request: Keyed) -> Result<CommandResult, EngineError> {
         let shared = &self.handle.shared;
-        shared.stats.queued();
         let mut logged = LoggedCommand::Apply {
             now: Timestamp(u64::MAX),
             request,
@@ -418,7 +423,15 @@ impl Engine {
 
     /// Commands applied and not yet durable.
     pub fn queue_depth(&self) -> usize {
-        self.handle.shared.stats.pending_now()
+        let gathering = self.handle.shared.gathering();
+        if !gathering.serving {
+            return 0; // what was pending never will be durable
+        }
+        let writing = match &gathering.writing {
+            Some((durability, commands)) if durability.is_pending() => *commands,
+            _ => 0,
+        };
+        gathering.open.commands.len() + writing
     }
 
     fn stopped_error(&self) -> EngineError {
@@ -455,8 +468,6 @@ fn join_open(
     gathering.open.commands.push(command);
     gathering.open.bytes += bytes;
     gathering.open.chain_head = ledger.chain_head();
-    // Counted before the writer can cut the batch (and count it out once durable).
-    shared.stats.pending(1);
     let durability = gathering.open.durability.clone();
     let wake = std::mem::take(&mut gathering.writer_idle);
     drop(gathering);
@@ -526,7 +537,6 @@ pub(crate) fn stop(shared: &Shared, transient: bool, reason: String) {
         *stopped = Some((transient, reason));
     }
     shared.gathering().stop();
-    shared.stats.no_pending();
 }
 
 pub(crate) fn store_failed(shared: &Shared, error: &StoreError) {

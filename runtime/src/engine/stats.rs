@@ -5,8 +5,6 @@ use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(Default)]
 pub struct EngineStats {
-    submitted: AtomicU64,
-    pending: AtomicU64,
     commands: AtomicU64,
     batches: AtomicU64,
     max_batch: AtomicU64,
@@ -26,7 +24,6 @@ pub struct EngineStats {
 /// A copy of the figures at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
-    pub submitted: u64,
     pub commands: u64,
     pub batches: u64,
     pub max_batch: u64,
@@ -58,33 +55,6 @@ impl StatsSnapshot {
 }
 
 impl EngineStats {
-    /// Counts a command submitted (applied, refused or waiting for room).
-    pub(crate) fn queued(&self) {
-        self.submitted.fetch_add(1, Relaxed);
-    }
-
-    /// Commands applied and not yet durable: `added` joined the open batch, or a batch of
-    /// `-added` became durable.
-    pub(crate) fn pending(&self, added: i64) {
-        if added >= 0 {
-            self.pending.fetch_add(added.unsigned_abs(), Relaxed);
-        } else {
-            // Saturating: a batch written just after the engine stopped counts out of zero.
-            let _ = self.pending.fetch_update(Relaxed, Relaxed, |n| {
-                Some(n.saturating_sub(added.unsigned_abs()))
-            });
-        }
-    }
-
-    /// The engine stopped: what was pending never will be durable.
-    pub(crate) fn no_pending(&self) {
-        self.pending.store(0, Relaxed);
-    }
-
-    pub(crate) fn pending_now(&self) -> usize {
-        usize::try_from(self.pending.load(Relaxed)).unwrap_or(usize::MAX)
-    }
-
     pub(crate) fn batch(&self, commands: u64, seq: u64, store_write_us: u64) {
         self.commands.fetch_add(commands, Relaxed);
         self.batches.fetch_add(1, Relaxed);
@@ -118,7 +88,6 @@ impl EngineStats {
 
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
-            submitted: self.submitted.load(Relaxed),
             commands: self.commands.load(Relaxed),
             batches: self.batches.load(Relaxed),
             max_batch: self.max_batch.load(Relaxed),

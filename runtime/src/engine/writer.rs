@@ -156,11 +156,10 @@ impl Writer {
             gathering.open.bytes = 0;
             let chain_head = gathering.open.chain_head;
             let durability = std::mem::take(&mut gathering.open.durability);
-            gathering.writing = Some(durability.clone());
+            gathering.writing = Some((durability.clone(), commands.len()));
             drop(gathering);
             match self.append(commands, chain_head) {
                 Ok(mut written) => {
-                    shared.stats.pending(-(written.len() as i64));
                     written.clear();
                     spare = written;
                     durability.settle(true);

@@ -103,7 +103,7 @@ impl Denial {
     /// Why, in words, for decisions and ingest rejections.
     pub fn message(&self, customer: &str) -> String {
         match self {
-            Denial::NoSubscription => format!("customer {customer} has no subscription"),
+            Denial::NoSubscription => format!("customer {customer} has no plan"),
             Denial::NoEntitlement { feature } => {
                 format!("the plan of customer {customer} does not include {feature}")
             }

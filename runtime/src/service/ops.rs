@@ -7,9 +7,7 @@ use crate::ledger::{
     Category, Command, DEFAULT_CURRENCY, Entry, EntryId, GrantSpec, LedgerError,
     MAX_EVENTS_PER_COMMAND, Measure, Outcome, Timestamp, UsageCharge, WalletBalance, WalletRef,
 };
-use crate::policy::{
-    Denial, EffectiveFeature, FeatureKind, Policy, Request, Subject, SubscriptionView,
-};
+use crate::policy::{EffectiveFeature, FeatureKind, Policy, Request, Subject, SubscriptionView};
 
 /// Most entries one ListEntries page returns.
 pub const MAX_PAGE_SIZE: usize = 1000;
@@ -456,10 +454,7 @@ fn price_event(
             units: event.quantity,
             now,
         })
-        .map_err(|denial| match denial {
-            Denial::NoSubscription => format!("customer {} has no plan", event.customer),
-            denial => denial.message(&event.customer),
-        })?;
+        .map_err(|denial| denial.message(&event.customer))?;
     super::enforcement::check_units(&evaluation, event.quantity).map_err(|e| e.to_string())?;
     let counters = evaluation
         .limits
