@@ -116,10 +116,8 @@ fn worker_threads(value: &str) -> Result<usize, String> {
     }
 }
 
-/// The async runtime `serve` runs on, for `--worker-threads`. Also turns transparent huge
-/// pages off for the process (see `disable_huge_pages`).
+/// The async runtime `serve` runs on, for `--worker-threads`.
 pub fn build_runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    disable_huge_pages();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     match threads_to_start(worker_threads, cores) {
         1 => tokio::runtime::Builder::new_current_thread()
@@ -137,8 +135,10 @@ pub fn build_runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::R
 /// idempotency window), and the allocator asks for huge pages: each new 2 MiB page is then
 /// zeroed at its first touch while callers wait, in bursts of 5 to 10 ms in which nothing
 /// is served. Turning them off halved the Reserve + Commit p99 (BENCHMARKS.md, session 8).
-/// Linux only; a refusal is logged and changes nothing else.
-fn disable_huge_pages() {
+/// Linux only; a refusal is logged and changes nothing else. `serve` calls it first thing
+/// (once logging is set up, so a refusal is seen); so does the load generator, whose
+/// stalls would be charged to the server.
+pub fn disable_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
         tracing::warn!(%error, "transparent huge pages stay on: expect latency spikes as memory grows");
@@ -186,6 +186,7 @@ fn one_replica(value: &str) -> Result<u32, String> {
 
 /// Runs the server until a signal arrives.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    disable_huge_pages();
     let (policy, source) = load_policy(&args).await?;
     let clock = Arc::new(SystemClock);
     let mut config = EngineConfig::default();
@@ -560,12 +561,12 @@ mod tests {
         assert_eq!(workers, 3);
     }
 
-    /// The runtime turns transparent huge pages off for the process (Linux reports it in
+    /// Transparent huge pages end up off for the process (Linux reports it in
     /// /proc/self/status since 5.0).
     #[cfg(target_os = "linux")]
     #[test]
-    fn building_the_runtime_turns_huge_pages_off() {
-        super::build_runtime(1).unwrap();
+    fn huge_pages_are_turned_off() {
+        super::disable_huge_pages();
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let line = status.lines().find(|l| l.starts_with("THP_enabled:"));
         assert_eq!(

@@ -41,7 +41,7 @@ use crate::store::{LoggedCommand, Store, StoreError};
 
 /// Upper bound of one batch: bounds the log record (a few hundred KiB), the time callers
 /// at the front of a batch wait for the ones behind them, and the commands applied but not
-/// yet durable (callers past it wait for the batch in flight: backpressure).
+/// yet durable (callers past it wait until that batch is durable: backpressure).
 pub const DEFAULT_MAX_BATCH: usize = 2048;
 /// Largest encoded command the engine accepts: bounds one log record and one DynamoDB
 /// item chunk set. Larger requests are refused before they are applied.
