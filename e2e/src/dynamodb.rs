@@ -30,30 +30,50 @@ impl DynamoLocal {
                 "TOLLGATE_DYNAMODB_LOCAL_DIR is not set: run scripts/test-all.sh (it installs DynamoDB Local), or set TOLLGATE_SKIP_DYNAMODB=1 to skip"
             );
         };
-        let port = crate::free_addr()?.port();
-        let child = Command::new("java")
-            .current_dir(&dir)
-            .args([
-                "-Djava.library.path=./DynamoDBLocal_lib",
-                "-jar",
-                "DynamoDBLocal.jar",
-                "-inMemory",
-                "-port",
-            ])
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let local = DynamoLocal { child, port };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(60),
-                "DynamoDB Local did not start in 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // The port is picked here and bound by Java a moment later, so another process can
+        // take it in between: DynamoDB Local then exits, and a new port is tried.
+        let mut attempt = 0;
+        let local = loop {
+            attempt += 1;
+            let port = crate::free_addr()?.port();
+            let child = Command::new("java")
+                .current_dir(&dir)
+                .args([
+                    "-Djava.library.path=./DynamoDBLocal_lib",
+                    "-jar",
+                    "DynamoDBLocal.jar",
+                    "-inMemory",
+                    "-port",
+                ])
+                .arg(port.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            let mut local = DynamoLocal { child, port };
+            let started = Instant::now();
+            let mut exited = None;
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Some(status) = local.child.try_wait()? {
+                    exited = Some(status);
+                    break;
+                }
+                anyhow::ensure!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "DynamoDB Local did not start in 60 s"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            match exited.or(local.child.try_wait()?) {
+                None => break local,
+                Some(status) if attempt < 3 => {
+                    eprintln!("DynamoDB Local on port {port} exited ({status}); another port");
+                }
+                Some(status) => {
+                    anyhow::bail!("DynamoDB Local exited ({status}) on {attempt} ports in a row")
+                }
+            }
+        };
         Ok(Some(local))
     }
 

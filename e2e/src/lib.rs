@@ -132,10 +132,20 @@ fn build_tollgate(profile_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the server to take).
+/// A free TCP port on 127.0.0.1 (bound, then released for a child process to take), never
+/// one handed out before in this process: the kernel can give a port just released to the
+/// next bind, and two tests must not start their children on the same port.
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?)
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..100 {
+        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        if !handed_out.contains(&addr.port()) {
+            handed_out.push(addr.port());
+            return Ok(addr);
+        }
+    }
+    bail!("100 binds in a row gave ports already handed out")
 }
 
 /// How to start a server.
@@ -168,6 +178,7 @@ pub struct Server {
     options: ServerOptions,
     data_dir: PathBuf,
     log_path: PathBuf,
+    addr_file: PathBuf,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     child: Option<Child>,
@@ -181,13 +192,16 @@ impl Server {
         let tmp = tempfile::Builder::new().prefix("tollgate-e2e-").tempdir()?;
         let data_dir = tmp.path().join("data");
         let log_path = tmp.path().join("server.log");
+        let addr_file = tmp.path().join("addrs.json");
+        let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut server = Self {
             bin: tollgate_bin()?,
             options,
             data_dir,
             log_path,
-            grpc_addr: free_addr()?,
-            http_addr: free_addr()?,
+            addr_file,
+            grpc_addr: unbound,
+            http_addr: unbound,
             child: None,
             starts: 0,
             _tmp: tmp,
@@ -237,11 +251,7 @@ impl Server {
         {
             use std::io::Write;
             let mut header: &File = &log;
-            writeln!(
-                header,
-                "===== e2e: start #{} grpc={} http={}",
-                self.starts, self.grpc_addr, self.http_addr
-            )?;
+            writeln!(header, "===== e2e: start #{}", self.starts)?;
         }
         let mut cmd = Command::new(&self.bin);
         cmd.arg("serve")
@@ -249,10 +259,14 @@ impl Server {
             .arg(&self.options.catalog_dir)
             .arg("--data-dir")
             .arg(&self.data_dir)
+            // Port 0: the server takes free ports and writes them to the address file, so
+            // no port picked here can be taken by another process before the server binds.
             .arg("--grpc-addr")
-            .arg(self.grpc_addr.to_string())
+            .arg("127.0.0.1:0")
             .arg("--http-addr")
-            .arg(self.http_addr.to_string())
+            .arg("127.0.0.1:0")
+            .arg("--addr-file")
+            .arg(&self.addr_file)
             .arg("--partitions")
             .arg(self.options.partitions.to_string())
             .arg("--log-format")
@@ -285,6 +299,28 @@ impl Server {
                     self.log_tail(16_384)
                 );
             }
+            match self.read_addr_file() {
+                Ok(None) => {
+                    last = format!("no address file {} yet", self.addr_file.display());
+                    if Instant::now() >= deadline {
+                        let tail = self.log_tail(16_384);
+                        self.kill9();
+                        bail!(
+                            "tollgate serve not ready after {READY_TIMEOUT:?} ({last}); its output:\n{tail}"
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                Ok(Some((grpc, http))) => {
+                    self.grpc_addr = grpc;
+                    self.http_addr = http;
+                }
+                Err(e) => {
+                    self.kill9();
+                    return Err(e);
+                }
+            }
             match http::get(self.http_addr, "/readyz").await {
                 Ok(resp) if resp.status == 200 => match self.grpc_serving().await {
                     Ok(()) => return Ok(()),
@@ -307,6 +343,25 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The addresses the server wrote once bound, or None before it has.
+    fn read_addr_file(&self) -> anyhow::Result<Option<(SocketAddr, SocketAddr)>> {
+        let text = match std::fs::read_to_string(&self.addr_file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).context("reading the server's address file"),
+        };
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("the server's address file is not JSON: {text:?}"))?;
+        let addr = |key: &str| -> anyhow::Result<SocketAddr> {
+            json[key]
+                .as_str()
+                .with_context(|| format!("no {key:?} in the address file {text:?}"))?
+                .parse()
+                .with_context(|| format!("{key:?} in the address file {text:?}"))
+        };
+        Ok(Some((addr("grpc")?, addr("http")?)))
     }
 
     /// One gRPC health check of the whole server (service "").
@@ -351,8 +406,14 @@ impl Server {
     /// catalog, on new ports. Clients of the old process must be replaced.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill9();
-        self.grpc_addr = free_addr()?;
-        self.http_addr = free_addr()?;
+        // The killed server's file names its old ports; the new one removes it too, but
+        // only once it runs, and the wait must not read the old ports before that.
+        match std::fs::remove_file(&self.addr_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).context("removing the old address file");
+            }
+            _ => {}
+        }
         self.spawn_and_wait().await
     }
 

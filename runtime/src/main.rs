@@ -44,7 +44,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the runtime: gRPC API, HTTP health and metrics, catalog watching.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Recover every partition of an embedded store, recompute it from its journal and
     /// check every ledger invariant. Exits non-zero on the first violation. Reads only: a
     /// torn tail is reported, not cut (the next start cuts it); refused while a server has
@@ -107,7 +107,7 @@ async fn run(cli: Cli) -> ExitCode {
         LogFormat::Json => builder.json().init(),
     }
     let result = match cli.command {
-        Cmd::Serve(args) => serve(args).await,
+        Cmd::Serve(args) => serve(*args).await,
         Cmd::Verify {
             data_dir,
             partitions,

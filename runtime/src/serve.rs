@@ -2,7 +2,7 @@
 //! cluster), opens the store, and serves gRPC and HTTP until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -46,10 +46,17 @@ pub struct ServeArgs {
     /// Data directory of the embedded store.
     #[arg(long, env = "TOLLGATE_DATA_DIR", default_value = "./tollgate-data")]
     pub data_dir: PathBuf,
+    /// gRPC listen address; port 0 takes a free port (see `--addr-file`).
     #[arg(long, env = "TOLLGATE_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: SocketAddr,
+    /// HTTP (health, readiness, metrics) listen address; port 0 takes a free port.
     #[arg(long, env = "TOLLGATE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
+    /// Once both ports are bound, write the addresses taken here as JSON,
+    /// `{"grpc": "127.0.0.1:50051", "http": "127.0.0.1:8080"}` (written whole, by rename,
+    /// and removed first at start): how a supervisor or a test finds ports chosen with 0.
+    #[arg(long, env = "TOLLGATE_ADDR_FILE", value_name = "PATH")]
+    pub addr_file: Option<PathBuf>,
     /// Customers hash to this many partitions, each with one writer. Fixed for a store:
     /// each store records it (the embedded store in its data directory, DynamoDB in its
     /// leases table) and refuses another; left out, the recorded count is used (for a new
@@ -240,10 +247,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy: status,
         ready: ready.clone(),
     }));
+    if let Some(path) = &args.addr_file {
+        remove_stale(path)?;
+    }
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding HTTP {}", args.http_addr))?;
-    tracing::info!(addr = %args.http_addr, "HTTP listening");
+    let http_addr = listener
+        .local_addr()
+        .with_context(|| format!("reading the HTTP address bound for {}", args.http_addr))?;
+    tracing::info!(addr = %http_addr, "HTTP listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
@@ -256,16 +269,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let incoming = tonic::transport::server::TcpIncoming::bind(args.grpc_addr)
         .with_context(|| format!("binding gRPC {}", args.grpc_addr))?
         .with_nodelay(Some(true));
+    let grpc_addr = incoming
+        .local_addr()
+        .with_context(|| format!("reading the gRPC address bound for {}", args.grpc_addr))?;
     let mut grpc_stop = stop_rx;
     let grpc_task = tokio::spawn(crate::grpc::serve(
         crate::grpc::GrpcConfig {
             incoming,
-            addr: args.grpc_addr,
+            addr: grpc_addr,
         },
         runtime.clone(),
         metrics,
         async move { while grpc_stop.changed().await.is_ok() && !*grpc_stop.borrow() {} },
     ));
+    if let Some(path) = &args.addr_file {
+        write_addr_file(path, grpc_addr, http_addr)?;
+    }
     ready.store(true, Ordering::Release);
     tracing::info!("ready");
 
@@ -292,10 +311,39 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Err(join) = joined {
         tracing::error!(%join, "a writer's final snapshot panicked; the log has every batch");
     }
+    if let Some(path) = &args.addr_file
+        && let Err(e) = remove_stale(path)
+    {
+        tracing::warn!(error = %format!("{e:#}"), "the address file stays behind");
+    }
     match grpc_result {
         Ok(result) => result,
         Err(join) => Err(anyhow::anyhow!("gRPC server task failed: {join}")),
     }
+}
+
+/// Removes an address file left by an earlier run, so nobody reads its ports as ours.
+fn remove_stale(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => {
+            Err(e).with_context(|| format!("removing the old --addr-file {}", path.display()))
+        }
+    }
+}
+
+/// Writes the bound addresses to `path` whole: a reader sees no file or all of it.
+fn write_addr_file(path: &Path, grpc: SocketAddr, http: SocketAddr) -> anyhow::Result<()> {
+    let json = serde_json::json!({ "grpc": grpc.to_string(), "http": http.to_string() });
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, format!("{json}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing --addr-file {}", path.display()))?;
+    tracing::info!(path = %path.display(), %grpc, %http, "addresses written");
+    Ok(())
 }
 
 /// Where the policy comes from, and what is needed to follow it.

@@ -47,11 +47,22 @@ pub fn emulator_dir() -> Option<PathBuf> {
     }
 }
 
+/// A free port, never one handed out before in this process: the kernel can give a port
+/// just released to the next bind, and two tests' emulators must not share one.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
+    panic!("100 binds in a row gave ports already handed out")
 }
 
 impl DynamoLocal {
@@ -110,6 +121,17 @@ impl DynamoLocal {
         self.wrapper = Some(wrapper);
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            // The wrapper ends when java does: it could not take the port, or failed.
+            if let Some(status) = self
+                .wrapper
+                .as_mut()
+                .and_then(|w| w.try_wait().ok().flatten())
+            {
+                panic!(
+                    "DynamoDB Local on port {} exited at start ({status})",
+                    self.port
+                );
+            }
             assert!(
                 started.elapsed() < START_TIMEOUT,
                 "DynamoDB Local did not listen on port {} within {START_TIMEOUT:?}",
