@@ -103,6 +103,8 @@ impl EngineError {
 pub(crate) struct Durability {
     state: AtomicU8,
     settled: Notify,
+    /// A caller has woken the others (after `settle_from_outside` woke one).
+    relayed: AtomicBool,
 }
 
 const PENDING: u8 = 0;
@@ -113,14 +115,28 @@ impl Durability {
     /// The first settle wins: a batch the engine gave up on stays lost (its callers may
     /// already have heard `Stopped`), and a durable one is never called lost.
     pub(crate) fn settle(&self, durable: bool) {
-        let state = if durable { DURABLE } else { LOST };
-        if self
-            .state
-            .compare_exchange(PENDING, state, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if self.mark(durable) {
             self.settled.notify_waiters();
         }
+    }
+
+    /// `settle` for the writer thread, which runs outside the runtime. A task woken from
+    /// outside costs its runtime a cross-thread wake-up (an eventfd write on tokio's
+    /// current-thread scheduler), so only one caller is woken from here, and it wakes the
+    /// others from inside its runtime (see `wait`), where a wake is a push onto the local
+    /// queue. A caller dropped after it was woken and before it ran passes the wake on to
+    /// the next (`Notify::notify_one` does).
+    pub(crate) fn settle_from_outside(&self, durable: bool) {
+        if self.mark(durable) {
+            self.settled.notify_one();
+        }
+    }
+
+    fn mark(&self, durable: bool) -> bool {
+        let state = if durable { DURABLE } else { LOST };
+        self.state
+            .compare_exchange(PENDING, state, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     fn is_pending(&self) -> bool {
@@ -135,7 +151,14 @@ impl Durability {
             settled.as_mut().enable();
             match self.state.load(Ordering::Acquire) {
                 PENDING => settled.await,
-                state => return state == DURABLE,
+                state => {
+                    // The writer woke one caller: the first to see the batch settled wakes
+                    // every caller waiting by now; any later one sees it settled itself.
+                    if !self.relayed.swap(true, Ordering::AcqRel) {
+                        self.settled.notify_waiters();
+                    }
+                    return state == DURABLE;
+                }
             }
         }
     }

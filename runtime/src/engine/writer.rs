@@ -162,7 +162,7 @@ impl Writer {
                 Ok(mut written) => {
                     written.clear();
                     spare = written;
-                    durability.settle(true);
+                    durability.settle_from_outside(true);
                 }
                 Err(error) => {
                     self.fail(&error);
