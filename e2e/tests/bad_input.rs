@@ -100,6 +100,40 @@ async fn invalid_arguments_name_the_field_and_change_nothing() -> anyhow::Result
         INVALID,
         "customer_id",
     ));
+    // An id with white space at an end or a control character: refused, not taken as a
+    // second customer that " cus_ok" would silently become.
+    for id in [" cus_ok", "cus_ok\n", "cus\tok"] {
+        let r = cu
+            .upsert_customer(UpsertCustomerRequest {
+                customer_id: id.into(),
+                display_name: "x".into(),
+                idempotency_key: unique_key("k"),
+            })
+            .await;
+        failures.extend(status_problem(
+            &format!("UpsertCustomer with id {id:?}"),
+            r,
+            INVALID,
+            "customer_id",
+        ));
+    }
+    let r = en
+        .check(CheckRequest {
+            customer_id: "cus_ok".into(),
+            feature: "model.gpt-small".into(),
+            subject: Some(proto::Subject {
+                agent: "agent-1 ".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    failures.extend(status_problem(
+        "Check with agent \"agent-1 \"",
+        r,
+        INVALID,
+        "subject.agent",
+    ));
     let r = cu
         .subscribe(SubscribeRequest {
             customer_id: "cus_ok".into(),

@@ -45,6 +45,13 @@ pub enum Problem {
     InvalidId,
     #[error("must not be empty")]
     Empty,
+    #[error(
+        "starts or ends with white space: ids are compared byte for byte, so \" acme\" would \
+         never match \"acme\""
+    )]
+    SurroundingSpace,
+    #[error("contains a control character (a newline, a tab, ...)")]
+    ControlCharacter,
     #[error("longer than {max} characters")]
     TooLong { max: usize },
     #[error("duplicate: already at {first}")]
@@ -113,6 +120,8 @@ impl Problem {
             Problem::InvalidName => "invalid_name",
             Problem::InvalidId => "invalid_id",
             Problem::Empty => "empty",
+            Problem::SurroundingSpace => "surrounding_space",
+            Problem::ControlCharacter => "control_character",
             Problem::TooLong { .. } => "too_long",
             Problem::Duplicate { .. } => "duplicate",
             Problem::NotPositive => "not_positive",
@@ -213,18 +222,10 @@ impl<'a> Report<'a> {
         }
     }
 
-    /// Checks an external id (customer, team, user, agent): not empty, bounded.
+    /// Checks an external id (customer, team, user, agent, dimension value).
     pub(crate) fn external_id(&mut self, path: &str, id: &str) {
-        if id.trim().is_empty() {
-            self.add(path, id, Problem::Empty);
-        } else if id.len() > MAX_EXTERNAL_ID_LEN {
-            self.add(
-                path,
-                id,
-                Problem::TooLong {
-                    max: MAX_EXTERNAL_ID_LEN,
-                },
-            );
+        if let Err(problem) = check_external_id(id) {
+            self.add(path, id, problem);
         }
     }
 
@@ -259,6 +260,26 @@ impl<'a> Report<'a> {
 /// API takes ids of at most 128 bytes (the runtime's `MAX_ID_BYTES`): a longer one in a
 /// catalog could never match a request.
 pub const MAX_EXTERNAL_ID_LEN: usize = 128;
+
+/// The rule for an external id (customer, team, user, agent, dimension value), in a catalog
+/// and in an API request alike: not empty nor only white space, at most
+/// [`MAX_EXTERNAL_ID_LEN`] bytes, no white space at either end, no control characters.
+/// Anything else goes: ids come from the product's own systems.
+pub fn check_external_id(id: &str) -> Result<(), Problem> {
+    if id.trim().is_empty() {
+        Err(Problem::Empty)
+    } else if id.len() > MAX_EXTERNAL_ID_LEN {
+        Err(Problem::TooLong {
+            max: MAX_EXTERNAL_ID_LEN,
+        })
+    } else if id.trim() != id {
+        Err(Problem::SurroundingSpace)
+    } else if id.chars().any(char::is_control) {
+        Err(Problem::ControlCharacter)
+    } else {
+        Ok(())
+    }
+}
 
 fn show<V: Serialize + ?Sized>(value: &V) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "<unprintable>".to_string())

@@ -361,6 +361,31 @@ fn an_id_longer_than_the_api_takes_is_refused() {
 }
 
 #[test]
+fn an_external_id_with_space_at_an_end_or_a_control_character_is_refused() {
+    let target = |customer: &str| {
+        with_entitlement(
+            &format!("{{customers: [{customer}]}}"),
+            "{feature: model.large, enabled: true}",
+        )
+    };
+    // Anything else goes: ids come from the product's own systems.
+    assert_eq!(found(&target("'Acme Inc. #1/eu'")), vec![]);
+    for (customer, code) in [
+        ("' acme'", "surrounding_space"),
+        ("'acme '", "surrounding_space"),
+        ("\"acme\\n\"", "surrounding_space"),
+        ("\"ac\\tme\"", "control_character"),
+        ("'   '", "empty"),
+    ] {
+        assert_eq!(
+            found(&target(customer)),
+            one("Entitlement/addon", "spec.target.customers[0]", code),
+            "{customer}"
+        );
+    }
+}
+
+#[test]
 fn an_object_name_kubectl_would_refuse_is_refused() {
     for bad in ["Pro Plan/2", "Pro", "-pro", "pro-"] {
         let yaml = BASE.replace(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::decision::{self, Decision, Reason, remaining_of, wallet_remaining};
-use super::{DEFAULT_HOLD_TIMEOUT_MS, Runtime, ServiceError, require_id, unexpected};
+use super::{DEFAULT_HOLD_TIMEOUT_MS, Runtime, ServiceError, require_id, require_key, unexpected};
 use crate::ledger::{
     Command, DEFAULT_CURRENCY, HoldId, LedgerError, MAX_HOLD_TIMEOUT_MS, Outcome, WalletRef,
 };
@@ -281,7 +281,7 @@ impl Runtime {
         hold_timeout_ms: u64,
     ) -> Result<ReserveOutcome, ServiceError> {
         validate(&request)?;
-        require_id("idempotency_key", key)?;
+        require_key("idempotency_key", key)?;
         let timeout_ms = if hold_timeout_ms == 0 {
             DEFAULT_HOLD_TIMEOUT_MS
         } else {
@@ -465,7 +465,7 @@ impl Runtime {
         key: &str,
     ) -> Result<CommitOutcome, ServiceError> {
         require_id("customer_id", customer)?;
-        require_id("idempotency_key", key)?;
+        require_key("idempotency_key", key)?;
         if hold == 0 {
             return Err(ServiceError::invalid("hold_id", "is required"));
         }
@@ -500,7 +500,7 @@ impl Runtime {
     /// Gives a hold back unused.
     pub async fn release(&self, customer: &str, hold: u64, key: &str) -> Result<u64, ServiceError> {
         require_id("customer_id", customer)?;
-        require_id("idempotency_key", key)?;
+        require_key("idempotency_key", key)?;
         if hold == 0 {
             return Err(ServiceError::invalid("hold_id", "is required"));
         }

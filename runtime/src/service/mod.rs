@@ -181,8 +181,19 @@ impl Runtime {
 // A catalog may name only ids the API can be sent (customers, subjects, dimension values).
 const _: () = assert!(tollgate_crds::validate::MAX_EXTERNAL_ID_LEN == MAX_ID_BYTES);
 
-/// Checks an id field: present and at most `MAX_ID_BYTES`.
+/// Checks an id field (customer, subject, feature, plan, dimension) by the catalog's rule
+/// for external ids (`tollgate_crds::validate::check_external_id`): present, at most
+/// `MAX_ID_BYTES`, no white space at either end, no control characters. An id the catalog
+/// could not name is refused here too, instead of being taken as a new customer.
 pub(crate) fn require_id(field: &str, value: &str) -> Result<(), ServiceError> {
+    require_key(field, value)?;
+    tollgate_crds::validate::check_external_id(value)
+        .map_err(|problem| ServiceError::invalid(field, problem.to_string()))
+}
+
+/// Checks an opaque key (an idempotency key, a usage event's id): present and at most
+/// `MAX_ID_BYTES`; its bytes are the client's business.
+pub(crate) fn require_key(field: &str, value: &str) -> Result<(), ServiceError> {
     if value.is_empty() {
         return Err(ServiceError::invalid(field, "is required"));
     }
@@ -264,5 +275,36 @@ mod tests {
             Some(None),
             "the customer exists (no subscription yet)"
         );
+    }
+
+    /// Ids follow the catalog's rule for external ids; opaque keys only need to be there.
+    #[test]
+    fn ids_are_held_to_the_catalogs_rule_and_keys_are_opaque() {
+        for id in ["cus_1", "Acme Inc. #1/eu", "user@example.com"] {
+            assert!(super::require_id("customer_id", id).is_ok(), "{id:?}");
+        }
+        for (id, why) in [
+            ("", "is required"),
+            ("   ", "must not be empty"),
+            (" cus_1", "starts or ends with white space"),
+            ("cus_1\n", "starts or ends with white space"),
+            ("cus\u{7}1", "control character"),
+        ] {
+            let Err(error) = super::require_id("customer_id", id) else {
+                panic!("{id:?} was accepted");
+            };
+            let message = error.to_string();
+            assert!(
+                message.contains("customer_id") && message.contains(why),
+                "{id:?}: {message}"
+            );
+        }
+        for key in [" k ", "k\t1", "\u{0}"] {
+            assert!(
+                super::require_key("idempotency_key", key).is_ok(),
+                "{key:?}"
+            );
+        }
+        assert!(super::require_key("idempotency_key", "").is_err());
     }
 }

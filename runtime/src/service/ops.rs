@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Runtime, ServiceError, require_id, unexpected};
+use super::{Runtime, ServiceError, require_id, require_key, unexpected};
 use crate::ledger::{
     Category, Command, DEFAULT_CURRENCY, Entry, EntryId, GrantSpec, LedgerError,
     MAX_EVENTS_PER_COMMAND, Measure, Outcome, Timestamp, UsageCharge, WalletBalance, WalletRef,
@@ -55,7 +55,7 @@ impl Runtime {
         key: &str,
     ) -> Result<bool, ServiceError> {
         require_id("customer_id", customer)?;
-        require_id("idempotency_key", key)?;
+        require_key("idempotency_key", key)?;
         let command = Command::UpsertCustomer {
             display_name: display_name.to_string(),
         };
@@ -79,7 +79,7 @@ impl Runtime {
     ) -> Result<(String, u64, u32), ServiceError> {
         require_id("customer_id", customer)?;
         require_id("plan", plan)?;
-        require_id("idempotency_key", key)?;
+        require_key("idempotency_key", key)?;
         let policy = self.policy();
         let Some(index) = policy.plan(plan) else {
             return Err(ServiceError::NotFound {
@@ -191,7 +191,7 @@ impl Runtime {
         key: &str,
     ) -> Result<(u64, u64, u64), ServiceError> {
         require_id("customer_id", customer)?;
-        require_id("idempotency_key", key)?;
+        require_key("idempotency_key", key)?;
         if self.subscription(customer).await?.is_none() {
             return Err(ServiceError::NotFound {
                 what: "customer",
@@ -433,9 +433,8 @@ fn price_event(
     event: &IngestEvent,
     now: Timestamp,
 ) -> Result<UsageCharge, String> {
-    for (field, value) in [("id", &event.id), ("feature", &event.feature)] {
-        require_id(field, value).map_err(|e| e.to_string())?;
-    }
+    require_key("id", &event.id).map_err(|e| e.to_string())?;
+    require_id("feature", &event.feature).map_err(|e| e.to_string())?;
     super::enforcement::validate_scope(&event.subject, &event.dimensions)
         .map_err(|e| e.to_string())?;
     if event.quantity == 0 {
