@@ -393,6 +393,40 @@ impl Recorder {
     }
 }
 
+/// The open loop's schedule: each call's intended send time, `rate` a second from `start`
+/// until `until`, handed over when it comes. A thread of its own keeps it: tokio's timer
+/// ticks every millisecond, so calls paced by it went out in bursts up to a millisecond late
+/// (an empty RPC at 5,000/s measured a 1.4 ms p50 from its intended time, against 0.17 ms
+/// answered one at a time); a thread's sleep wakes within tens of microseconds.
+fn pace(
+    start: Instant,
+    rate: u64,
+    until: Instant,
+) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<Instant>> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("loadgen-pacer".into())
+        .spawn(move || {
+            for k in 0u64.. {
+                // Exact in nanoseconds: at most 10,000,000/s for an hour stays in range.
+                let offset = u128::from(k) * 1_000_000_000 / u128::from(rate);
+                let due = start + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX));
+                if due >= until {
+                    break;
+                }
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                if tx.send(due).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("starting the pacer thread")?;
+    Ok(rx)
+}
+
 async fn run(target: Arc<Target>, rpc: Rpc, mode: Mode, args: &Args) -> anyhow::Result<Report> {
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup_s);
@@ -414,17 +448,10 @@ async fn run(target: Arc<Target>, rpc: Rpc, mode: Mode, args: &Args) -> anyhow::
             while callers.join_next().await.is_some() {}
         }
         Mode::Open { rate } => {
-            let interval = Duration::from_secs_f64(1.0 / rate as f64);
             let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
             let mut calls = JoinSet::new();
-            let mut k: u32 = 0;
-            loop {
-                let due = start + interval * k;
-                if due >= measure_until {
-                    break;
-                }
-                tokio::time::sleep_until(due.into()).await;
-                k = k.checked_add(1).context("too many scheduled calls")?;
+            let mut schedule = pace(start, rate, measure_until)?;
+            while let Some(due) = schedule.recv().await {
                 let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                     if due >= measure_from {
                         recorder.dropped.fetch_add(1, Ordering::Relaxed);
