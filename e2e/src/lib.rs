@@ -288,7 +288,6 @@ impl Server {
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        let mut last: String;
         loop {
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
@@ -299,41 +298,32 @@ impl Server {
                     self.log_tail(16_384)
                 );
             }
-            match self.read_addr_file() {
-                Ok(None) => {
-                    last = format!("no address file {} yet", self.addr_file.display());
-                    if Instant::now() >= deadline {
-                        let tail = self.log_tail(16_384);
-                        self.kill9();
-                        bail!(
-                            "tollgate serve not ready after {READY_TIMEOUT:?} ({last}); its output:\n{tail}"
-                        );
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                Ok(Some((grpc, http))) => {
-                    self.grpc_addr = grpc;
-                    self.http_addr = http;
-                }
+            let last = match self.read_addr_file() {
+                Ok(None) => format!("no address file {} yet", self.addr_file.display()),
                 Err(e) => {
                     self.kill9();
                     return Err(e);
                 }
-            }
-            match http::get(self.http_addr, "/readyz").await {
-                Ok(resp) if resp.status == 200 => match self.grpc_serving().await {
-                    Ok(()) => return Ok(()),
-                    Err(e) => {
-                        // Readiness should mean the gRPC port answers too; say so loudly,
-                        // then keep waiting (bounded) so the tests still run.
-                        eprintln!("e2e: WARNING: /readyz is 200 but gRPC is not serving: {e:#}");
-                        last = format!("gRPC health: {e:#}");
+                Ok(Some((grpc, http))) => {
+                    self.grpc_addr = grpc;
+                    self.http_addr = http;
+                    match http::get(self.http_addr, "/readyz").await {
+                        Ok(resp) if resp.status == 200 => match self.grpc_serving().await {
+                            Ok(()) => return Ok(()),
+                            Err(e) => {
+                                // Readiness should mean the gRPC port answers too; say so
+                                // loudly, then keep waiting (bounded) so the tests still run.
+                                eprintln!(
+                                    "e2e: WARNING: /readyz is 200 but gRPC is not serving: {e:#}"
+                                );
+                                format!("gRPC health: {e:#}")
+                            }
+                        },
+                        Ok(resp) => format!("/readyz answered {}", resp.status),
+                        Err(e) => format!("/readyz: {e:#}"),
                     }
-                },
-                Ok(resp) => last = format!("/readyz answered {}", resp.status),
-                Err(e) => last = format!("/readyz: {e:#}"),
-            }
+                }
+            };
             if Instant::now() >= deadline {
                 let tail = self.log_tail(16_384);
                 self.kill9();
@@ -341,7 +331,7 @@ impl Server {
                     "tollgate serve not ready after {READY_TIMEOUT:?} (last: {last}); its output:\n{tail}"
                 );
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

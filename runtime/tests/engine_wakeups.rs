@@ -58,30 +58,57 @@ async fn every_caller_of_a_batch_is_answered_on_a_one_thread_runtime() {
     );
 }
 
-/// A gate the store's appends wait at while it is closed; `waiting` says one does.
-#[derive(Default)]
+/// A gate the store's appends wait at while it is closed.
 struct Gate {
+    /// (open, an append waits at the gate)
     state: Mutex<(bool, bool)>,
     changed: Condvar,
+}
+
+impl Gate {
+    /// The embedded store in `dir`, whose appends wait at a gate (open to begin with).
+    fn store(dir: &std::path::Path) -> (Hooked, Arc<Gate>) {
+        let gate = Arc::new(Gate {
+            state: Mutex::new((true, false)),
+            changed: Condvar::new(),
+        });
+        let store = Hooked::open(dir).before_append({
+            let gate = gate.clone();
+            move |_| {
+                let mut state = gate.state.lock().unwrap();
+                state.1 = !state.0;
+                gate.changed.notify_all();
+                while !state.0 {
+                    state = gate.changed.wait(state).unwrap();
+                }
+                Ok(())
+            }
+        });
+        (store, gate)
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap().0 = false;
+    }
+
+    fn open(&self) {
+        self.state.lock().unwrap().0 = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until an append waits at the closed gate: the writer holds a batch.
+    fn wait_for_a_held_batch(&self) {
+        let mut state = self.state.lock().unwrap();
+        while !state.1 {
+            state = self.changed.wait(state).unwrap();
+        }
+    }
 }
 
 #[test]
 fn callers_on_another_runtime_are_answered_while_the_engines_runtime_is_idle_or_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Arc::new(Gate::default());
-    gate.state.lock().unwrap().0 = true;
-    let store = Hooked::open(dir.path()).before_append({
-        let gate = gate.clone();
-        move |_| {
-            let mut state = gate.state.lock().unwrap();
-            state.1 = !state.0;
-            gate.changed.notify_all();
-            while !state.0 {
-                state = gate.changed.wait(state).unwrap();
-            }
-            Ok(())
-        }
-    });
+    let (store, gate) = Gate::store(dir.path());
     let engines_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -102,22 +129,14 @@ fn callers_on_another_runtime_are_answered_while_the_engines_runtime_is_idle_or_
         .unwrap();
 
     // The writer holds the next batch at the closed gate while its caller waits.
-    gate.state.lock().unwrap().0 = false;
+    gate.close();
     let caller = callers_runtime.spawn({
         let engine = engine.clone();
         async move { engine.submit(reserve("r", 10, HOLD_MS)).await }
     });
-    {
-        let mut state = gate.state.lock().unwrap();
-        while !state.1 {
-            state = gate.changed.wait(state).unwrap();
-        }
-    }
+    gate.wait_for_a_held_batch();
     drop(engines_runtime);
-    {
-        gate.state.lock().unwrap().0 = true;
-        gate.changed.notify_all();
-    }
+    gate.open();
     let answer = callers_runtime
         .block_on(async { tokio::time::timeout(Duration::from_secs(10), caller).await });
     let answer = answer.expect("the caller was never woken: the wake went to a dead runtime");
@@ -131,20 +150,7 @@ fn callers_on_another_runtime_are_answered_while_the_engines_runtime_is_idle_or_
 #[test]
 fn a_woken_caller_cancelled_before_it_runs_passes_the_wake_on() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Arc::new(Gate::default());
-    gate.state.lock().unwrap().0 = true;
-    let store = Hooked::open(dir.path()).before_append({
-        let gate = gate.clone();
-        move |_| {
-            let mut state = gate.state.lock().unwrap();
-            state.1 = !state.0;
-            gate.changed.notify_all();
-            while !state.0 {
-                state = gate.changed.wait(state).unwrap();
-            }
-            Ok(())
-        }
-    });
+    let (store, gate) = Gate::store(dir.path());
     // A current-thread runtime runs its tasks only inside `block_on`: between two, a woken
     // task waits, and can be cancelled before it runs.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -158,7 +164,7 @@ fn a_woken_caller_cancelled_before_it_runs_passes_the_wake_on() {
         .block_on(engine.submit(grant("grant", 1_000, 0)))
         .unwrap()
         .unwrap();
-    gate.state.lock().unwrap().0 = false;
+    gate.close();
     let submit = |key: &'static str| {
         let engine = engine.clone();
         runtime.spawn(async move { engine.submit(reserve(key, 10, HOLD_MS)).await })
@@ -176,19 +182,11 @@ fn a_woken_caller_cancelled_before_it_runs_passes_the_wake_on() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    {
-        let mut state = gate.state.lock().unwrap();
-        while !state.1 {
-            state = gate.changed.wait(state).unwrap();
-        }
-    }
+    gate.wait_for_a_held_batch();
     // The batch of three is at the gate. Let it through; the writer wakes `first`, which
     // cannot run until the runtime is driven again.
     let written = engine.stats().snapshot().batches;
-    {
-        gate.state.lock().unwrap().0 = true;
-        gate.changed.notify_all();
-    }
+    gate.open();
     while engine.stats().snapshot().batches == written {
         std::thread::sleep(Duration::from_millis(1));
     }
