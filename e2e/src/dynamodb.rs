@@ -52,6 +52,13 @@ impl DynamoLocal {
                 .spawn()?;
             let mut local = DynamoLocal { child, port };
             let started = Instant::now();
+            // Java takes far longer than this to listen: a port that answers at once is
+            // another process's, and Java will fail to bind it.
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                anyhow::ensure!(attempt < 3, "{attempt} ports in a row were taken by others");
+                eprintln!("port {port} was taken before DynamoDB Local started; another port");
+                continue;
+            }
             let mut exited = None;
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 if let Some(status) = local.child.try_wait()? {

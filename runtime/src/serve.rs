@@ -194,6 +194,11 @@ fn one_replica(value: &str) -> Result<u32, String> {
 /// Runs the server until a signal arrives.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     disable_huge_pages();
+    // Before anything slow (recovery, leases): a file left by a killed run names ports that
+    // may belong to someone else by now.
+    if let Some(path) = &args.addr_file {
+        remove_stale(path)?;
+    }
     let (policy, source) = load_policy(&args).await?;
     let clock = Arc::new(SystemClock);
     let mut config = EngineConfig::default();
@@ -247,9 +252,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy: status,
         ready: ready.clone(),
     }));
-    if let Some(path) = &args.addr_file {
-        remove_stale(path)?;
-    }
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding HTTP {}", args.http_addr))?;
@@ -257,6 +259,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .local_addr()
         .with_context(|| format!("reading the HTTP address bound for {}", args.http_addr))?;
     tracing::info!(addr = %http_addr, "HTTP listening");
+    let incoming = tonic::transport::server::TcpIncoming::bind(args.grpc_addr)
+        .with_context(|| format!("binding gRPC {}", args.grpc_addr))?
+        .with_nodelay(Some(true));
+    let grpc_addr = incoming
+        .local_addr()
+        .with_context(|| format!("reading the gRPC address bound for {}", args.grpc_addr))?;
+    // Both ports are bound: say which, before serving on either (a failure here returns
+    // before any call was taken).
+    if let Some(path) = &args.addr_file {
+        write_addr_file(path, grpc_addr, http_addr)?;
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
@@ -266,12 +279,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             })
             .await
     });
-    let incoming = tonic::transport::server::TcpIncoming::bind(args.grpc_addr)
-        .with_context(|| format!("binding gRPC {}", args.grpc_addr))?
-        .with_nodelay(Some(true));
-    let grpc_addr = incoming
-        .local_addr()
-        .with_context(|| format!("reading the gRPC address bound for {}", args.grpc_addr))?;
     let mut grpc_stop = stop_rx;
     let grpc_task = tokio::spawn(crate::grpc::serve(
         crate::grpc::GrpcConfig {
@@ -282,9 +289,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         async move { while grpc_stop.changed().await.is_ok() && !*grpc_stop.borrow() {} },
     ));
-    if let Some(path) = &args.addr_file {
-        write_addr_file(path, grpc_addr, http_addr)?;
-    }
     ready.store(true, Ordering::Release);
     tracing::info!("ready");
 
@@ -339,9 +343,12 @@ fn write_addr_file(path: &Path, grpc: SocketAddr, http: SocketAddr) -> anyhow::R
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, format!("{json}\n"))
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("writing --addr-file {}", path.display()))?;
+    if let Err(e) =
+        std::fs::write(&tmp, format!("{json}\n")).and_then(|()| std::fs::rename(&tmp, path))
+    {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing --addr-file {}", path.display()));
+    }
     tracing::info!(path = %path.display(), %grpc, %http, "addresses written");
     Ok(())
 }

@@ -32,9 +32,9 @@ async fn every_caller_of_a_batch_is_answered_on_a_one_thread_runtime() {
         quiet(),
     )
     .unwrap();
-    engine
-        .submit(grant("grant", 1_000_000, 0))
+    tokio::time::timeout(LIMIT, engine.submit(grant("grant", 1_000_000, 0)))
         .await
+        .expect("the grant was never answered")
         .unwrap()
         .unwrap();
     let batches_before = engine.stats().snapshot().batches;
@@ -44,7 +44,7 @@ async fn every_caller_of_a_batch_is_answered_on_a_one_thread_runtime() {
             tokio::spawn(async move { engine.submit(reserve(format!("r{i}"), 10, HOLD_MS)).await })
         })
         .collect();
-    let answered = tokio::time::timeout(Duration::from_secs(20), async {
+    let answered = tokio::time::timeout(LIMIT, async {
         for caller in callers {
             caller.await.unwrap().unwrap().unwrap();
         }
@@ -98,13 +98,43 @@ impl Gate {
 
     /// Waits until an append waits at the closed gate: the writer holds a batch.
     fn wait_for_a_held_batch(&self) {
-        let mut state = self.state.lock().unwrap();
-        while !state.1 {
-            state = self.changed.wait(state).unwrap();
-        }
+        let state = self.state.lock().unwrap();
+        let (_state, waited) = self
+            .changed
+            .wait_timeout_while(state, LIMIT, |state| !state.1)
+            .unwrap();
+        assert!(
+            !waited.timed_out(),
+            "no batch reached the gate in {LIMIT:?}"
+        );
     }
 }
 
+/// Longest any step of these tests may wait: a failure, not a hang.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// Polls `done` until it holds, failing after `LIMIT`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < LIMIT, "{what}: not after {LIMIT:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Runs `future` on `runtime`, failing after `LIMIT`.
+fn block_on<T>(
+    runtime: &tokio::runtime::Runtime,
+    what: &str,
+    future: impl Future<Output = T>,
+) -> T {
+    runtime
+        .block_on(async { tokio::time::timeout(LIMIT, future).await })
+        .unwrap_or_else(|_| panic!("{what}: no answer in {LIMIT:?}"))
+}
+
+/// A caller on another runtime than the engine's is answered while the engine's runtime
+/// runs nothing, and after it is gone.
 #[test]
 fn callers_on_another_runtime_are_answered_while_the_engines_runtime_is_idle_or_gone() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,10 +153,13 @@ fn callers_on_another_runtime_are_answered_while_the_engines_runtime_is_idle_or_
         .enable_all()
         .build()
         .unwrap();
-    callers_runtime
-        .block_on(engine.submit(grant("grant", 1_000, 0)))
-        .unwrap()
-        .unwrap();
+    block_on(
+        &callers_runtime,
+        "the grant",
+        engine.submit(grant("grant", 1_000, 0)),
+    )
+    .unwrap()
+    .unwrap();
 
     // The writer holds the next batch at the closed gate while its caller waits.
     gate.close();
@@ -137,10 +170,14 @@ fn callers_on_another_runtime_are_answered_while_the_engines_runtime_is_idle_or_
     gate.wait_for_a_held_batch();
     drop(engines_runtime);
     gate.open();
-    let answer = callers_runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(10), caller).await });
-    let answer = answer.expect("the caller was never woken: the wake went to a dead runtime");
-    answer.unwrap().unwrap().unwrap();
+    block_on(
+        &callers_runtime,
+        "the caller, woken through the engine's runtime?",
+        caller,
+    )
+    .unwrap()
+    .unwrap()
+    .unwrap();
     drop(engine);
     thread.join();
 }
@@ -160,50 +197,57 @@ fn a_woken_caller_cancelled_before_it_runs_passes_the_wake_on() {
     let (engine, thread) = runtime
         .block_on(async { Engine::start(Box::new(store), Arc::new(SystemClock), quiet()) })
         .unwrap();
-    runtime
-        .block_on(engine.submit(grant("grant", 1_000, 0)))
-        .unwrap()
-        .unwrap();
-    gate.close();
+    block_on(
+        &runtime,
+        "the grant",
+        engine.submit(grant("grant", 1_000, 0)),
+    )
+    .unwrap()
+    .unwrap();
     let submit = |key: &'static str| {
         let engine = engine.clone();
         runtime.spawn(async move { engine.submit(reserve(key, 10, HOLD_MS)).await })
     };
-    // `first` waits longest, so `notify_one` wakes it.
-    let first = submit("first");
-    runtime.block_on(async {
-        while engine.queue_depth() < 1 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    });
-    let others: Vec<_> = ["second", "third"].into_iter().map(submit).collect();
-    runtime.block_on(async {
-        while engine.queue_depth() < 3 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    });
+    let pending = |n: usize| {
+        let engine = engine.clone();
+        block_on(&runtime, &format!("{n} commands pending"), async move {
+            while engine.queue_depth() < n {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
+    };
+    // A first batch, of one, is held at the gate; the next three callers join the batch
+    // after it, `first` before the others (it waits longest, so `notify_one` wakes it).
+    gate.close();
+    let blocker = submit("blocker");
+    pending(1);
     gate.wait_for_a_held_batch();
-    // The batch of three is at the gate. Let it through; the writer wakes `first`, which
-    // cannot run until the runtime is driven again.
+    let first = submit("first");
+    pending(2);
+    let others: Vec<_> = ["second", "third"].into_iter().map(submit).collect();
+    pending(4);
+    // Both batches are written while the runtime runs nothing: the writer wakes `first`,
+    // which cannot run before it is cancelled.
     let written = engine.stats().snapshot().batches;
     gate.open();
-    while engine.stats().snapshot().batches == written {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until("both batches written", || {
+        engine.stats().snapshot().batches >= written + 2
+    });
     std::thread::sleep(Duration::from_millis(50));
     first.abort();
-    let answered = runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(10), async {
+    block_on(
+        &runtime,
+        "the others, woken by the cancelled caller?",
+        async {
             for caller in others {
                 caller.await.unwrap().unwrap().unwrap();
             }
-        })
-        .await
-    });
-    assert!(
-        answered.is_ok(),
-        "the other callers were never woken: the cancelled caller kept the wake"
+        },
     );
+    block_on(&runtime, "the blocker", blocker)
+        .unwrap()
+        .unwrap()
+        .unwrap();
     drop(engine);
     thread.join();
 }

@@ -345,6 +345,10 @@ impl Target {
 struct Recorder {
     measure_from: Instant,
     measure_until: Instant,
+    /// Open loop: a call counts when it was due in the window, however late it ends (a
+    /// call the server held past the window is the latency the run must show). Closed
+    /// loop: when it started and ended in the window.
+    by_due_time: bool,
     histogram: Mutex<Histogram<u64>>,
     ops: AtomicU64,
     errors: AtomicU64,
@@ -353,10 +357,15 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn new(measure_from: Instant, measure_until: Instant) -> anyhow::Result<Self> {
+    fn new(
+        measure_from: Instant,
+        measure_until: Instant,
+        by_due_time: bool,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             measure_from,
             measure_until,
+            by_due_time,
             histogram: Mutex::new(Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?),
             ops: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -368,7 +377,8 @@ impl Recorder {
     /// Records a call started (or due) at `start` that ended now.
     fn record(&self, start: Instant, result: Result<(), tonic::Code>) {
         let end = Instant::now();
-        if start < self.measure_from || end > self.measure_until {
+        let last = if self.by_due_time { start } else { end };
+        if start < self.measure_from || last >= self.measure_until {
             return;
         }
         match result {
@@ -431,7 +441,8 @@ async fn run(target: Arc<Target>, rpc: Rpc, mode: Mode, args: &Args) -> anyhow::
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup_s);
     let measure_until = measure_from + Duration::from_secs(args.duration_s);
-    let recorder = Arc::new(Recorder::new(measure_from, measure_until)?);
+    let open_loop = matches!(mode, Mode::Open { .. });
+    let recorder = Arc::new(Recorder::new(measure_from, measure_until, open_loop)?);
     match mode {
         Mode::Closed { concurrency } => {
             let mut callers = JoinSet::new();

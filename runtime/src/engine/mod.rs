@@ -125,7 +125,9 @@ impl Durability {
     /// current-thread scheduler), so only one caller is woken from here, and it wakes the
     /// others from inside its runtime (see `wait`), where a wake is a push onto the local
     /// queue. A caller dropped after it was woken and before it ran passes the wake on to
-    /// the next (`Notify::notify_one` does).
+    /// the next (`Notify::notify_one` does). So the others hear as soon as that caller
+    /// runs: `serve` runs every caller on one runtime; a caller parked on a runtime that is
+    /// alive but never driven again would hold the others' answers as it holds its own.
     pub(crate) fn settle_from_outside(&self, durable: bool) {
         if self.mark(durable) {
             self.settled.notify_one();

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::decision::{self, Decision, Reason, remaining_of, wallet_remaining};
-use super::{DEFAULT_HOLD_TIMEOUT_MS, Runtime, ServiceError, require_id, require_key, unexpected};
+use super::{
+    DEFAULT_HOLD_TIMEOUT_MS, Runtime, ServiceError, require_customer, require_id, require_key,
+    unexpected,
+};
 use crate::ledger::{
     Command, DEFAULT_CURRENCY, HoldId, LedgerError, MAX_HOLD_TIMEOUT_MS, Outcome, WalletRef,
 };
@@ -66,7 +69,7 @@ pub struct CommitOutcome {
 }
 
 fn validate(request: &UsageRequest) -> Result<(), ServiceError> {
-    require_id("customer_id", &request.customer)?;
+    require_customer(&request.customer)?;
     require_id("feature", &request.feature)?;
     validate_scope(&request.subject, &request.dimensions)
 }
@@ -464,7 +467,7 @@ impl Runtime {
         units: u64,
         key: &str,
     ) -> Result<CommitOutcome, ServiceError> {
-        require_id("customer_id", customer)?;
+        require_customer(customer)?;
         require_key("idempotency_key", key)?;
         if hold == 0 {
             return Err(ServiceError::invalid("hold_id", "is required"));
@@ -499,7 +502,7 @@ impl Runtime {
 
     /// Gives a hold back unused.
     pub async fn release(&self, customer: &str, hold: u64, key: &str) -> Result<u64, ServiceError> {
-        require_id("customer_id", customer)?;
+        require_customer(customer)?;
         require_key("idempotency_key", key)?;
         if hold == 0 {
             return Err(ServiceError::invalid("hold_id", "is required"));

@@ -181,14 +181,23 @@ impl Runtime {
 // A catalog may name only ids the API can be sent (customers, subjects, dimension values).
 const _: () = assert!(tollgate_crds::validate::MAX_EXTERNAL_ID_LEN == MAX_ID_BYTES);
 
-/// Checks an id field (customer, subject, feature, plan, dimension) by the catalog's rule
-/// for external ids (`tollgate_crds::validate::check_external_id`): present, at most
-/// `MAX_ID_BYTES`, no white space at either end, no control characters. An id the catalog
-/// could not name is refused here too, instead of being taken as a new customer.
+/// Checks an id field (a new customer's, a subject, feature, plan, dimension) by the
+/// catalog's rule for external ids (`tollgate_crds::validate::check_external_id`): present,
+/// at most `MAX_ID_BYTES`, no white space at either end, no control characters. An id the
+/// catalog could not name is refused here too, instead of being taken as a new customer.
+/// Calls on an existing customer check its id with [`require_customer`].
 pub(crate) fn require_id(field: &str, value: &str) -> Result<(), ServiceError> {
     require_key(field, value)?;
     tollgate_crds::validate::check_external_id(value)
         .map_err(|problem| ServiceError::invalid(field, problem.to_string()))
+}
+
+/// Checks the id of a customer the call expects to exist: present and at most
+/// `MAX_ID_BYTES` (a customer that does not exist is NOT_FOUND). Only creating a customer
+/// holds its id to [`require_id`]'s rule: a customer created before that rule, say
+/// " acme", stays reachable, and its open holds can still be committed.
+pub(crate) fn require_customer(value: &str) -> Result<(), ServiceError> {
+    require_key("customer_id", value)
 }
 
 /// Checks an opaque key (an idempotency key, a usage event's id): present and at most
@@ -277,7 +286,8 @@ mod tests {
         );
     }
 
-    /// Ids follow the catalog's rule for external ids; opaque keys only need to be there.
+    /// Ids follow the catalog's rule for external ids; opaque keys and the ids of existing
+    /// customers only need to be there.
     #[test]
     fn ids_are_held_to_the_catalogs_rule_and_keys_are_opaque() {
         for id in ["cus_1", "Acme Inc. #1/eu", "user@example.com"] {
@@ -299,6 +309,9 @@ mod tests {
                 "{id:?}: {message}"
             );
         }
+        // A customer created before the rule stays reachable: only creating one checks it.
+        assert!(super::require_customer(" cus_1").is_ok());
+        assert!(super::require_customer("").is_err());
         for key in [" k ", "k\t1", "\u{0}"] {
             assert!(
                 super::require_key("idempotency_key", key).is_ok(),

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Runtime, ServiceError, require_id, require_key, unexpected};
+use super::{Runtime, ServiceError, require_customer, require_id, require_key, unexpected};
 use crate::ledger::{
     Category, Command, DEFAULT_CURRENCY, Entry, EntryId, GrantSpec, LedgerError,
     MAX_EVENTS_PER_COMMAND, Measure, Outcome, Timestamp, UsageCharge, WalletBalance, WalletRef,
@@ -77,7 +77,7 @@ impl Runtime {
         start_ms: u64,
         key: &str,
     ) -> Result<(String, u64, u32), ServiceError> {
-        require_id("customer_id", customer)?;
+        require_customer(customer)?;
         require_id("plan", plan)?;
         require_key("idempotency_key", key)?;
         let policy = self.policy();
@@ -130,7 +130,7 @@ impl Runtime {
     }
 
     pub async fn get_customer(&self, customer: &str) -> Result<CustomerView, ServiceError> {
-        require_id("customer_id", customer)?;
+        require_customer(customer)?;
         let policy = self.policy();
         let now = self.now();
         let id = customer.to_string();
@@ -190,7 +190,7 @@ impl Runtime {
         cost_basis_micros: u64,
         key: &str,
     ) -> Result<(u64, u64, u64), ServiceError> {
-        require_id("customer_id", customer)?;
+        require_customer(customer)?;
         require_key("idempotency_key", key)?;
         if self.subscription(customer).await?.is_none() {
             return Err(ServiceError::NotFound {
@@ -242,7 +242,7 @@ impl Runtime {
     }
 
     pub async fn balance(&self, customer: &str) -> Result<WalletBalance, ServiceError> {
-        require_id("customer_id", customer)?;
+        require_customer(customer)?;
         let id = customer.to_string();
         let found = self
             .read(customer, move |ledger| {
@@ -276,7 +276,7 @@ impl Runtime {
         after: u64,
         page_size: usize,
     ) -> Result<(Vec<Entry>, HashMap<u32, String>), ServiceError> {
-        require_id("customer_id", customer)?;
+        require_customer(customer)?;
         let limit = if page_size == 0 {
             100
         } else {
@@ -414,7 +414,7 @@ impl Runtime {
         &self,
         customer: &str,
     ) -> Result<Result<Option<SubscriptionView>, String>, ServiceError> {
-        if let Err(e) = require_id("customer_id", customer) {
+        if let Err(e) = require_customer(customer) {
             return Ok(Err(e.to_string()));
         }
         match self.subscription(customer).await {
