@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod cluster;
+pub mod credits;
 pub mod engine;
 pub mod grpc;
 pub mod http;

@@ -2,21 +2,10 @@
 //! Integers only, never floats: a decimal string is split at the point and scaled exactly.
 
 use super::error::ClientError;
-
-/// Micro-credits in one credit.
-pub const MICROS_PER_CREDIT: u64 = 1_000_000;
+pub use crate::credits::{MICROS_PER_CREDIT, format_credits};
 /// Decimal places of a credit amount: one micro-credit is the smallest unit.
 const CREDIT_DECIMALS: usize = 6;
 const _: () = assert!(10u64.pow(CREDIT_DECIMALS as u32) == MICROS_PER_CREDIT);
-
-/// Micro-credits as credits with six decimals: 12_500_000 -> "12.500000".
-pub fn format_credits(micros: u64) -> String {
-    format!(
-        "{}.{:06}",
-        micros / MICROS_PER_CREDIT,
-        micros % MICROS_PER_CREDIT
-    )
-}
 
 /// Parses an amount of credits ("100", "12.5", "0.000001") into micro-credits, exactly.
 /// Rejects signs, exponents, empty parts and more than six decimals.

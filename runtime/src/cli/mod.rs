@@ -17,7 +17,7 @@
 //! events the server rejected), 1 on errors, printed on stderr as `error: <CODE>: <message>`
 //! (with `--json`, also on stdout as `{"error": {"code", "message"}}`).
 
-pub(crate) mod amount;
+mod amount;
 mod args;
 mod commands;
 mod connection;

@@ -249,7 +249,7 @@ pub(crate) fn alerts(limits: &[PlannedLimit], after: &[(u64, u64)]) -> Vec<Strin
 /// the micro-credits of the API's amounts: "12.500000 credits needed (12500000
 /// micro-credits), 3.000000 available".
 pub fn insufficient_credits(needed: u64, available: u64) -> String {
-    use crate::cli::amount::format_credits;
+    use crate::credits::format_credits;
     format!(
         "{} credits needed ({needed} micro-credits), {} available",
         format_credits(needed),
