@@ -59,19 +59,17 @@ impl DynamoLocal {
                 eprintln!("port {port} was taken before DynamoDB Local started; another port");
                 continue;
             }
-            let mut exited = None;
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if let Some(status) = local.child.try_wait()? {
-                    exited = Some(status);
-                    break;
-                }
+            while TcpStream::connect(("127.0.0.1", port)).is_err()
+                && local.child.try_wait()?.is_none()
+            {
                 anyhow::ensure!(
                     started.elapsed() < Duration::from_secs(60),
                     "DynamoDB Local did not start in 60 s"
                 );
                 std::thread::sleep(Duration::from_millis(100));
             }
-            match exited.or(local.child.try_wait()?) {
+            // `try_wait` keeps answering the status once the child has exited.
+            match local.child.try_wait()? {
                 None => break local,
                 Some(status) if attempt < 3 => {
                     eprintln!("DynamoDB Local on port {port} exited ({status}); another port");
