@@ -5,11 +5,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tollgate_runtime::cli::{ClientArgs, ClientCommand};
-use tollgate_runtime::engine::{recorded_count, recover_ledger};
+use tollgate_runtime::engine::{Activity, recorded_count, recover_ledger};
 use tollgate_runtime::serve::{DynamoTablesArgs, ServeArgs, build_runtime, create_tables, serve};
 use tollgate_runtime::store::embedded::EmbeddedStore;
 
@@ -87,7 +88,7 @@ fn main() -> ExitCode {
         _ => 0,
     };
     match build_runtime(threads) {
-        Ok(runtime) => runtime.block_on(run(cli)),
+        Ok((runtime, activity)) => runtime.block_on(run(cli, activity)),
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
             ExitCode::FAILURE
@@ -95,7 +96,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(cli: Cli, activity: Arc<Activity>) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -107,7 +108,7 @@ async fn run(cli: Cli) -> ExitCode {
         LogFormat::Json => builder.json().init(),
     }
     let result = match cli.command {
-        Cmd::Serve(args) => serve(*args).await,
+        Cmd::Serve(args) => serve(*args, Some(activity)).await,
         Cmd::Verify {
             data_dir,
             partitions,

@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 
 use crate::catalog::PolicyInForce;
 use crate::cluster::Cluster;
-use crate::engine::{Engine, EngineConfig, EngineThread, Partitions, SystemClock};
+use crate::engine::{Activity, Engine, EngineConfig, EngineThread, Partitions, SystemClock};
 use crate::http::{HttpState, Metrics, PolicyStatus};
 use crate::policy::Policy;
 use crate::service::{EngineFactory, Runtime};
@@ -123,18 +123,29 @@ fn worker_threads(value: &str) -> Result<usize, String> {
     }
 }
 
-/// The async runtime `serve` runs on, for `--worker-threads`.
-pub fn build_runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+/// The async runtime `serve` runs on, for `--worker-threads`, and what its park hooks
+/// report to the engines' writers (`engine::Activity`; pass it to `serve`).
+pub fn build_runtime(
+    worker_threads: usize,
+) -> std::io::Result<(tokio::runtime::Runtime, Arc<Activity>)> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    match threads_to_start(worker_threads, cores) {
-        1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
-    }
+    let threads = threads_to_start(worker_threads, cores);
+    let activity = Arc::new(Activity::new(threads));
+    let mut builder = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+    };
+    let (parks, unparks) = (activity.clone(), activity.clone());
+    let runtime = builder
+        .enable_all()
+        .on_thread_park(move || parks.parking())
+        .on_thread_unpark(move || unparks.unparked())
+        .build()?;
+    Ok((runtime, activity))
 }
 
 /// Turns transparent huge pages off for this process, as databases advise (Redis,
@@ -191,8 +202,9 @@ fn one_replica(value: &str) -> Result<u32, String> {
     }
 }
 
-/// Runs the server until a signal arrives.
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// Runs the server until a signal arrives, on the runtime `activity` reports on (from
+/// `build_runtime`; `None` if it has no park hooks: batches are then cut without waiting).
+pub async fn serve(args: ServeArgs, activity: Option<Arc<Activity>>) -> anyhow::Result<()> {
     disable_huge_pages();
     // Before anything slow (recovery, leases): a file left by a killed run names ports that
     // may belong to someone else by now.
@@ -201,7 +213,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let (policy, source) = load_policy(&args).await?;
     let clock = Arc::new(SystemClock);
-    let mut config = EngineConfig::default();
+    let mut config = EngineConfig {
+        activity,
+        ..EngineConfig::default()
+    };
     config.ledger.idempotency_window_ms =
         u64::try_from(args.idempotency_window.as_millis()).unwrap_or(u64::MAX);
     let (engines, stores, restart) = match args.store {
@@ -602,7 +617,7 @@ mod tests {
         assert_eq!(super::threads_to_start(0, 0), 1);
         assert_eq!(super::threads_to_start(3, 1), 3);
         use tokio::runtime::RuntimeFlavor;
-        let flavor = |n| super::build_runtime(n).unwrap().handle().runtime_flavor();
+        let flavor = |n| super::build_runtime(n).unwrap().0.handle().runtime_flavor();
         assert_eq!(flavor(1), RuntimeFlavor::CurrentThread);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let default = if cores == 1 {
@@ -612,7 +627,7 @@ mod tests {
         };
         assert_eq!(flavor(0), default);
         assert_eq!(flavor(3), RuntimeFlavor::MultiThread);
-        let workers = super::build_runtime(3).unwrap().metrics().num_workers();
+        let workers = super::build_runtime(3).unwrap().0.metrics().num_workers();
         assert_eq!(workers, 3);
     }
 

@@ -596,7 +596,7 @@ fn main() -> anyhow::Result<()> {
     let mode = validate(&args)?;
     // The server's own rule: 1 runs tokio's current-thread scheduler, 0 one thread per core.
     tollgate_runtime::serve::disable_huge_pages();
-    let runtime = tollgate_runtime::serve::build_runtime(args.threads)?;
+    let (runtime, _) = tollgate_runtime::serve::build_runtime(args.threads)?;
     runtime.block_on(drive(args, mode))
 }
 

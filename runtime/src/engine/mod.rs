@@ -6,7 +6,9 @@
 //! (an `fdatasync`, or one DynamoDB transaction), while callers go on applying commands into
 //! the next batch. This is group commit with the apply of one batch overlapping the durable
 //! write of the one before: at low load a batch holds one command, at high load the cost of
-//! the durable write is shared by everything that arrived while it ran.
+//! the durable write is shared by everything that arrived while it ran. Given the async
+//! runtime's park hooks, the writer cuts a batch once that runtime has run out of work (or
+//! after a short wait), so that a burst of calls is one write (see `activity`).
 //!
 //! Acknowledged means durable: a caller hears its answer only once the batch holding its
 //! command is durable. Reads run on the caller's thread under the same lock, so they see
@@ -15,6 +17,7 @@
 //! stops the engine: the state may hold commands the store does not have, so it is never
 //! read again and everyone waiting hears `Stopped`.
 
+mod activity;
 mod clock;
 mod partitions;
 mod stats;
@@ -28,6 +31,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
 
+pub use activity::{Activity, CUT_WAIT};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use partitions::{
     DEFAULT_EMBEDDED_PARTITIONS, MAX_PARTITIONS, Partitions, partition_of, recorded_count,
@@ -64,6 +68,12 @@ pub struct EngineConfig {
     /// How often ledger time advances when no command arrives, so that holds time out and
     /// grants expire on time even when the partition is idle.
     pub tick: Duration,
+    /// The async runtime the callers run on, as its park hooks report it: the writer cuts
+    /// a batch once that runtime has run out of work, or after `CUT_WAIT` (see
+    /// `activity`). `None`: it cuts the moment the previous write returns.
+    pub activity: Option<Arc<Activity>>,
+    /// Longest the writer waits for that runtime to run out of work (`CUT_WAIT`).
+    pub cut_wait: Duration,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +83,8 @@ impl Default for EngineConfig {
             max_batch: DEFAULT_MAX_BATCH,
             snapshot_every_batches: 100_000,
             tick: Duration::from_millis(100),
+            activity: None,
+            cut_wait: CUT_WAIT,
         }
     }
 }
@@ -319,6 +331,8 @@ impl Engine {
             batches_since_snapshot: recovered.replayed_batches + u64::from(configured),
             store,
             snapshot_every_batches: config.snapshot_every_batches,
+            activity: config.activity.clone(),
+            cut_wait: config.cut_wait,
         };
         let handle = std::thread::Builder::new()
             .name("tollgate-writer".into())

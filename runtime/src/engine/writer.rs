@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{Shared, store_failed};
+use super::{Activity, Shared, store_failed};
 use crate::ledger::{EntryHash, Ledger, LedgerConfig};
 use crate::store::{
     Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode_large,
@@ -100,12 +100,17 @@ pub(crate) struct Writer {
     pub(crate) batches_since_snapshot: u64,
     pub(crate) store: Box<dyn Store>,
     pub(crate) snapshot_every_batches: u64,
+    pub(crate) activity: Option<Arc<Activity>>,
+    pub(crate) cut_wait: std::time::Duration,
 }
 
 impl Writer {
     pub(crate) fn run(mut self) {
         let shared = self.shared.clone();
         let mut spare = Vec::with_capacity(shared.max_batch);
+        if let Some(activity) = &self.activity {
+            activity.add_writer(std::thread::current());
+        }
         loop {
             let mut gathering = shared.gathering();
             if !gathering.serving {
@@ -133,6 +138,19 @@ impl Writer {
                 drop(gathering);
                 std::thread::park();
                 continue;
+            }
+            // Callers still at work are likely applying the rest of a burst: cut once they
+            // are done (see `activity`), unless the batch is full already.
+            if let Some(activity) = &self.activity
+                && activity.busy()
+                && gathering.open.commands.len() < shared.max_batch
+            {
+                drop(gathering);
+                activity.wait_until_idle(self.cut_wait);
+                gathering = shared.gathering();
+                if !gathering.serving {
+                    return;
+                }
             }
             // A snapshot must be of the state this batch leaves: with the ledger held,
             // nobody applies anything until it is taken. Otherwise callers fill the next

@@ -1,0 +1,172 @@
+//! Whether the threads that apply commands have work: the writer cuts a batch once they
+//! have run out of it, so that a burst of calls lands in one batch, not in two.
+//!
+//! Without this the writer cuts the open batch the moment the previous write returns. At
+//! load, calls arrive in bursts (the answers of one batch go out together and their next
+//! calls come back together), and the writer cut each burst in two: the part applied by
+//! then, and the rest one durable write later. Each write costs the server about 100 us of
+//! CPU here (a write and a cache flush, each a VM exit on a virtual disk; BENCHMARKS.md,
+//! session 10), on the core that serves the calls.
+//!
+//! The async runtime reports its threads parking (nothing left to run) and waking through
+//! its park hooks (`serve::build_runtime`). The writer, finding a batch to cut while some
+//! thread is still at work, waits until every thread has parked or `CUT_WAIT` has passed,
+//! whichever comes first. An idle server cuts at once: the thread that applied the command
+//! parks right after, so a lone call waits no longer than before. A runtime without these
+//! hooks (`EngineConfig::activity` unset) gets the old behaviour.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+/// Longest a writer waits, by default, for the runtime's threads to run out of work before
+/// it cuts a batch anyway (a saturated runtime never does): bounds what waiting adds to a
+/// call. In trials here, 150 us and 400 us cut writer CPU per Reserve + Commit alike.
+pub const CUT_WAIT: Duration = Duration::from_micros(200);
+
+/// What the runtime's park hooks report, and the writers waiting on it.
+#[derive(Debug)]
+pub struct Activity {
+    /// Threads that run callers (the runtime's workers).
+    threads: usize,
+    /// Of those, how many are parked now.
+    parked: AtomicUsize,
+    /// Some writer waits for every thread to park.
+    waited_for: AtomicBool,
+    writers: Mutex<Vec<Thread>>,
+}
+
+impl Activity {
+    /// For a runtime of `threads` worker threads, none parked yet.
+    pub fn new(threads: usize) -> Activity {
+        Activity {
+            threads,
+            parked: AtomicUsize::new(0),
+            waited_for: AtomicBool::new(false),
+            writers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The runtime's `on_thread_park` hook: a thread has nothing left to run.
+    pub fn parking(&self) {
+        self.parked.fetch_add(1, Ordering::SeqCst);
+        if self.waited_for.swap(false, Ordering::SeqCst) {
+            for writer in self.writers().iter() {
+                writer.unpark();
+            }
+        }
+    }
+
+    /// The runtime's `on_thread_unpark` hook: a parked thread has work again.
+    pub fn unparked(&self) {
+        // Each unpark follows a park; never below zero, even if a hook were misplaced.
+        let _ = self
+            .parked
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// Some thread of the runtime is at work.
+    pub fn busy(&self) -> bool {
+        self.parked.load(Ordering::SeqCst) < self.threads
+    }
+
+    /// Registers a writer thread, to be woken when the runtime parks.
+    pub(crate) fn add_writer(&self, writer: Thread) {
+        self.writers().push(writer);
+    }
+
+    /// On a writer thread: returns once every thread of the runtime has parked, or after
+    /// `limit`.
+    pub(crate) fn wait_until_idle(&self, limit: Duration) {
+        let until = Instant::now() + limit;
+        loop {
+            // Said before looking, so a thread parking after the look wakes us.
+            self.waited_for.store(true, Ordering::SeqCst);
+            if !self.busy() {
+                return;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            std::thread::park_timeout(until - now);
+        }
+    }
+
+    fn writers(&self) -> std::sync::MutexGuard<'_, Vec<Thread>> {
+        // Holders push or iterate and cannot panic in between.
+        self.writers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn busy_until_every_thread_parks() {
+        let activity = Activity::new(2);
+        assert!(activity.busy());
+        activity.parking();
+        assert!(activity.busy(), "one of two threads still works");
+        activity.parking();
+        assert!(!activity.busy());
+        activity.unparked();
+        assert!(activity.busy());
+    }
+
+    #[test]
+    fn an_unpark_without_a_park_is_ignored() {
+        let activity = Activity::new(1);
+        activity.unparked();
+        activity.parking();
+        assert!(!activity.busy());
+    }
+
+    #[test]
+    fn an_idle_runtime_is_not_waited_for() {
+        let activity = Activity::new(1);
+        activity.parking();
+        let started = Instant::now();
+        activity.wait_until_idle(Duration::from_secs(10));
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_busy_runtime_is_waited_for_at_most_the_limit() {
+        let activity = Activity::new(1);
+        let started = Instant::now();
+        activity.wait_until_idle(Duration::from_millis(50));
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+
+    #[test]
+    fn a_parking_runtime_wakes_the_waiting_writer() {
+        let activity = Arc::new(Activity::new(1));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn({
+            let activity = activity.clone();
+            move || {
+                activity.add_writer(std::thread::current());
+                tx.send(()).unwrap();
+                let started = Instant::now();
+                activity.wait_until_idle(Duration::from_secs(20));
+                started.elapsed()
+            }
+        });
+        rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        activity.parking();
+        let waited = writer.join().unwrap();
+        assert!(
+            waited < Duration::from_secs(10),
+            "woken by the park: {waited:?}"
+        );
+    }
+}

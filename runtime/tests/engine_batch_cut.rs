@@ -1,0 +1,106 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The writer cuts a batch once the runtime that applies commands has run out of work, or
+//! after `EngineConfig::cut_wait`: a burst of calls is one durable write, not several, and
+//! a runtime that never runs out of work still has its calls answered.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::acme::{HOLD_MS, grant, reserve};
+use tollgate_runtime::engine::{Activity, Engine, EngineConfig, SystemClock};
+use tollgate_runtime::serve::build_runtime;
+use tollgate_runtime::store::embedded::EmbeddedStore;
+
+/// No ticks: only the test's own commands reach the writer.
+fn config(activity: Arc<Activity>, cut_wait: Duration) -> EngineConfig {
+    EngineConfig {
+        tick: Duration::from_secs(3600),
+        activity: Some(activity),
+        cut_wait,
+        ..EngineConfig::default()
+    }
+}
+
+/// 100 callers spawned together on `serve`'s one-thread runtime: every command is applied
+/// before the runtime parks, so they are one batch. (Cutting the moment a command arrives,
+/// the writer, on a thread of its own, takes the first commands of the burst alone.)
+#[test]
+fn a_burst_applied_while_the_runtime_works_is_one_batch() {
+    let (runtime, activity) = build_runtime(1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        let (engine, _thread) = Engine::start(
+            Box::new(EmbeddedStore::open(dir.path()).unwrap()),
+            Arc::new(SystemClock),
+            // Long enough that only the runtime parking cuts the batch.
+            config(activity, Duration::from_secs(30)),
+        )
+        .unwrap();
+        engine
+            .submit(grant("grant", 1_000_000, 0))
+            .await
+            .unwrap()
+            .unwrap();
+        let before = engine.stats().snapshot();
+        let callers: Vec<_> = (0..100)
+            .map(|i| {
+                let engine = engine.clone();
+                tokio::spawn(
+                    async move { engine.submit(reserve(format!("r{i}"), 10, HOLD_MS)).await },
+                )
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap().unwrap().unwrap();
+        }
+        let after = engine.stats().snapshot();
+        assert_eq!(after.commands - before.commands, 100);
+        assert_eq!(
+            after.batches - before.batches,
+            1,
+            "a burst applied in one run of the runtime is one batch"
+        );
+    });
+}
+
+/// A runtime that never reports parking (saturated, or without hooks): every batch is cut
+/// after the wait, and every call is answered.
+#[test]
+fn a_runtime_that_never_parks_delays_each_batch_by_the_wait_only() {
+    let wait = Duration::from_millis(40);
+    let never_parks = Arc::new(Activity::new(1));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        let (engine, _thread) = Engine::start(
+            Box::new(EmbeddedStore::open(dir.path()).unwrap()),
+            Arc::new(SystemClock),
+            config(never_parks, wait),
+        )
+        .unwrap();
+        let started = Instant::now();
+        engine
+            .submit(grant("grant", 1_000_000, 0))
+            .await
+            .unwrap()
+            .unwrap();
+        for i in 0..3 {
+            engine
+                .submit(reserve(format!("r{i}"), 10, HOLD_MS))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let took = started.elapsed();
+        assert!(
+            took >= 4 * wait,
+            "4 batches, each cut after the wait: {took:?}"
+        );
+        assert!(took < Duration::from_secs(10), "{took:?}");
+    });
+}
