@@ -54,7 +54,8 @@ pub fn unique_key(prefix: &str) -> String {
 
 /// The `tollgate` binary: `$TOLLGATE_BIN` if set, else `tollgate` in the cargo target profile
 /// directory of the running test or binary (`target/<profile>/deps/<test>` or
-/// `target/<profile>/<bin>`). When it is missing, builds it once with
+/// `target/<profile>/<bin>`). When it is missing, or older than a source it is built from
+/// (`cargo test -p tollgate-e2e` alone does not rebuild it), builds it once with
 /// `cargo build -p tollgate-runtime --bin tollgate`.
 pub fn tollgate_bin() -> anyhow::Result<PathBuf> {
     static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
@@ -76,7 +77,17 @@ pub fn tollgate_bin() -> anyhow::Result<PathBuf> {
     }
     let profile_dir = dir.to_path_buf();
     let bin = profile_dir.join(format!("tollgate{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
+    let why = match std::fs::metadata(&bin).and_then(|m| m.modified()) {
+        Err(_) => Some("is missing".to_string()),
+        Ok(built) => {
+            newer_source(built)?.map(|source| format!("is older than {}", source.display()))
+        }
+    };
+    if let Some(why) = why {
+        eprintln!(
+            "e2e: {} {why}; running cargo build -p tollgate-runtime --bin tollgate",
+            bin.display()
+        );
         build_tollgate(&profile_dir)?;
         if !bin.is_file() {
             bail!(
@@ -101,10 +112,6 @@ fn build_tollgate(profile_dir: &Path) -> anyhow::Result<()> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("workspace root")?;
-    eprintln!(
-        "e2e: {} is missing; running cargo build -p tollgate-runtime --bin tollgate",
-        profile_dir.join("tollgate").display()
-    );
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
         .args([
@@ -130,6 +137,50 @@ fn build_tollgate(profile_dir: &Path) -> anyhow::Result<()> {
         bail!("cargo build -p tollgate-runtime --bin tollgate failed: {status}");
     }
     Ok(())
+}
+
+/// Sources of the `tollgate` binary, relative to the workspace root: the runtime's and the
+/// CRD crate's code, protos, build script, manifests and the lock file.
+const BINARY_SOURCES: [&str; 7] = [
+    "Cargo.lock",
+    "runtime/Cargo.toml",
+    "runtime/build.rs",
+    "runtime/src",
+    "runtime/proto",
+    "crds/Cargo.toml",
+    "crds/src",
+];
+
+/// The first source of the `tollgate` binary changed after `built`, if any.
+fn newer_source(built: std::time::SystemTime) -> anyhow::Result<Option<PathBuf>> {
+    fn walk(path: &Path, built: std::time::SystemTime) -> std::io::Result<Option<PathBuf>> {
+        let meta = std::fs::metadata(path)?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path)? {
+                if let Some(newer) = walk(&entry?.path(), built)? {
+                    return Ok(Some(newer));
+                }
+            }
+            return Ok(None);
+        }
+        Ok((meta.modified()? > built).then(|| path.to_path_buf()))
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?;
+    for source in BINARY_SOURCES {
+        let path = workspace.join(source);
+        // A source tree without some of these (a packaged crate) checks what it has.
+        if !path.exists() {
+            continue;
+        }
+        if let Some(newer) =
+            walk(&path, built).with_context(|| format!("reading {}", path.display()))?
+        {
+            return Ok(Some(newer));
+        }
+    }
+    Ok(None)
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released for a child process to take), never
