@@ -186,6 +186,24 @@ def main() -> None:
         fail("the CRD schema check accepted an unknown field")
     print("ok: the CRD schema check refuses an unknown field")
 
+    # An external id with white space at an end or a control character is refused at
+    # `kubectl apply` (the schema's pattern), as the operator and the runtime refuse it.
+    promotion = next(d for d in yaml.safe_load_all(
+        (root / "examples" / "catalog" / "entitlements.yaml").read_text())
+        if d and d["spec"]["target"].get("customers"))
+    key = (promotion["apiVersion"], promotion["kind"])
+    for customer, refused in ((" cus_acme", True), ("cus_acme\t", True), ("cus\x00acme", True),
+                              ("cus_acme", False), ("Acme Inc.", False)):
+        doc = copy.deepcopy(promotion)
+        doc["spec"]["target"]["customers"] = [customer]
+        errors = list(jsonschema.Draft202012Validator(schemas[key]).iter_errors(doc))
+        if refused and not any(e.validator == "pattern" for e in errors):
+            fail(f"the Entitlement schema accepted customer {customer!r}: {errors}")
+        if not refused and errors:
+            fail(f"the Entitlement schema refused customer {customer!r}: {errors[0].message}")
+    print("ok: the CRD schemas refuse external ids with surrounding white space or control "
+          "characters")
+
     # The chart's pull Secrets reach the operator, which gives them to runtime pods.
     with_secrets = dict(copy.deepcopy(default_values),
                         imagePullSecrets=[{"name": "regcred"}, {"name": "mirror"}])

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{DimensionMatch, PolicyStatus, ResetPeriod};
+use crate::validate::EXTERNAL_ID_PATTERN;
 
 /// A limit in credits or in a meter's units, per period, on a scope, with action deny or
 /// alert-only. (Customers' own admins set the same kind of caps through the self-serve API;
@@ -100,12 +101,18 @@ pub struct CapScope {
     pub level: SubjectLevel,
     /// Customer ids the cap applies in. Empty: every customer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 1000))]
+    #[schemars(
+        length(max = 1000),
+        inner(length(max = 128), pattern(EXTERNAL_ID_PATTERN))
+    )]
     pub customers: Vec<String>,
     /// Ids of the teams, users or agents (at `level`) inside those customers. Empty: every
     /// subject at that level.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 1000))]
+    #[schemars(
+        length(max = 1000),
+        inner(length(max = 128), pattern(EXTERNAL_ID_PATTERN))
+    )]
     pub subjects: Vec<String>,
     /// Only usage with this dimension value counts (for example `model: gpt-large`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

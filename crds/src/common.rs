@@ -5,6 +5,8 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::validate::EXTERNAL_ID_PATTERN;
+
 /// The longest id (feature, grant, dimension value, customer, subject) the catalog accepts.
 /// 63 matches a Kubernetes label value, so ids can also be used as labels.
 pub const MAX_ID_LEN: usize = 63;
@@ -93,7 +95,7 @@ pub struct DimensionMatch {
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
     /// The dimension's value (for example `gpt-large`).
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = 63), pattern(EXTERNAL_ID_PATTERN))]
     pub value: String,
 }
 

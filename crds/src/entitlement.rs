@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{Limit, PolicyStatus};
 use crate::plan::ConfigurationValue;
+use crate::validate::EXTERNAL_ID_PATTERN;
 
 /// Most customers one Entitlement may name. Per-customer data belongs in the store; CRDs carry
 /// only named enterprise overrides and promotions.
@@ -80,7 +81,10 @@ pub struct EntitlementTarget {
     pub plans: Vec<String>,
     /// Customer ids that get the features (a contract or a promotion).
     #[serde(default)]
-    #[schemars(length(max = 1000))]
+    #[schemars(
+        length(max = 1000),
+        inner(length(max = 128), pattern(EXTERNAL_ID_PATTERN))
+    )]
     pub customers: Vec<String>,
 }
 

@@ -261,6 +261,15 @@ impl<'a> Report<'a> {
 /// catalog could never match a request.
 pub const MAX_EXTERNAL_ID_LEN: usize = 128;
 
+/// The part of the external-id rule that a CRD schema can state (`pattern`, so that
+/// `kubectl apply` refuses such an id at once): not empty, no control character (C0, DEL or
+/// C1) anywhere, no space at either end. The API server's Go regexp and ECMA-262 read it
+/// alike. [`check_external_id`], which the operator and the runtime apply, also refuses
+/// white space other than ASCII at either end, and ids over 128 bytes (a schema's
+/// `maxLength` counts characters).
+pub const EXTERNAL_ID_PATTERN: &str =
+    r"^[^\x00-\x20\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f])?$";
+
 /// The rule for an external id (customer, team, user, agent, dimension value), in a catalog
 /// and in an API request alike: not empty nor only white space, at most
 /// [`MAX_EXTERNAL_ID_LEN`] bytes, no white space at either end, no control characters.

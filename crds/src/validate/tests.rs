@@ -404,3 +404,71 @@ fn an_object_name_kubectl_would_refuse_is_refused() {
     let dotted = BASE.replace("metadata: {name: pro}", "metadata: {name: pro.v2}");
     assert_eq!(found(&dotted), vec![]);
 }
+
+/// The CRD schema's pattern for external ids, as the API server and kubectl would apply it.
+fn schema_pattern() -> regex::Regex {
+    regex::Regex::new(EXTERNAL_ID_PATTERN).unwrap()
+}
+
+/// What the schema refuses, the rule refuses too: `kubectl apply` never turns away an id
+/// the runtime would take.
+fn schema_is_never_stricter(id: &str) {
+    if !schema_pattern().is_match(id) {
+        assert!(
+            check_external_id(id).is_err(),
+            "the schema refuses {id:?}, which the rule accepts"
+        );
+    }
+}
+
+#[test]
+fn the_schema_pattern_refuses_what_the_rule_refuses_in_ascii_and_control_characters() {
+    let pattern = schema_pattern();
+    for ok in [
+        "acme",
+        "cus_123",
+        "a",
+        "a b",
+        "Acme Inc.",
+        "Åcme",
+        "エージェント",
+    ] {
+        assert!(pattern.is_match(ok), "{ok:?}");
+        assert_eq!(check_external_id(ok), Ok(()), "{ok:?}");
+    }
+    for bad in [
+        "",
+        " ",
+        " acme",
+        "acme ",
+        "ac\tme",
+        "acme\n",
+        "\racme",
+        "a\u{0}b",
+        "\u{7f}x",
+        "x\u{85}",
+        "a\u{9f}b",
+        "\u{1b}[31m",
+    ] {
+        assert!(!pattern.is_match(bad), "the schema takes {bad:?}");
+        assert!(check_external_id(bad).is_err(), "the rule takes {bad:?}");
+    }
+    // Left to the rule: white space beyond ASCII at an end, and length in bytes.
+    for rule_only in ["\u{a0}acme", "acme\u{3000}", &"é".repeat(100)] {
+        assert!(pattern.is_match(rule_only), "{rule_only:?}");
+        assert!(check_external_id(rule_only).is_err(), "{rule_only:?}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_schema_pattern_is_never_stricter_than_the_rule(id in "\\PC{0,8}|[ -~\t\n\r\u{0}-\u{1f}\u{7f}-\u{a0}\u{2000}-\u{200b}\u{3000}é]{0,12}") {
+        schema_is_never_stricter(&id);
+    }
+
+    #[test]
+    fn for_ascii_ids_the_schema_pattern_and_the_rule_agree(id in "[\u{0}-\u{7f}]{0,16}") {
+        schema_is_never_stricter(&id);
+        proptest::prop_assert_eq!(schema_pattern().is_match(&id), check_external_id(&id).is_ok());
+    }
+}
