@@ -28,7 +28,18 @@ fn config(activity: Arc<Activity>, cut_wait: Duration) -> EngineConfig {
 /// the writer, on a thread of its own, takes the first commands of the burst alone.)
 #[test]
 fn a_burst_applied_while_the_runtime_works_is_one_batch() {
-    let (runtime, activity) = build_runtime(1).unwrap();
+    burst_is_one_batch(1);
+}
+
+/// The same on `serve`'s default for two cores: the batch is cut once both worker threads
+/// have parked.
+#[test]
+fn a_burst_on_a_two_thread_runtime_is_one_batch() {
+    burst_is_one_batch(2);
+}
+
+fn burst_is_one_batch(threads: usize) {
+    let (runtime, activity) = build_runtime(threads).unwrap();
     let dir = tempfile::tempdir().unwrap();
     runtime.block_on(async {
         let (engine, _thread) = Engine::start(
@@ -44,17 +55,24 @@ fn a_burst_applied_while_the_runtime_works_is_one_batch() {
             .unwrap()
             .unwrap();
         let before = engine.stats().snapshot();
-        let callers: Vec<_> = (0..100)
-            .map(|i| {
-                let engine = engine.clone();
-                tokio::spawn(
-                    async move { engine.submit(reserve(format!("r{i}"), 10, HOLD_MS)).await },
-                )
-            })
-            .collect();
-        for caller in callers {
-            caller.await.unwrap().unwrap().unwrap();
-        }
+        // Spawned from a task on the runtime, whose thread stays at work until all are.
+        let burst = tokio::spawn({
+            let engine = engine.clone();
+            async move {
+                let callers: Vec<_> = (0..100)
+                    .map(|i| {
+                        let engine = engine.clone();
+                        tokio::spawn(async move {
+                            engine.submit(reserve(format!("r{i}"), 10, HOLD_MS)).await
+                        })
+                    })
+                    .collect();
+                for caller in callers {
+                    caller.await.unwrap().unwrap().unwrap();
+                }
+            }
+        });
+        burst.await.unwrap();
         let after = engine.stats().snapshot();
         assert_eq!(after.commands - before.commands, 100);
         assert_eq!(
@@ -102,5 +120,44 @@ fn a_runtime_that_never_parks_delays_each_batch_by_the_wait_only() {
             "4 batches, each cut after the wait: {took:?}"
         );
         assert!(took < Duration::from_secs(10), "{took:?}");
+    });
+}
+
+/// A batch that fills up while the writer waits for a busy runtime is cut at once: callers
+/// past a full batch wait for it, so waiting longer would only hold them up.
+#[test]
+fn a_batch_that_fills_while_the_writer_waits_is_cut_at_once() {
+    let never_parks = Arc::new(Activity::new(1));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        let (engine, _thread) = Engine::start(
+            Box::new(EmbeddedStore::open(dir.path()).unwrap()),
+            Arc::new(SystemClock),
+            EngineConfig {
+                max_batch: 2,
+                ..config(never_parks, Duration::from_secs(60))
+            },
+        )
+        .unwrap();
+        let started = Instant::now();
+        let first = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.submit(grant("grant", 1_000_000, 0)).await }
+        });
+        // The writer now waits, the runtime never parking, with one command of two.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = engine.submit(reserve("r", 10, HOLD_MS)).await;
+        first.await.unwrap().unwrap().unwrap();
+        second.unwrap().unwrap();
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(30),
+            "the full batch waited: {took:?}"
+        );
+        assert_eq!(engine.stats().snapshot().batches, 1);
     });
 }

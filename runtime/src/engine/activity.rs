@@ -16,7 +16,7 @@
 //! hooks (`EngineConfig::activity` unset) gets the old behaviour.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -32,9 +32,9 @@ pub struct Activity {
     threads: usize,
     /// Of those, how many are parked now.
     parked: AtomicUsize,
-    /// Some writer waits for every thread to park.
-    waited_for: AtomicBool,
-    writers: Mutex<Vec<Thread>>,
+    /// Writers in `wait_until_idle` now (how many, and which).
+    waiting: AtomicUsize,
+    waiters: Mutex<Vec<Thread>>,
 }
 
 impl Activity {
@@ -43,16 +43,16 @@ impl Activity {
         Activity {
             threads,
             parked: AtomicUsize::new(0),
-            waited_for: AtomicBool::new(false),
-            writers: Mutex::new(Vec::new()),
+            waiting: AtomicUsize::new(0),
+            waiters: Mutex::new(Vec::new()),
         }
     }
 
     /// The runtime's `on_thread_park` hook: a thread has nothing left to run.
     pub fn parking(&self) {
         self.parked.fetch_add(1, Ordering::SeqCst);
-        if self.waited_for.swap(false, Ordering::SeqCst) {
-            for writer in self.writers().iter() {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            for writer in self.waiters().iter() {
                 writer.unpark();
             }
         }
@@ -71,32 +71,38 @@ impl Activity {
         self.parked.load(Ordering::SeqCst) < self.threads
     }
 
-    /// Registers a writer thread, to be woken when the runtime parks.
-    pub(crate) fn add_writer(&self, writer: Thread) {
-        self.writers().push(writer);
-    }
-
-    /// On a writer thread: returns once every thread of the runtime has parked, or after
-    /// `limit`.
-    pub(crate) fn wait_until_idle(&self, limit: Duration) {
+    /// On a writer thread: returns once every thread of the runtime has parked, `done`
+    /// says so, or after `limit`. `done` is asked again whenever the thread is unparked
+    /// (`Engine` unparks its writer when the open batch fills up).
+    pub(crate) fn wait_until_idle(&self, limit: Duration, done: impl Fn() -> bool) {
         let until = Instant::now() + limit;
+        let me = std::thread::current();
+        self.waiters().push(me.clone());
+        // Counted before looking, so that a thread parking after the look wakes us.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
         loop {
-            // Said before looking, so a thread parking after the look wakes us.
-            self.waited_for.store(true, Ordering::SeqCst);
-            if !self.busy() {
-                return;
-            }
             let now = Instant::now();
-            if now >= until {
-                return;
+            if !self.busy() || done() || now >= until {
+                break;
             }
             std::thread::park_timeout(until - now);
         }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let mut waiters = self.waiters();
+        if let Some(at) = waiters.iter().position(|t| t.id() == me.id()) {
+            waiters.swap_remove(at);
+        }
     }
 
-    fn writers(&self) -> std::sync::MutexGuard<'_, Vec<Thread>> {
-        // Holders push or iterate and cannot panic in between.
-        self.writers
+    /// Writers waiting now (for tests).
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, Vec<Thread>> {
+        // Holders push, remove or iterate, and cannot panic in between.
+        self.waiters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -132,15 +138,16 @@ mod tests {
         let activity = Activity::new(1);
         activity.parking();
         let started = Instant::now();
-        activity.wait_until_idle(Duration::from_secs(10));
+        activity.wait_until_idle(Duration::from_secs(10), || false);
         assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(activity.waiting(), 0);
     }
 
     #[test]
     fn a_busy_runtime_is_waited_for_at_most_the_limit() {
         let activity = Activity::new(1);
         let started = Instant::now();
-        activity.wait_until_idle(Duration::from_millis(50));
+        activity.wait_until_idle(Duration::from_millis(50), || false);
         let waited = started.elapsed();
         assert!(waited >= Duration::from_millis(50), "{waited:?}");
         assert!(waited < Duration::from_secs(5), "{waited:?}");
@@ -149,24 +156,61 @@ mod tests {
     #[test]
     fn a_parking_runtime_wakes_the_waiting_writer() {
         let activity = Arc::new(Activity::new(1));
-        let (tx, rx) = std::sync::mpsc::channel();
         let writer = std::thread::spawn({
             let activity = activity.clone();
             move || {
-                activity.add_writer(std::thread::current());
-                tx.send(()).unwrap();
                 let started = Instant::now();
-                activity.wait_until_idle(Duration::from_secs(20));
+                activity.wait_until_idle(Duration::from_secs(20), || false);
                 started.elapsed()
             }
         });
-        rx.recv().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        // Park only once the writer waits, so that only the wake-up can end its wait.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while activity.waiting() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the writer never started waiting"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         activity.parking();
         let waited = writer.join().unwrap();
         assert!(
             waited < Duration::from_secs(10),
             "woken by the park: {waited:?}"
+        );
+        assert!(
+            activity.waiters().is_empty(),
+            "a writer done waiting is forgotten"
+        );
+    }
+
+    #[test]
+    fn a_writer_told_its_batch_is_full_stops_waiting() {
+        let activity = Arc::new(Activity::new(1));
+        let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = std::thread::spawn({
+            let (activity, full) = (activity.clone(), full.clone());
+            move || {
+                let started = Instant::now();
+                activity.wait_until_idle(Duration::from_secs(20), || full.load(Ordering::SeqCst));
+                started.elapsed()
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while activity.waiting() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the writer never started waiting"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        full.store(true, Ordering::SeqCst);
+        writer.thread().unpark();
+        let waited = writer.join().unwrap();
+        assert!(
+            waited < Duration::from_secs(10),
+            "stopped by the full batch: {waited:?}"
         );
     }
 }

@@ -193,6 +193,11 @@ impl OpenBatch {
         self.commands.is_empty()
             || (self.commands.len() < max_batch && self.bytes + bytes <= MAX_BATCH_BYTES)
     }
+
+    /// No room is sure for another command: the writer should cut without waiting.
+    pub(crate) fn is_full(&self, max_batch: usize) -> bool {
+        !self.has_room(max_batch, MAX_COMMAND_BYTES)
+    }
 }
 
 /// What callers and the writer hand each other, behind a lock held for a few instructions
@@ -504,11 +509,15 @@ fn join_open(
     if !gathering.serving {
         return None;
     }
+    let was_full = gathering.open.is_full(shared.max_batch);
     gathering.open.commands.push(command);
     gathering.open.bytes += bytes;
     gathering.open.chain_head = ledger.chain_head();
     let durability = gathering.open.durability.clone();
-    let wake = std::mem::take(&mut gathering.writer_idle);
+    // Asleep, or waiting for the runtime to run out of work (`activity`) while the batch
+    // fills up: either way the writer has something to do now.
+    let filled = !was_full && gathering.open.is_full(shared.max_batch);
+    let wake = std::mem::take(&mut gathering.writer_idle) || filled;
     drop(gathering);
     if wake {
         writer.unpark();

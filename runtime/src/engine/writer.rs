@@ -108,9 +108,6 @@ impl Writer {
     pub(crate) fn run(mut self) {
         let shared = self.shared.clone();
         let mut spare = Vec::with_capacity(shared.max_batch);
-        if let Some(activity) = &self.activity {
-            activity.add_writer(std::thread::current());
-        }
         loop {
             let mut gathering = shared.gathering();
             if !gathering.serving {
@@ -143,10 +140,12 @@ impl Writer {
             // are done (see `activity`), unless the batch is full already.
             if let Some(activity) = &self.activity
                 && activity.busy()
-                && gathering.open.commands.len() < shared.max_batch
+                && !gathering.open.is_full(shared.max_batch)
             {
                 drop(gathering);
-                activity.wait_until_idle(self.cut_wait);
+                activity.wait_until_idle(self.cut_wait, || {
+                    shared.gathering().open.is_full(shared.max_batch)
+                });
                 gathering = shared.gathering();
                 if !gathering.serving {
                     return;
