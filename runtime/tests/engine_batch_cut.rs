@@ -88,7 +88,38 @@ fn burst_is_one_batch(threads: usize) {
 #[test]
 fn a_runtime_that_never_parks_delays_each_batch_by_the_wait_only() {
     let wait = Duration::from_millis(40);
-    let never_parks = Arc::new(Activity::new(1));
+    never_parking(
+        config(Arc::new(Activity::new(1)), wait),
+        |engine| async move {
+            let started = Instant::now();
+            engine
+                .submit(grant("grant", 1_000_000, 0))
+                .await
+                .unwrap()
+                .unwrap();
+            for i in 0..3 {
+                engine
+                    .submit(reserve(format!("r{i}"), 10, HOLD_MS))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+            let took = started.elapsed();
+            assert!(
+                took >= 4 * wait,
+                "4 batches, each cut after the wait: {took:?}"
+            );
+            assert!(took < Duration::from_secs(10), "{took:?}");
+        },
+    );
+}
+
+/// Runs `test` with an engine started with `config`, on a one-thread runtime that has no
+/// park hooks: the activity in `config` never sees it park.
+fn never_parking<F: std::future::Future<Output = ()>>(
+    config: EngineConfig,
+    test: impl FnOnce(Engine) -> F,
+) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -98,28 +129,10 @@ fn a_runtime_that_never_parks_delays_each_batch_by_the_wait_only() {
         let (engine, _thread) = Engine::start(
             Box::new(EmbeddedStore::open(dir.path()).unwrap()),
             Arc::new(SystemClock),
-            config(never_parks, wait),
+            config,
         )
         .unwrap();
-        let started = Instant::now();
-        engine
-            .submit(grant("grant", 1_000_000, 0))
-            .await
-            .unwrap()
-            .unwrap();
-        for i in 0..3 {
-            engine
-                .submit(reserve(format!("r{i}"), 10, HOLD_MS))
-                .await
-                .unwrap()
-                .unwrap();
-        }
-        let took = started.elapsed();
-        assert!(
-            took >= 4 * wait,
-            "4 batches, each cut after the wait: {took:?}"
-        );
-        assert!(took < Duration::from_secs(10), "{took:?}");
+        test(engine).await;
     });
 }
 
@@ -127,22 +140,11 @@ fn a_runtime_that_never_parks_delays_each_batch_by_the_wait_only() {
 /// past a full batch wait for it, so waiting longer would only hold them up.
 #[test]
 fn a_batch_that_fills_while_the_writer_waits_is_cut_at_once() {
-    let never_parks = Arc::new(Activity::new(1));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    runtime.block_on(async {
-        let (engine, _thread) = Engine::start(
-            Box::new(EmbeddedStore::open(dir.path()).unwrap()),
-            Arc::new(SystemClock),
-            EngineConfig {
-                max_batch: 2,
-                ..config(never_parks, Duration::from_secs(60))
-            },
-        )
-        .unwrap();
+    let config = EngineConfig {
+        max_batch: 2,
+        ..config(Arc::new(Activity::new(1)), Duration::from_secs(60))
+    };
+    never_parking(config, |engine| async move {
         let started = Instant::now();
         let first = tokio::spawn({
             let engine = engine.clone();

@@ -153,18 +153,20 @@ mod tests {
         assert!(waited < Duration::from_secs(5), "{waited:?}");
     }
 
-    #[test]
-    fn a_parking_runtime_wakes_the_waiting_writer() {
-        let activity = Arc::new(Activity::new(1));
+    /// A writer thread waiting up to 20 s (or until `done`), once it waits; it returns how
+    /// long it waited.
+    fn waiting_writer(
+        activity: &Arc<Activity>,
+        done: impl Fn() -> bool + Send + 'static,
+    ) -> std::thread::JoinHandle<Duration> {
         let writer = std::thread::spawn({
             let activity = activity.clone();
             move || {
                 let started = Instant::now();
-                activity.wait_until_idle(Duration::from_secs(20), || false);
+                activity.wait_until_idle(Duration::from_secs(20), done);
                 started.elapsed()
             }
         });
-        // Park only once the writer waits, so that only the wake-up can end its wait.
         let deadline = Instant::now() + Duration::from_secs(10);
         while activity.waiting() == 0 {
             assert!(
@@ -173,6 +175,14 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
+        writer
+    }
+
+    #[test]
+    fn a_parking_runtime_wakes_the_waiting_writer() {
+        let activity = Arc::new(Activity::new(1));
+        // Parked only once the writer waits, so that only the wake-up can end its wait.
+        let writer = waiting_writer(&activity, || false);
         activity.parking();
         let waited = writer.join().unwrap();
         assert!(
@@ -189,22 +199,10 @@ mod tests {
     fn a_writer_told_its_batch_is_full_stops_waiting() {
         let activity = Arc::new(Activity::new(1));
         let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writer = std::thread::spawn({
-            let (activity, full) = (activity.clone(), full.clone());
-            move || {
-                let started = Instant::now();
-                activity.wait_until_idle(Duration::from_secs(20), || full.load(Ordering::SeqCst));
-                started.elapsed()
-            }
+        let writer = waiting_writer(&activity, {
+            let full = full.clone();
+            move || full.load(Ordering::SeqCst)
         });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while activity.waiting() == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "the writer never started waiting"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
         full.store(true, Ordering::SeqCst);
         writer.thread().unpark();
         let waited = writer.join().unwrap();
