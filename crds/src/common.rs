@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::validate::EXTERNAL_ID_PATTERN;
 
-/// The longest id (feature, grant, dimension value, customer, subject) the catalog accepts.
-/// 63 matches a Kubernetes label value, so ids can also be used as labels.
+/// The longest feature, grant, meter, choice or dimension-name id the catalog accepts. 63
+/// matches a Kubernetes label value, so ids can also be used as labels. Customer, subject
+/// and dimension-value ids come from the product's own systems and are held to the external
+/// rule instead (`validate::check_external_id`, at most 128 bytes).
 pub const MAX_ID_LEN: usize = 63;
 
 /// How often a limit, a recurring grant or a budget cap starts over.
@@ -94,8 +96,8 @@ pub struct DimensionMatch {
     /// The dimension's name, as usage events carry it (for example `model`).
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
-    /// The dimension's value (for example `gpt-large`).
-    #[schemars(length(min = 1, max = 63), pattern(EXTERNAL_ID_PATTERN))]
+    /// The dimension's value (for example `gpt-large`): an external id, as requests carry it.
+    #[schemars(length(min = 1, max = 128), pattern(EXTERNAL_ID_PATTERN))]
     pub value: String,
 }
 
