@@ -85,13 +85,14 @@ fn the_older_epoch_can_never_write_again() {
         assert!(!error.is_transient());
         assert!(error.to_string().contains("fenced"), "{error}");
     }
-    // Its checkpoints are refused too.
-    let error = old
-        .save_snapshot(tollgate_runtime::store::Snapshot {
-            seq: 3,
-            state: vec![1, 2, 3],
-        })
-        .unwrap_err();
+    // Its checkpoints are refused too (uploaded in the background: the refusal comes with
+    // the upload's outcome).
+    old.save_snapshot(tollgate_runtime::store::Snapshot {
+        seq: 3,
+        state: vec![1, 2, 3],
+    })
+    .unwrap();
+    let error = old.finish_checkpoint().unwrap_err();
     assert_eq!(error.code(), "dynamodb_fenced", "{error}");
 
     // The new owner writes on; a third recovery sees exactly one history.

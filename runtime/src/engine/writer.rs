@@ -235,8 +235,8 @@ impl Writer {
             bytes,
             encode_ms = encoded.as_millis() as u64,
             save_ms = (started.elapsed() - encoded).as_millis() as u64,
-            "snapshot taken (the partition's calls waited this long; the embedded store \
-             writes the file on a thread of its own)"
+            "snapshot taken (the partition's calls waited this long; the store writes it \
+             in the background)"
         );
         self.batches_since_snapshot = 0;
         self.shared.stats.snapshot_taken(bytes as u64);

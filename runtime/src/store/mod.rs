@@ -116,8 +116,10 @@ pub trait Store: Send {
     fn append(&mut self, batch: &Batch) -> Result<(), StoreError>;
 
     /// Saves `snapshot`, which covers every batch appended so far; the log it covers may be
-    /// dropped once it is durable. (The embedded store writes it on a thread of its own and
-    /// reports a failure at the next append; DynamoDB writes it before returning.)
+    /// dropped once it is durable. Both stores write it in the background (the engine holds
+    /// the partition's ledger meanwhile): the embedded store on a thread of its own,
+    /// DynamoDB on its connection's runtime. A failure is logged, and the log keeps what
+    /// the snapshot would have covered.
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError>;
 }
 

@@ -5,7 +5,8 @@
 //! only unreferenced items behind.
 
 use aws_sdk_dynamodb::types::{
-    ConditionCheck, Put, PutRequest, ReturnConsumedCapacity, TransactWriteItem, WriteRequest,
+    ConditionCheck, DeleteRequest, Put, PutRequest, ReturnConsumedCapacity, TransactWriteItem,
+    WriteRequest,
 };
 
 use super::DynamoError;
@@ -88,46 +89,7 @@ pub(crate) async fn write(
         pending.push(WriteRequest::builder().put_request(put).build());
     }
     let total_chunks = pending.len() as u64;
-    let mut round = 0u32;
-    while !pending.is_empty() {
-        let take = pending.len().min(DYNAMODB_MAX_BATCH_WRITE_ITEMS);
-        let group: Vec<WriteRequest> = pending.drain(..take).collect();
-        let unprocessed = shared
-            .retried("BatchWriteItem", || {
-                let request = shared
-                    .client
-                    .batch_write_item()
-                    .request_items(&table, group.clone())
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                async move {
-                    let out = request
-                        .send()
-                        .await
-                        .map_err(|e| AttemptError::from_sdk("BatchWriteItem", &e))?;
-                    shared.stats.consumed_writes(out.consumed_capacity());
-                    Ok(out
-                        .unprocessed_items()
-                        .and_then(|u| u.values().next().cloned())
-                        .unwrap_or_default())
-                }
-            })
-            .await?;
-        if !unprocessed.is_empty() {
-            // DynamoDB throttled part of the batch: back off, then send the rest again.
-            round += 1;
-            if round >= shared.calls.max_attempts {
-                return Err(DynamoError::Unavailable {
-                    op: "BatchWriteItem",
-                    attempts: round,
-                    elapsed_ms: 0,
-                    last: format!("{} checkpoint chunks stayed unprocessed", unprocessed.len()),
-                });
-            }
-            shared.stats.throttled();
-            tokio::time::sleep(backoff(&shared.calls, round, shared.jitter.next())).await;
-            pending.splice(0..0, unprocessed);
-        }
-    }
+    batch_write(shared, &table, pending, "checkpoint chunks").await?;
 
     let leases = &shared.schema.tables.leases;
     let check = ConditionCheck::builder()
@@ -191,6 +153,127 @@ pub(crate) async fn write(
         });
     }
     Ok(())
+}
+
+/// Sends `requests` (puts or deletes) to `table` in `BatchWriteItem` calls of at most 25,
+/// and sends again whatever DynamoDB leaves unprocessed (it does when it throttles). Gives
+/// up after `max_attempts` rounds in a row that process nothing: a large checkpoint takes
+/// many rounds under throttling, and every round that makes progress starts the count
+/// afresh (a budget shared by all its rounds failed checkpoints of a few hundred MB).
+async fn batch_write(
+    shared: &Shared,
+    table: &str,
+    mut pending: Vec<WriteRequest>,
+    what: &str,
+) -> Result<(), DynamoError> {
+    let mut stalled = 0u32;
+    while !pending.is_empty() {
+        let take = pending.len().min(DYNAMODB_MAX_BATCH_WRITE_ITEMS);
+        let group: Vec<WriteRequest> = pending.drain(..take).collect();
+        let sent = group.len();
+        let unprocessed = shared
+            .retried("BatchWriteItem", || {
+                let request = shared
+                    .client
+                    .batch_write_item()
+                    .request_items(table, group.clone())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                async move {
+                    let out = request
+                        .send()
+                        .await
+                        .map_err(|e| AttemptError::from_sdk("BatchWriteItem", &e))?;
+                    shared.stats.consumed_writes(out.consumed_capacity());
+                    Ok(out
+                        .unprocessed_items()
+                        .and_then(|u| u.values().next().cloned())
+                        .unwrap_or_default())
+                }
+            })
+            .await?;
+        if unprocessed.is_empty() {
+            stalled = 0;
+            continue;
+        }
+        // DynamoDB throttled part of the batch: back off, then send the rest again.
+        stalled = if unprocessed.len() < sent {
+            0
+        } else {
+            stalled + 1
+        };
+        if stalled >= shared.calls.max_attempts {
+            return Err(DynamoError::Unavailable {
+                op: "BatchWriteItem",
+                attempts: stalled,
+                elapsed_ms: 0,
+                last: format!(
+                    "{} {what} stayed unprocessed for {stalled} rounds in a row",
+                    unprocessed.len()
+                ),
+            });
+        }
+        shared.stats.throttled();
+        let pause = backoff(&shared.calls, stalled + 1, shared.jitter.next());
+        tokio::time::sleep(pause).await;
+        pending.splice(0..0, unprocessed);
+    }
+    Ok(())
+}
+
+/// Deletes the checkpoints older than the one before `newest` (just published): their
+/// chunks, then their manifests, so that an interrupted run leaves manifests the next run
+/// finds again, never chunks nothing refers to. Recovery reads only the newest manifest;
+/// the one before it is kept so that a reader that found it a moment ago can still load
+/// it. Returns how many checkpoints it deleted.
+pub(crate) async fn collect_garbage(
+    shared: &Shared,
+    partition: &str,
+    newest: u64,
+) -> Result<usize, DynamoError> {
+    let (table, pk, range) = names(shared);
+    // Manifests come in seq order: read up to the newest.
+    let mut older: Vec<(u64, u64, u64)> = Vec::new();
+    let mut from = 0u64;
+    'pages: loop {
+        let (page, more) = reads::query_from(shared, &table, &pk, &range, partition, from).await?;
+        for item in &page {
+            let seq = items::get_u64(item, &range).map_err(|r| corrupt(partition, 0, r))?;
+            if seq >= newest {
+                break 'pages;
+            }
+            let field = |name| items::get_u64(item, name).map_err(|r| corrupt(partition, seq, r));
+            older.push((seq, field(items::EPOCH)?, field(items::CHUNKS)?));
+            from = seq + 1;
+        }
+        if !more || page.is_empty() {
+            break;
+        }
+    }
+    older.sort_unstable();
+    older.pop(); // the one before the newest stays
+    for &(seq, epoch, chunks) in &older {
+        let chunk_key = items::sub_key(partition, 'c', seq, Some(epoch));
+        let key = |pk_value: &str, n: u64| -> Result<WriteRequest, DynamoError> {
+            let delete = DeleteRequest::builder()
+                .key(pk.clone(), items::s(pk_value))
+                .key(range.clone(), items::n(n))
+                .build()
+                .map_err(|e| config_error(e.to_string()))?;
+            Ok(WriteRequest::builder().delete_request(delete).build())
+        };
+        let deletes = (0..chunks)
+            .map(|i| key(&chunk_key, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        batch_write(shared, &table, deletes, "checkpoint chunk deletes").await?;
+        batch_write(
+            shared,
+            &table,
+            vec![key(partition, seq)?],
+            "checkpoint manifest deletes",
+        )
+        .await?;
+    }
+    Ok(older.len())
 }
 
 fn config_error(reason: String) -> DynamoError {

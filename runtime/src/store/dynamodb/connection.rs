@@ -3,8 +3,9 @@
 //! of one process share it.
 //!
 //! The store trait is synchronous (the engine's writer is a plain thread) while the SDK is
-//! async, so the connection owns a one-thread runtime and waits for its futures on a std
-//! channel: that works from any thread, inside or outside another tokio runtime.
+//! async, so the connection owns a two-thread runtime and waits for its futures on a std
+//! channel: that works from any thread, inside or outside another tokio runtime. A
+//! checkpoint upload runs there without anyone waiting (`spawn`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -82,8 +83,10 @@ impl DynamoConnection {
     pub fn connect(config: DynamoConfig) -> Result<DynamoConnection, StoreError> {
         config.validate()?;
         let schema = Schema::load(&config.table_prefix)?;
+        // Two threads: a checkpoint upload (encoding megabytes of items) on one leaves the
+        // other free for journal writes.
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .thread_name("tollgate-dynamodb")
             .enable_all()
             .build()
@@ -165,6 +168,39 @@ impl DynamoConnection {
         };
         wait(runtime, f(self.0.clone()))?
     }
+
+    /// Starts `f` on the connection's runtime without waiting for it: the answer arrives
+    /// on the receiver (`Running::wait` or `Running::try_take`).
+    pub(crate) fn spawn<T, F, Fut>(&self, f: F) -> Running<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: Future<Output = Result<T, DynamoError>> + Send + 'static,
+    {
+        let Some(runtime) = self.0.runtime.as_ref() else {
+            unreachable!("the runtime is only taken on drop");
+        };
+        Running(start(runtime, f(self.0.clone())))
+    }
+}
+
+/// A call started with `DynamoConnection::spawn`.
+pub(crate) struct Running<T>(std::sync::mpsc::Receiver<Result<T, DynamoError>>);
+
+impl<T> Running<T> {
+    /// Blocks this thread until the call has finished.
+    pub(crate) fn wait(self) -> Result<T, DynamoError> {
+        self.0.recv().map_err(|_| runtime_stopped())?
+    }
+
+    /// The answer if the call has finished, else the call back.
+    pub(crate) fn try_take(self) -> Result<Result<T, DynamoError>, Running<T>> {
+        match self.0.try_recv() {
+            Ok(answer) => Ok(answer),
+            Err(std::sync::mpsc::TryRecvError::Empty) => Err(self),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Ok(Err(runtime_stopped())),
+        }
+    }
 }
 
 /// Spawns `future` on `runtime` and blocks this thread until it finishes.
@@ -172,16 +208,28 @@ fn wait<T: Send + 'static>(
     runtime: &tokio::runtime::Runtime,
     future: impl Future<Output = T> + Send + 'static,
 ) -> Result<T, DynamoError> {
+    start(runtime, future).recv().map_err(|_| runtime_stopped())
+}
+
+/// Spawns `future` on `runtime`; its output arrives on the receiver.
+fn start<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = T> + Send + 'static,
+) -> std::sync::mpsc::Receiver<T> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     runtime.spawn(async move {
         let _ = tx.send(future.await);
     });
-    rx.recv().map_err(|_| DynamoError::Unavailable {
+    rx
+}
+
+fn runtime_stopped() -> DynamoError {
+    DynamoError::Unavailable {
         op: "runtime",
         attempts: 0,
         elapsed_ms: 0,
         last: "the dynamodb runtime stopped".into(),
-    })
+    }
 }
 
 async fn build_client(config: DynamoConfig) -> Client {

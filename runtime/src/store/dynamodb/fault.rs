@@ -27,6 +27,13 @@ struct FaultState {
     lose_next_responses: AtomicU64,
     throttled: AtomicU64,
     lost: AtomicU64,
+    /// Microseconds every `BatchWriteItem` is held before it is sent.
+    batch_write_delay_us: AtomicU64,
+    /// `BatchWriteItem` calls answered with every item unprocessed, of each cycle of
+    /// `unprocessed_cycle` calls (the last of a cycle is sent); 0: none.
+    unprocessed_of_cycle: AtomicU64,
+    unprocessed_cycle: AtomicU64,
+    batch_writes: AtomicU64,
 }
 
 impl FaultLayer {
@@ -48,6 +55,24 @@ impl FaultLayer {
     /// write happened, but the caller cannot know.
     pub fn lose_next_responses(&self, n: u64) {
         self.0.lose_next_responses.store(n, Ordering::SeqCst);
+    }
+
+    /// Hold every `BatchWriteItem` (checkpoint chunks) this long before sending it.
+    pub fn delay_batch_writes(&self, delay: std::time::Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.0.batch_write_delay_us.store(us, Ordering::SeqCst);
+    }
+
+    /// Answer `BatchWriteItem` calls as DynamoDB does when it throttles a whole call's
+    /// items: nothing written, every item back as unprocessed. Of every `cycle` calls,
+    /// all but the last are answered so; the last is sent. `cycle` 0 turns it off, 1
+    /// sends every call, and `u64::MAX` (in effect) answers every one so.
+    pub fn leave_batch_writes_unprocessed(&self, cycle: u64) {
+        self.0.unprocessed_cycle.store(cycle, Ordering::SeqCst);
+        self.0
+            .unprocessed_of_cycle
+            .store(cycle.saturating_sub(1), Ordering::SeqCst);
+        self.0.batch_writes.store(0, Ordering::SeqCst);
     }
 
     /// Calls answered with a throttling error so far.
@@ -123,8 +148,48 @@ impl HttpConnector for FaultyConnector {
                 ))
             });
         }
-        self.inner.call(request)
+        if !is_batch_write(&request) {
+            return self.inner.call(request);
+        }
+        let cycle = state.unprocessed_cycle.load(Ordering::SeqCst);
+        if cycle > 0 {
+            let n = state.batch_writes.fetch_add(1, Ordering::SeqCst);
+            if n % cycle < state.unprocessed_of_cycle.load(Ordering::SeqCst)
+                && let Some(response) = all_unprocessed(&request)
+            {
+                return HttpConnectorFuture::ready(Ok(response));
+            }
+        }
+        let delay = state.batch_write_delay_us.load(Ordering::SeqCst);
+        if delay == 0 {
+            return self.inner.call(request);
+        }
+        let inner = self.inner.clone();
+        HttpConnectorFuture::new(async move {
+            tokio::time::sleep(std::time::Duration::from_micros(delay)).await;
+            inner.call(request).await
+        })
     }
+}
+
+fn is_batch_write(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get("x-amz-target")
+        .is_some_and(|target| target.ends_with(".BatchWriteItem"))
+}
+
+/// DynamoDB's answer to a `BatchWriteItem` that wrote none of its items: all of them back
+/// under `UnprocessedItems`. `None` if the request body cannot be read as one.
+fn all_unprocessed(request: &HttpRequest) -> Option<HttpResponse> {
+    let body: serde_json::Value = serde_json::from_slice(request.body().bytes()?).ok()?;
+    let items = body.get("RequestItems")?.clone();
+    let body = serde_json::json!({ "UnprocessedItems": items }).to_string();
+    let mut response = HttpResponse::new(StatusCode::try_from(200).ok()?, SdkBody::from(body));
+    let _ = response
+        .headers_mut()
+        .try_insert("content-type", "application/x-amz-json-1.0");
+    Some(response)
 }
 
 /// An error answer as DynamoDB's JSON protocol sends it.

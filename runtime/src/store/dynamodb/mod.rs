@@ -26,7 +26,13 @@
 //!   holds, grants, idempotency keys: everything recovery needs), chunked under a key
 //!   private to the writer's epoch, then published by one manifest item. Recovery loads
 //!   the newest manifest, checks chunk count, size and digest, then replays the journal
-//!   after the manifest's `slot`.
+//!   after the manifest's `slot`. The upload runs in the background while the journal
+//!   goes on (`save_snapshot`): the engine holds the partition while it hands a snapshot
+//!   over, and a large ledger takes minutes to upload. Chunks DynamoDB leaves unprocessed
+//!   are sent again for as long as each round makes progress. Once a manifest is
+//!   published, the checkpoints before the previous one are deleted, chunks first (their
+//!   manifests are what the next run looks for). Chunks of an upload whose manifest never
+//!   lands (a crash, a fenced writer) are not found again and stay.
 //! * **Idempotency records** live *inside* the journal batch, atomically with the entries
 //!   they produced (the command and its key are what is logged, and the ledger remembers
 //!   the answer for `idempotency_window_ms` of ledger time, carried by checkpoints). An item
@@ -132,6 +138,16 @@ pub struct DynamoStore {
     /// Journal slot and engine seq of the last batch written or recovered.
     last_batch_slot: u64,
     last_seq: u64,
+    /// The checkpoint being uploaded, if any (see `save_snapshot`).
+    uploading: Option<Upload>,
+}
+
+/// A checkpoint being uploaded on the connection's runtime.
+struct Upload {
+    seq: u64,
+    bytes: usize,
+    started: std::time::Instant,
+    running: connection::Running<usize>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -173,7 +189,65 @@ impl DynamoStore {
             next_slot: 1,
             last_batch_slot: 0,
             last_seq: 0,
+            uploading: None,
         })
+    }
+
+    /// Waits for the checkpoint being uploaded, if any, and returns how that went: `Fenced`
+    /// if a newer owner holds the partition. (A failure is also logged, and never fails a
+    /// later `append`: the journal keeps every batch the checkpoint would have covered.)
+    pub fn finish_checkpoint(&mut self) -> Result<(), StoreError> {
+        match self.settle_upload(true) {
+            Some(Err(error)) => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The outcome of the upload in flight once it has finished (waiting for it when
+    /// `wait`), logged; `None` if there is none, or it is still running.
+    fn settle_upload(&mut self, wait: bool) -> Option<Result<(), DynamoError>> {
+        let upload = self.uploading.take()?;
+        let Upload {
+            seq,
+            bytes,
+            started,
+            running,
+        } = upload;
+        let outcome = if wait {
+            running.wait()
+        } else {
+            match running.try_take() {
+                Ok(outcome) => outcome,
+                Err(running) => {
+                    self.uploading = Some(Upload {
+                        seq,
+                        bytes,
+                        started,
+                        running,
+                    });
+                    return None;
+                }
+            }
+        };
+        let upload_ms = started.elapsed().as_millis() as u64;
+        match &outcome {
+            Ok(deleted) => tracing::info!(
+                partition = %self.partition,
+                seq,
+                bytes,
+                upload_ms,
+                older_checkpoints_deleted = deleted,
+                "checkpoint published"
+            ),
+            Err(error) => tracing::warn!(
+                partition = %self.partition,
+                seq,
+                %error,
+                "checkpoint not published; the journal keeps every batch it would have \
+                 covered, and the next checkpoint tries again"
+            ),
+        }
+        Some(outcome.map(|_| ()))
     }
 
     /// The owner epoch this store writes with (0 before `recover`).
@@ -377,6 +451,8 @@ impl Store for DynamoStore {
             self.epoch > 0,
             "recover takes the partition over before append"
         );
+        // Reports a finished upload; a failed one never fails the batch (see above).
+        let _ = self.settle_upload(false);
         assert_eq!(
             batch.seq,
             self.last_seq + 1,
@@ -428,17 +504,51 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    /// Starts uploading the checkpoint and returns: the engine holds the partition's
+    /// ledger while a snapshot is saved, and an upload takes seconds to minutes (a 300 MB
+    /// ledger is 750 items), during which the partition would answer nobody. Batches go on
+    /// being appended meanwhile; the checkpoint names the journal slot it covers, so it
+    /// stays right whenever it lands. One upload at a time: a second waits for the first
+    /// (checkpoints are far apart). Once published, the checkpoints older than the one
+    /// before it are deleted. The outcome is logged when it is known (`append` looks, and
+    /// dropping the store waits for it); `finish_checkpoint` waits for it and returns it.
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
         assert_eq!(
             snapshot.seq, self.last_seq,
             "a snapshot covers exactly the log so far"
         );
+        let _ = self.settle_upload(true);
         let (partition, epoch, slot) = (self.partition.clone(), self.epoch, self.last_batch_slot);
         let Snapshot { seq, state } = snapshot;
-        self.connection.run(move |shared| async move {
-            checkpoint::write(&shared, &partition, epoch, seq, slot, &state).await
-        })?;
+        let bytes = state.len();
+        let running = self.connection.spawn(move |shared| async move {
+            checkpoint::write(&shared, &partition, epoch, seq, slot, &state).await?;
+            drop(state);
+            // Published: what is older is garbage. Failing to delete it costs storage only,
+            // and the next checkpoint deletes it.
+            match checkpoint::collect_garbage(&shared, &partition, seq).await {
+                Ok(deleted) => Ok(deleted),
+                Err(error) => {
+                    tracing::warn!(%partition, seq, %error, "older checkpoints not deleted yet");
+                    Ok(0)
+                }
+            }
+        });
+        self.uploading = Some(Upload {
+            seq,
+            bytes,
+            started: std::time::Instant::now(),
+            running,
+        });
         Ok(())
+    }
+}
+
+impl Drop for DynamoStore {
+    /// A checkpoint still uploading (the engine's last one, taken at close) is waited for,
+    /// so that the next start replays little.
+    fn drop(&mut self) {
+        let _ = self.settle_upload(true);
     }
 }
 

@@ -1,0 +1,257 @@
+//! Checkpoints on DynamoDB Local: uploaded without holding up the journal, older ones
+//! deleted once a newer one is published, and throttled chunks sent again for as long as
+//! DynamoDB makes progress.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use common::dynamodb_local::DynamoLocal;
+use tollgate_runtime::ledger::Timestamp;
+use tollgate_runtime::store::dynamodb::{
+    CallPolicy, DynamoConfig, DynamoConnection, DynamoStore, FaultLayer, MAX_CHUNK_BYTES,
+};
+use tollgate_runtime::store::{Batch, LoggedCommand, Recovered, Snapshot, Store};
+
+fn batch(seq: u64) -> Batch {
+    Batch {
+        seq,
+        commands: vec![LoggedCommand::Advance {
+            now: Timestamp(seq),
+        }],
+        chain_head: [seq as u8; 32],
+    }
+}
+
+/// A ledger's encoding of `chunks` items' worth, different for every `seq`.
+fn state(seq: u64, chunks: usize) -> Vec<u8> {
+    (0..(chunks - 1) * MAX_CHUNK_BYTES + 1000)
+        .map(|i| (i as u64 + seq) as u8)
+        .collect()
+}
+
+/// What recovery finds: the checkpoint's seq and state, and the seqs of the batches after.
+fn recover(store: &mut DynamoStore) -> (Option<(u64, Vec<u8>)>, Vec<u64>) {
+    let (mut snapshot, mut batches) = (None, Vec::new());
+    store
+        .recover(&mut |item| {
+            match item {
+                Recovered::Snapshot(s) => snapshot = Some((s.seq, s.state)),
+                Recovered::Batch(b) => batches.push(b.seq),
+            }
+            Ok(())
+        })
+        .unwrap();
+    (snapshot, batches)
+}
+
+fn with_faults(mut config: DynamoConfig) -> (DynamoConfig, FaultLayer) {
+    let faults = FaultLayer::new();
+    config.faults = Some(faults.clone());
+    (config, faults)
+}
+
+/// Every item of the checkpoints table, as (hash key, range key), read with a client of
+/// the test's own.
+fn checkpoint_items(endpoint: &str, config: &DynamoConfig) -> Vec<(String, u64)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(scan_checkpoints(endpoint, config))
+}
+
+async fn scan_checkpoints(endpoint: &str, config: &DynamoConfig) -> Vec<(String, u64)> {
+    let client = Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("tollgate", "local", None, None, "test"))
+            .build(),
+    );
+    let table = format!("{}checkpoints", config.table_prefix);
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(&table)
+            .projection_expression("pk, seq")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in out.items() {
+            let pk = item["pk"].as_s().unwrap().clone();
+            let seq = item["seq"].as_n().unwrap().parse().unwrap();
+            items.push((pk, seq));
+        }
+        start = out.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    items.sort();
+    items
+}
+
+#[test]
+fn a_checkpoint_upload_does_not_hold_up_the_journal() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let (config, faults) = with_faults(local.config("upload"));
+    let connection = DynamoConnection::connect(config).unwrap();
+    let mut store = connection.store("p0", "pod-a").unwrap();
+    recover(&mut store);
+    for seq in 1..=3 {
+        store.append(&batch(seq)).unwrap();
+    }
+    // Every chunk write now takes 1.5 s: an upload the engine waited for would hold the
+    // partition's calls that long.
+    faults.delay_batch_writes(Duration::from_millis(1500));
+    let checkpoint = state(3, 3);
+    let started = Instant::now();
+    store
+        .save_snapshot(Snapshot {
+            seq: 3,
+            state: checkpoint.clone(),
+        })
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "save_snapshot waited for the upload: {:?}",
+        started.elapsed()
+    );
+    for seq in 4..=5 {
+        store.append(&batch(seq)).unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "appends waited for the upload: {:?}",
+        started.elapsed()
+    );
+    store.finish_checkpoint().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    store.append(&batch(6)).unwrap();
+    drop(store);
+
+    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
+    assert_eq!(snapshot, Some((3, checkpoint)));
+    assert_eq!(batches, [4, 5, 6]);
+}
+
+#[test]
+fn dropping_the_store_waits_for_the_upload() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let (config, faults) = with_faults(local.config("drop"));
+    let connection = DynamoConnection::connect(config).unwrap();
+    let mut store = connection.store("p0", "pod-a").unwrap();
+    recover(&mut store);
+    store.append(&batch(1)).unwrap();
+    faults.delay_batch_writes(Duration::from_millis(500));
+    let checkpoint = state(1, 2);
+    store
+        .save_snapshot(Snapshot {
+            seq: 1,
+            state: checkpoint.clone(),
+        })
+        .unwrap();
+    drop(store); // the engine's last snapshot is taken just before this
+
+    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
+    assert_eq!(snapshot, Some((1, checkpoint)));
+    assert!(batches.is_empty());
+}
+
+#[test]
+fn older_checkpoints_are_deleted_once_a_newer_one_is_published() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let config = local.config("garbage");
+    let connection = DynamoConnection::connect(config.clone()).unwrap();
+    let mut store = connection.store("p0", "pod-a").unwrap();
+    recover(&mut store);
+    for seq in 1..=4 {
+        store.append(&batch(seq)).unwrap();
+        store
+            .save_snapshot(Snapshot {
+                seq,
+                state: state(seq, 3),
+            })
+            .unwrap();
+        store.finish_checkpoint().unwrap();
+    }
+    drop(store);
+    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
+    assert_eq!(snapshot, Some((4, state(4, 3))));
+    assert!(batches.is_empty());
+
+    // Left: the manifests of 3 and 4 under the partition, and their three chunks each.
+    let mut expected = vec![("p0".to_string(), 3), ("p0".to_string(), 4)];
+    for seq in [3, 4] {
+        for chunk in 0..3 {
+            expected.push((format!("p0#c{seq}#e1"), chunk));
+        }
+    }
+    expected.sort();
+    assert_eq!(checkpoint_items(&local.endpoint(), &config), expected);
+}
+
+#[test]
+fn throttled_chunks_are_sent_again_while_dynamodb_makes_progress() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let (mut config, faults) = with_faults(local.config("unprocessed"));
+    config.calls = CallPolicy {
+        max_attempts: 3,
+        base_backoff: Duration::from_millis(2),
+        max_backoff: Duration::from_millis(20),
+        ..CallPolicy::default()
+    };
+    let connection = DynamoConnection::connect(config).unwrap();
+    let mut store = connection.store("p0", "pod-a").unwrap();
+    recover(&mut store);
+    store.append(&batch(1)).unwrap();
+
+    // Two of every three chunk writes come back with nothing written. 51 chunks are three
+    // BatchWriteItem groups: six rounds with nothing written in all, never three in a row.
+    faults.leave_batch_writes_unprocessed(3);
+    let first = state(1, 51);
+    store
+        .save_snapshot(Snapshot {
+            seq: 1,
+            state: first.clone(),
+        })
+        .unwrap();
+    store.finish_checkpoint().unwrap();
+
+    // Nothing written, round after round: the checkpoint gives up after three, and the
+    // journal goes on.
+    faults.leave_batch_writes_unprocessed(u64::MAX);
+    store.append(&batch(2)).unwrap();
+    store
+        .save_snapshot(Snapshot {
+            seq: 2,
+            state: state(2, 2),
+        })
+        .unwrap();
+    let error = store.finish_checkpoint().unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    assert!(error.to_string().contains("3 rounds in a row"), "{error}");
+    store.append(&batch(3)).unwrap();
+    drop(store);
+
+    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
+    assert_eq!(snapshot, Some((1, first)));
+    assert_eq!(batches, [2, 3]);
+}
