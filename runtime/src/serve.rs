@@ -453,11 +453,12 @@ fn open_dynamodb(
         threads.push(thread);
     }
     // After a transient failure (DynamoDB unreachable, throttled) the service layer takes
-    // the partition again with a fresh store: a new epoch, recovery from what is durable.
+    // the partition again with a fresh store: a new epoch, recovery from what is durable;
+    // unless another pod took the partition over meanwhile (`store_again`).
     let owner = args.owner.clone();
     let restart: EngineFactory = Arc::new(move |p| {
         let store = connection
-            .store(&partition_name(p), &owner)
+            .store_again(&partition_name(p), &owner)
             .map_err(|e| e.to_string())?;
         Engine::start(Box::new(store), clock.clone(), config.clone()).map_err(|e| e.to_string())
     });

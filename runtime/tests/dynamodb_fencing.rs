@@ -107,6 +107,45 @@ fn the_older_epoch_can_never_write_again() {
     );
 }
 
+/// A pod cut off from DynamoDB long enough is replaced (its successor takes the partition
+/// over); when DynamoDB answers it again, its restart of the partition must not take the
+/// partition back from that live owner.
+#[test]
+fn a_restart_never_takes_the_partition_back_from_a_newer_owner() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let config = local.config("retake");
+    // Two processes on the same tables: two connections.
+    let cut_off = DynamoConnection::connect(config.clone()).unwrap();
+    let successor = DynamoConnection::connect(config).unwrap();
+    let mut first = cut_off.store("p0", "tollgate-0").unwrap();
+    assert!(recovered_keys(&mut first).is_empty());
+    first.append(&batch(1, "first")).unwrap();
+
+    let mut live = successor.store("p0", "tollgate-0").unwrap();
+    assert_eq!(recovered_keys(&mut live), ["first-1"]);
+    assert_eq!(live.epoch(), 2);
+
+    // The cut-off process restarts its partition: refused, and the lease is left alone.
+    let mut again = cut_off.store_again("p0", "tollgate-0").unwrap();
+    let error = again.recover(&mut |_| Ok(())).unwrap_err();
+    assert_eq!(error.code(), "dynamodb_fenced", "{error}");
+    assert!(!error.is_transient());
+    assert!(error.to_string().contains("epoch 2"), "{error}");
+    live.append(&batch(2, "live")).unwrap();
+
+    // A restart of the owner's own still takes it again (a new epoch fences its old writer).
+    let mut restarted = successor.store_again("p0", "tollgate-0").unwrap();
+    assert_eq!(recovered_keys(&mut restarted), ["first-1", "live-2"]);
+    assert_eq!(restarted.epoch(), 3);
+    assert_eq!(
+        live.append(&batch(3, "live")).unwrap_err().code(),
+        "dynamodb_fenced"
+    );
+    restarted.append(&batch(3, "restarted")).unwrap();
+}
+
 const GRANTED: u64 = 1_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

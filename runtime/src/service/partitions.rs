@@ -5,7 +5,9 @@
 //! not have. When the failure is transient (DynamoDB unreachable, throttled past the retry
 //! budget), the partition is restarted in the background: a fresh store handle takes the
 //! partition again (a new epoch fences the old writer) and recovers the ledger from what is
-//! durable. Until then calls get `Unavailable`.
+//! durable. Until then calls get `Unavailable`. On DynamoDB a restart takes the partition
+//! back only if no other pod took it over meanwhile (`DynamoConnection::store_again`):
+//! otherwise each attempt fails, fenced, and this process leaves the partition to that pod.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

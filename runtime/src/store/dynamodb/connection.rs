@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) calls: CallPolicy,
     pub(crate) stats: DynamoStats,
     pub(crate) jitter: Jitter,
+    /// The epoch this connection took each partition at last (see `store_again`).
+    pub(crate) taken: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Shared {
@@ -102,6 +104,7 @@ impl DynamoConnection {
             calls: config.calls,
             stats: DynamoStats::default(),
             jitter: Jitter::new(),
+            taken: std::sync::Mutex::new(std::collections::HashMap::new()),
         }));
         if config.auto_create_tables {
             let created = connection.create_tables()?;
@@ -112,9 +115,28 @@ impl DynamoConnection {
         Ok(connection)
     }
 
-    /// The store of one partition, owned by `owner` (a pod name) once `recover` runs.
+    /// The store of one partition, owned by `owner` (a pod name) once `recover` runs: it
+    /// takes the partition over from whoever holds it (a pod starting after its
+    /// predecessor died).
     pub fn store(&self, partition: &str, owner: &str) -> Result<DynamoStore, StoreError> {
-        DynamoStore::new(self.clone(), partition, owner)
+        DynamoStore::new(self.clone(), partition, owner, None)
+    }
+
+    /// The store of a partition this connection held, to restart it after a transient
+    /// failure: `recover` takes the partition again only if nobody took it over since
+    /// (the lease still holds the epoch this connection took last), and fails with
+    /// `Fenced` otherwise. A process cut off from DynamoDB for a while may have been
+    /// replaced by a new pod meanwhile; taking the partition back would fence that live
+    /// owner. A partition this connection never took is taken as `store` does.
+    pub fn store_again(&self, partition: &str, owner: &str) -> Result<DynamoStore, StoreError> {
+        let held = self
+            .0
+            .taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(partition)
+            .copied();
+        DynamoStore::new(self.clone(), partition, owner, held)
     }
 
     /// How many partitions these tables hold: the count recorded in them, else `asked` (or

@@ -56,19 +56,37 @@ pub(crate) async fn current(
 
 /// Takes the partition over for `owner`: the epoch becomes one more than the current one.
 /// `incarnation` is unique to this attempt, so a retried write that had landed is
-/// recognised as ours.
+/// recognised as ours. With `only_from`, only a lease at that epoch is taken over: any
+/// other means someone took the partition since, and the answer is `Fenced`.
 pub(crate) async fn take_over(
     shared: &Shared,
     partition: &str,
     owner: &str,
     incarnation: &str,
     now_ms: u64,
+    only_from: Option<u64>,
 ) -> Result<u64, DynamoError> {
     let (table, pk) = table(shared);
     for _ in 0..MAX_TAKEOVER_ROUNDS {
         let previous = current(shared, partition).await?;
         if let Some(lease) = previous.as_ref().filter(|l| l.incarnation == incarnation) {
             return Ok(lease.epoch); // an earlier round landed after all
+        }
+        if let Some(ours) = only_from
+            && previous.as_ref().map(|l| l.epoch) != Some(ours)
+        {
+            tracing::warn!(
+                partition,
+                owner,
+                epoch = ours,
+                "the partition was taken over since this process held it; not taking it back"
+            );
+            return Err(DynamoError::Fenced {
+                partition: partition.to_string(),
+                epoch: ours,
+                current_epoch: previous.as_ref().map_or(0, |l| l.epoch),
+                current_owner: previous.map_or_else(String::new, |l| l.owner),
+            });
         }
         let epoch = previous.as_ref().map_or(0, |l| l.epoch) + 1;
         let mut item = Item::new();

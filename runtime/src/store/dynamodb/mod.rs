@@ -133,6 +133,8 @@ pub struct DynamoStore {
     owner: String,
     /// 0 until `recover` has taken the partition over.
     epoch: u64,
+    /// Take the partition over only from this epoch (`DynamoConnection::store_again`).
+    retake_from: Option<u64>,
     /// Journal slot of the next batch.
     next_slot: u64,
     /// Journal slot and engine seq of the last batch written or recovered.
@@ -172,6 +174,7 @@ impl DynamoStore {
         connection: DynamoConnection,
         partition: &str,
         owner: &str,
+        retake_from: Option<u64>,
     ) -> Result<Self, StoreError> {
         config::validate_partition(partition)?;
         if owner.is_empty() || owner.len() > MAX_OWNER_BYTES {
@@ -186,6 +189,7 @@ impl DynamoStore {
             partition: partition.to_string(),
             owner: owner.to_string(),
             epoch: 0,
+            retake_from,
             next_slot: 1,
             last_batch_slot: 0,
             last_seq: 0,
@@ -374,9 +378,16 @@ impl Store for DynamoStore {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let (partition, owner) = (self.partition.clone(), self.owner.clone());
+        let from = self.retake_from;
         self.epoch = self.connection.run(move |shared| async move {
-            lease::take_over(&shared, &partition, &owner, &incarnation, now_ms).await
+            lease::take_over(&shared, &partition, &owner, &incarnation, now_ms, from).await
         })?;
+        self.connection
+            .0
+            .taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(self.partition.clone(), self.epoch);
 
         let partition = self.partition.clone();
         let checkpoint = self
