@@ -6,11 +6,14 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use common::acme::{HOLD_MS, grant, reserve};
 use common::dynamodb_local::DynamoLocal;
+use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
 use tollgate_runtime::ledger::Timestamp;
 use tollgate_runtime::store::dynamodb::{
     CallPolicy, DynamoConfig, DynamoConnection, DynamoStore, FaultLayer, MAX_CHUNK_BYTES,
@@ -254,4 +257,62 @@ fn throttled_chunks_are_sent_again_while_dynamodb_makes_progress() {
     let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
     assert_eq!(snapshot, Some((1, first)));
     assert_eq!(batches, [2, 3]);
+}
+
+/// The engine takes a snapshot every 3 batches here, while each upload takes 2 s: it must
+/// not wait for the upload before (with the partition held), but take the next snapshot
+/// once the last one is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_never_waits_for_an_upload_still_running() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let (config, faults) = with_faults(local.config("engine-upload"));
+    let connection = DynamoConnection::connect(config).unwrap();
+    faults.delay_batch_writes(Duration::from_secs(2));
+    let store = connection.store("p0", "pod-a").unwrap();
+    let config = EngineConfig {
+        snapshot_every_batches: 3,
+        ..EngineConfig::default()
+    };
+    let (engine, thread) = Engine::start(Box::new(store), Arc::new(SystemClock), config).unwrap();
+    engine
+        .submit(grant("grant", 1_000_000, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut n = 0u64;
+    // Sequential calls: each is a batch of its own, and every third takes a snapshot.
+    while started.elapsed() < Duration::from_secs(5) {
+        let call = Instant::now();
+        engine
+            .submit(reserve(format!("r{n}"), 1, HOLD_MS))
+            .await
+            .unwrap()
+            .unwrap();
+        slowest = slowest.max(call.elapsed());
+        n += 1;
+    }
+    assert!(n > 20, "only {n} calls in 5 s");
+    assert!(
+        slowest < Duration::from_millis(1000),
+        "a call waited {slowest:?}: the engine waited for an upload"
+    );
+    // Snapshots were taken as uploads finished: two or three in 5 s, not one per 3 calls.
+    let snapshots = engine.stats().snapshot().snapshots;
+    assert!((1..=4).contains(&snapshots), "{snapshots} snapshots");
+    faults.delay_batch_writes(Duration::ZERO);
+    drop(engine);
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .unwrap();
+
+    // The last snapshot (at close) and the journal give back every hold.
+    let mut store = connection.store("p0", "pod-b").unwrap();
+    let ledger = tokio::task::spawn_blocking(move || recover_ledger(&mut store).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ledger.verify().unwrap().open_holds, n);
 }

@@ -154,7 +154,11 @@ impl Writer {
             // A snapshot must be of the state this batch leaves: with the ledger held,
             // nobody applies anything until it is taken. Otherwise callers fill the next
             // batch while this one is written.
-            let snapshot_due = self.batches_since_snapshot + 1 >= self.snapshot_every_batches;
+            // Due, and the store done with the last one: a store still writing it would
+            // make the partition wait here (a DynamoDB upload takes minutes). It is taken
+            // at the first batch after that.
+            let snapshot_due = self.batches_since_snapshot + 1 >= self.snapshot_every_batches
+                && self.store.ready_for_snapshot();
             let held = if snapshot_due {
                 drop(gathering);
                 let ledger = shared.ledger.blocking_lock();

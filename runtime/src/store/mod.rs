@@ -121,6 +121,13 @@ pub trait Store: Send {
     /// DynamoDB on its connection's runtime. A failure is logged, and the log keeps what
     /// the snapshot would have covered.
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError>;
+
+    /// Whether a snapshot saved now would start at once: false while the last one is still
+    /// being written. The engine then takes its snapshot a batch later, rather than wait
+    /// with the partition held (a DynamoDB upload can take minutes).
+    fn ready_for_snapshot(&mut self) -> bool {
+        true
+    }
 }
 
 pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {

@@ -515,12 +515,18 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    fn ready_for_snapshot(&mut self) -> bool {
+        let _ = self.settle_upload(false);
+        self.uploading.is_none()
+    }
+
     /// Starts uploading the checkpoint and returns: the engine holds the partition's
     /// ledger while a snapshot is saved, and an upload takes seconds to minutes (a 300 MB
     /// ledger is 750 items), during which the partition would answer nobody. Batches go on
     /// being appended meanwhile; the checkpoint names the journal slot it covers, so it
-    /// stays right whenever it lands. One upload at a time: a second waits for the first
-    /// (checkpoints are far apart). Once published, the checkpoints older than the one
+    /// stays right whenever it lands. One upload at a time: the engine asks
+    /// `ready_for_snapshot` first, and a second upload started anyway (at close) waits for
+    /// the first. Once published, the checkpoints older than the one
     /// before it are deleted. The outcome is logged when it is known (`append` looks, and
     /// dropping the store waits for it); `finish_checkpoint` waits for it and returns it.
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {

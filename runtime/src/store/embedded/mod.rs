@@ -366,6 +366,12 @@ impl Store for EmbeddedStore {
     /// the whole log. A failed write is logged and changes nothing else: the log it would
     /// have covered is kept, and the next snapshot tries again (a snapshot only shortens
     /// recovery; stopping the partition for it would lose availability and save nothing).
+    fn ready_for_snapshot(&mut self) -> bool {
+        self.saving
+            .as_ref()
+            .is_none_or(|saving| saving.thread.is_finished())
+    }
+
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
         self.writable()?;
         assert_eq!(
