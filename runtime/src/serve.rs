@@ -459,8 +459,8 @@ fn open_dynamodb(
     let restart: EngineFactory = Arc::new(move |p| {
         let store = connection
             .store_again(&partition_name(p), &owner)
-            .map_err(|e| e.to_string())?;
-        Engine::start(Box::new(store), clock.clone(), config.clone()).map_err(|e| e.to_string())
+            .map_err(|e| crate::engine::EngineError::Recovery(e.to_string()))?;
+        Engine::start(Box::new(store), clock.clone(), config.clone())
     });
     Ok((engines, Stores::Threads(threads), Some(restart)))
 }

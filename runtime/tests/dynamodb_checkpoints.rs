@@ -295,9 +295,10 @@ async fn the_engine_never_waits_for_an_upload_still_running() {
         slowest = slowest.max(call.elapsed());
         n += 1;
     }
-    assert!(n > 20, "only {n} calls in 5 s");
+    // Waiting for the uploads, it managed 6 calls here; without, hundreds.
+    assert!(n >= 15, "only {n} calls in 5 s");
     assert!(
-        slowest < Duration::from_millis(1000),
+        slowest < Duration::from_millis(1500),
         "a call waited {slowest:?}: the engine waited for an upload"
     );
     // Snapshots were taken as uploads finished: two or three in 5 s, not one per 3 calls.

@@ -12,7 +12,9 @@ use common::acme::{HOLD_MS, grant, reserve, wallet};
 use common::dynamodb_local::DynamoLocal;
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
 use tollgate_runtime::ledger::{Command, Keyed, Outcome, Timestamp};
-use tollgate_runtime::store::dynamodb::{DynamoConnection, DynamoError, partition_name};
+use tollgate_runtime::store::dynamodb::{
+    DynamoConnection, DynamoError, FaultLayer, partition_name,
+};
 use tollgate_runtime::store::{Batch, LoggedCommand, Recovered, Store, StoreError};
 
 fn batch(seq: u64, tag: &str) -> Batch {
@@ -144,6 +146,35 @@ fn a_restart_never_takes_the_partition_back_from_a_newer_owner() {
         "dynamodb_fenced"
     );
     restarted.append(&batch(3, "restarted")).unwrap();
+}
+
+/// A restart whose takeover landed but whose every answer was lost: the lease holds a
+/// newer epoch, written by this very process. The next restart takes it again; it must not
+/// take that lease for another owner's.
+#[test]
+fn a_restart_whose_takeover_answer_was_lost_takes_the_partition_next_time() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let mut config = local.config("lost-takeover");
+    let faults = FaultLayer::new();
+    config.faults = Some(faults.clone());
+    config.calls.max_attempts = 2;
+    let connection = DynamoConnection::connect(config).unwrap();
+    let mut first = connection.store("p0", "tollgate-0").unwrap();
+    assert!(recovered_keys(&mut first).is_empty());
+    first.append(&batch(1, "first")).unwrap();
+
+    faults.lose_next_put_answers(2);
+    let mut again = connection.store_again("p0", "tollgate-0").unwrap();
+    let error = again.recover(&mut |_| Ok(())).unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(faults.lost(), 2);
+
+    let mut restarted = connection.store_again("p0", "tollgate-0").unwrap();
+    assert_eq!(recovered_keys(&mut restarted), ["first-1"]);
+    assert_eq!(restarted.epoch(), 3, "epoch 2 (the lost takeover) was ours");
+    restarted.append(&batch(2, "restarted")).unwrap();
 }
 
 const GRANTED: u64 = 1_000;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::dynamodb_local::DynamoLocal;
-use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock};
+use tollgate_runtime::engine::{Engine, EngineConfig, EngineError, SystemClock};
 use tollgate_runtime::ledger::Category;
 use tollgate_runtime::service::{EngineFactory, Reason, Runtime, ServiceError, UsageRequest};
 use tollgate_runtime::store::dynamodb::{CallPolicy, DynamoConnection};
@@ -38,16 +38,16 @@ async fn a_partition_comes_back_when_dynamodb_does() {
         ..CallPolicy::default()
     };
     let connection = DynamoConnection::connect(config).unwrap();
+    // As `serve` does: a restart takes the partition again only if it is still ours.
     let factory: EngineFactory = Arc::new(move |p| {
         let store = connection
-            .store(&format!("p{p}"), "pod-0")
-            .map_err(|e| e.to_string())?;
+            .store_again(&format!("p{p}"), "pod-0")
+            .map_err(|e| EngineError::Recovery(e.to_string()))?;
         Engine::start(
             Box::new(store),
             Arc::new(SystemClock),
             EngineConfig::default(),
         )
-        .map_err(|e| e.to_string())
     });
     let (engine, _thread) = factory(0).unwrap();
     let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");

@@ -99,6 +99,10 @@ pub enum EngineError {
     },
     #[error("recovery failed: {0}")]
     Recovery(String),
+    /// Recovery found that another owner has taken the partition over (DynamoDB): this
+    /// process must leave it alone.
+    #[error("the partition has been taken over by another owner: {0}")]
+    TakenOver(String),
 }
 
 impl EngineError {
@@ -106,6 +110,7 @@ impl EngineError {
         match self {
             EngineError::Stopped { .. } => "engine_stopped",
             EngineError::Recovery(_) => "recovery_failed",
+            EngineError::TakenOver(_) => "partition_taken_over",
         }
     }
 }
@@ -302,8 +307,13 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<(Engine, EngineThread), EngineError> {
-        let mut recovered =
-            writer::recover(store.as_mut()).map_err(|e| EngineError::Recovery(e.to_string()))?;
+        let mut recovered = writer::recover(store.as_mut()).map_err(|e| {
+            if e.is_taken_over() {
+                EngineError::TakenOver(e.to_string())
+            } else {
+                EngineError::Recovery(e.to_string())
+            }
+        })?;
         let configured = writer::configure(store.as_mut(), &mut recovered, config.ledger)
             .map_err(|e| EngineError::Recovery(e.to_string()))?;
         let stats = Arc::new(EngineStats::default());

@@ -7,7 +7,8 @@
 //! partition again (a new epoch fences the old writer) and recovers the ledger from what is
 //! durable. Until then calls get `Unavailable`. On DynamoDB a restart takes the partition
 //! back only if no other pod took it over meanwhile (`DynamoConnection::store_again`):
-//! otherwise each attempt fails, fenced, and this process leaves the partition to that pod.
+//! otherwise the restart ends there (`EngineError::TakenOver`), and this process leaves the
+//! partition to that pod; its calls go on getting `Unavailable`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -16,7 +17,8 @@ use std::time::Duration;
 use crate::engine::{Engine, EngineError, EngineThread, partition_of};
 
 /// Builds partition `p`'s engine anew (opens its store and recovers).
-pub type EngineFactory = Arc<dyn Fn(u32) -> Result<(Engine, EngineThread), String> + Send + Sync>;
+pub type EngineFactory =
+    Arc<dyn Fn(u32) -> Result<(Engine, EngineThread), EngineError> + Send + Sync>;
 
 /// First wait between restart attempts; doubles up to `RESTART_BACKOFF_MAX`.
 const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -108,6 +110,16 @@ impl PartitionSet {
                         set.restarting[partition].store(false, Ordering::Release);
                         return;
                     }
+                    Ok(Err(why @ EngineError::TakenOver(_))) => {
+                        // `restarting` stays set: no call starts another attempt.
+                        tracing::error!(
+                            partition,
+                            %why,
+                            "another pod holds the partition now; this process leaves it (its \
+                             calls answer Unavailable until it restarts)"
+                        );
+                        return;
+                    }
                     Ok(Err(why)) => {
                         tracing::warn!(partition, %why, ?wait, "partition restart failed; retrying")
                     }
@@ -155,7 +167,9 @@ mod tests {
             let attempts = attempts.clone();
             move |_| {
                 attempts.fetch_add(1, Ordering::SeqCst);
-                Err("the store is still unreachable".into())
+                Err(EngineError::Recovery(
+                    "the store is still unreachable".into(),
+                ))
             }
         });
         let set = Arc::new(PartitionSet::new(vec![engine], Some(factory)));
@@ -179,5 +193,36 @@ mod tests {
         let settled = attempts.load(Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(1_700)).await;
         assert_eq!(attempts.load(Ordering::SeqCst), settled, "still retrying");
+    }
+
+    /// A partition another pod has taken over is left to it: one attempt, no retries.
+    #[tokio::test]
+    async fn a_partition_taken_over_is_not_restarted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let (engine, thread) = Engine::start(
+            Box::new(store),
+            Arc::new(SystemClock),
+            EngineConfig::default(),
+        )
+        .unwrap();
+        let attempts = Arc::new(AtomicU32::new(0));
+        let factory: EngineFactory = Arc::new({
+            let attempts = attempts.clone();
+            move |_| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Err(EngineError::TakenOver("epoch 7 is pod-b's".into()))
+            }
+        });
+        let set = Arc::new(PartitionSet::new(vec![engine], Some(factory)));
+        set.restart(0);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        set.restart(0); // a later call that sees the partition stopped
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+        drop(set);
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .unwrap();
     }
 }

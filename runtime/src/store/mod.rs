@@ -88,6 +88,16 @@ impl StoreError {
         }
     }
 
+    /// Another owner holds the partition now (DynamoDB fencing): nothing this process
+    /// does with it will succeed again.
+    pub fn is_taken_over(&self) -> bool {
+        match self {
+            #[cfg(feature = "dynamodb")]
+            StoreError::Dynamo(dynamodb::DynamoError::Fenced { .. }) => true,
+            _ => false,
+        }
+    }
+
     /// Stable code for metrics labels.
     pub fn code(&self) -> &'static str {
         match self {

@@ -56,6 +56,11 @@ fn corrupt(partition: &str, seq: u64, reason: String) -> DynamoError {
     }
 }
 
+/// Most superseded checkpoints one `collect_garbage` deletes: tables that kept every
+/// checkpoint (before it existed) shed their backlog a few per checkpoint, so that no
+/// upload (which the next snapshot and a closing store wait for) runs long for it.
+pub(crate) const MAX_COLLECTED_PER_RUN: usize = 4;
+
 /// Writes `state` as the checkpoint of batch `seq` (journal slot `slot`).
 /// Fails with `Fenced` if `epoch` no longer holds the lease.
 pub(crate) async fn write(
@@ -64,7 +69,7 @@ pub(crate) async fn write(
     epoch: u64,
     seq: u64,
     slot: u64,
-    state: &[u8],
+    state: Vec<u8>,
 ) -> Result<(), DynamoError> {
     if state.len() > MAX_CHECKPOINT_BYTES {
         return Err(DynamoError::TooLarge {
@@ -75,19 +80,14 @@ pub(crate) async fn write(
     }
     let (table, pk, range) = names(shared);
     let chunk_key = items::sub_key(partition, 'c', seq, Some(epoch));
-    let chunks = items::split(state, MAX_CHUNK_BYTES);
-    let mut pending: Vec<WriteRequest> = Vec::with_capacity(chunks.len());
-    for (i, chunk) in chunks.iter().enumerate() {
-        let mut item = Item::new();
-        item.insert(pk.clone(), items::s(&chunk_key));
-        item.insert(range.clone(), items::n(i as u64));
-        item.insert(items::BODY.into(), items::b(chunk.to_vec()));
-        let put = PutRequest::builder()
-            .set_item(Some(item))
-            .build()
-            .map_err(|e| config_error(e.to_string()))?;
-        pending.push(WriteRequest::builder().put_request(put).build());
-    }
+    let bytes = state.len();
+    // Hashing and copying hundreds of MB: not on the threads that run journal writes.
+    let (digest, pending) = tokio::task::spawn_blocking({
+        let (pk, range, chunk_key) = (pk.clone(), range.clone(), chunk_key.clone());
+        move || chunk_requests(&state, &pk, &range, &chunk_key)
+    })
+    .await
+    .map_err(|e| config_error(format!("preparing the chunks failed: {e}")))??;
     let total_chunks = pending.len() as u64;
     batch_write(shared, &table, pending, "checkpoint chunks").await?;
 
@@ -106,11 +106,8 @@ pub(crate) async fn write(
     manifest.insert(items::SLOT.into(), items::n(slot));
     manifest.insert(items::EPOCH.into(), items::n(epoch));
     manifest.insert(items::CHUNKS.into(), items::n(total_chunks));
-    manifest.insert(items::BYTES.into(), items::n(state.len() as u64));
-    manifest.insert(
-        items::DIGEST.into(),
-        items::b(items::digest_of(state).to_vec()),
-    );
+    manifest.insert(items::BYTES.into(), items::n(bytes as u64));
+    manifest.insert(items::DIGEST.into(), items::b(digest.to_vec()));
     let put = Put::builder()
         .table_name(&table)
         .set_item(Some(manifest))
@@ -123,10 +120,8 @@ pub(crate) async fn write(
         TransactWriteItem::builder().put(put).build(),
     ];
     // Same checkpoint, same token (tokens are account-wide, hence the table name).
-    let token =
-        blake3::hash(format!("{table}/{chunk_key}/{:?}", items::digest_of(state)).as_bytes())
-            .to_hex()[..36]
-            .to_string();
+    let token = blake3::hash(format!("{table}/{chunk_key}/{digest:?}").as_bytes()).to_hex()[..36]
+        .to_string();
     let fenced = super::transact::transact_write(shared, &writes, &token, false, |reasons| {
         match reasons
             .iter()
@@ -166,6 +161,7 @@ async fn batch_write(
     mut pending: Vec<WriteRequest>,
     what: &str,
 ) -> Result<(), DynamoError> {
+    let started = std::time::Instant::now();
     let mut stalled = 0u32;
     while !pending.is_empty() {
         let take = pending.len().min(DYNAMODB_MAX_BATCH_WRITE_ITEMS);
@@ -205,7 +201,7 @@ async fn batch_write(
             return Err(DynamoError::Unavailable {
                 op: "BatchWriteItem",
                 attempts: stalled,
-                elapsed_ms: 0,
+                elapsed_ms: started.elapsed().as_millis() as u64,
                 last: format!(
                     "{} {what} stayed unprocessed for {stalled} rounds in a row",
                     unprocessed.len()
@@ -220,11 +216,12 @@ async fn batch_write(
     Ok(())
 }
 
-/// Deletes the checkpoints older than the one before `newest` (just published): their
-/// chunks, then their manifests, so that an interrupted run leaves manifests the next run
-/// finds again, never chunks nothing refers to. Recovery reads only the newest manifest;
-/// the one before it is kept so that a reader that found it a moment ago can still load
-/// it. Returns how many checkpoints it deleted.
+/// Deletes the checkpoints older than the one before `newest` (just published), the
+/// oldest first and at most `MAX_COLLECTED_PER_RUN`: their chunks, then their manifests,
+/// so that an interrupted run leaves manifests the next run finds again, never chunks
+/// nothing refers to. Recovery reads only the newest manifest; the one before it is kept
+/// so that a reader that found it a moment ago can still load it. Returns how many
+/// checkpoints it deleted.
 pub(crate) async fn collect_garbage(
     shared: &Shared,
     partition: &str,
@@ -251,6 +248,7 @@ pub(crate) async fn collect_garbage(
     }
     older.sort_unstable();
     older.pop(); // the one before the newest stays
+    older.truncate(MAX_COLLECTED_PER_RUN);
     for &(seq, epoch, chunks) in &older {
         let chunk_key = items::sub_key(partition, 'c', seq, Some(epoch));
         let key = |pk_value: &str, n: u64| -> Result<WriteRequest, DynamoError> {
@@ -274,6 +272,29 @@ pub(crate) async fn collect_garbage(
         .await?;
     }
     Ok(older.len())
+}
+
+/// The digest of `state` and the `PutRequest`s of its chunks under `chunk_key`.
+fn chunk_requests(
+    state: &[u8],
+    pk: &str,
+    range: &str,
+    chunk_key: &str,
+) -> Result<([u8; 32], Vec<WriteRequest>), DynamoError> {
+    let chunks = items::split(state, MAX_CHUNK_BYTES);
+    let mut requests = Vec::with_capacity(chunks.len());
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut item = Item::new();
+        item.insert(pk.to_string(), items::s(chunk_key));
+        item.insert(range.to_string(), items::n(i as u64));
+        item.insert(items::BODY.into(), items::b(chunk.to_vec()));
+        let put = PutRequest::builder()
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| config_error(e.to_string()))?;
+        requests.push(WriteRequest::builder().put_request(put).build());
+    }
+    Ok((items::digest_of(state), requests))
 }
 
 fn config_error(reason: String) -> DynamoError {

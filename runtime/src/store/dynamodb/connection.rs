@@ -45,6 +45,33 @@ pub(crate) struct Shared {
     pub(crate) jitter: Jitter,
     /// The epoch this connection took each partition at last (see `store_again`).
     pub(crate) taken: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// Every lease incarnation this connection tried to write: a takeover whose answer
+    /// was lost may have landed, and the lease it left is still ours.
+    pub(crate) incarnations: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Shared {
+    fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        // Holders insert or look up, and cannot panic in between.
+        mutex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records `incarnation` as this connection's, before it is written.
+    pub(crate) fn attempting(&self, incarnation: &str) {
+        Shared::lock(&self.incarnations).insert(incarnation.to_string());
+    }
+
+    /// Whether a lease with this incarnation was written by this connection.
+    pub(crate) fn is_ours(&self, incarnation: &str) -> bool {
+        Shared::lock(&self.incarnations).contains(incarnation)
+    }
+
+    /// Records that this connection holds `partition` at `epoch`.
+    pub(crate) fn took(&self, partition: &str, epoch: u64) {
+        Shared::lock(&self.taken).insert(partition.to_string(), epoch);
+    }
 }
 
 impl Shared {
@@ -105,6 +132,7 @@ impl DynamoConnection {
             stats: DynamoStats::default(),
             jitter: Jitter::new(),
             taken: std::sync::Mutex::new(std::collections::HashMap::new()),
+            incarnations: std::sync::Mutex::new(std::collections::HashSet::new()),
         }));
         if config.auto_create_tables {
             let created = connection.create_tables()?;
@@ -124,18 +152,12 @@ impl DynamoConnection {
 
     /// The store of a partition this connection held, to restart it after a transient
     /// failure: `recover` takes the partition again only if nobody took it over since
-    /// (the lease still holds the epoch this connection took last), and fails with
-    /// `Fenced` otherwise. A process cut off from DynamoDB for a while may have been
+    /// (the lease still holds the epoch this connection took last, or one of its own
+    /// takeovers whose answer was lost), and fails with `Fenced` otherwise. A process cut off from DynamoDB for a while may have been
     /// replaced by a new pod meanwhile; taking the partition back would fence that live
     /// owner. A partition this connection never took is taken as `store` does.
     pub fn store_again(&self, partition: &str, owner: &str) -> Result<DynamoStore, StoreError> {
-        let held = self
-            .0
-            .taken
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(partition)
-            .copied();
+        let held = Shared::lock(&self.0.taken).get(partition).copied();
         DynamoStore::new(self.clone(), partition, owner, held)
     }
 
@@ -212,7 +234,7 @@ pub(crate) struct Running<T>(std::sync::mpsc::Receiver<Result<T, DynamoError>>);
 impl<T> Running<T> {
     /// Blocks this thread until the call has finished.
     pub(crate) fn wait(self) -> Result<T, DynamoError> {
-        self.0.recv().map_err(|_| runtime_stopped())?
+        self.0.recv().map_err(|_| ended_without_answer())?
     }
 
     /// The answer if the call has finished, else the call back.
@@ -220,7 +242,7 @@ impl<T> Running<T> {
         match self.0.try_recv() {
             Ok(answer) => Ok(answer),
             Err(std::sync::mpsc::TryRecvError::Empty) => Err(self),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => Ok(Err(runtime_stopped())),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Ok(Err(ended_without_answer())),
         }
     }
 }
@@ -243,6 +265,16 @@ fn start<T: Send + 'static>(
         let _ = tx.send(future.await);
     });
     rx
+}
+
+/// A spawned call that dropped its answer: it panicked, or the runtime stopped under it.
+fn ended_without_answer() -> DynamoError {
+    DynamoError::Unavailable {
+        op: "background call",
+        attempts: 0,
+        elapsed_ms: 0,
+        last: "it ended without an answer (it panicked, or the dynamodb runtime stopped)".into(),
+    }
 }
 
 fn runtime_stopped() -> DynamoError {

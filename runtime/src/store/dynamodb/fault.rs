@@ -25,6 +25,8 @@ struct FaultState {
     throttle_all: AtomicBool,
     throttle_next: AtomicU64,
     lose_next_responses: AtomicU64,
+    /// As `lose_next_responses`, for `PutItem` calls only.
+    lose_next_put_answers: AtomicU64,
     throttled: AtomicU64,
     lost: AtomicU64,
     /// Microseconds every `BatchWriteItem` is held before it is sent.
@@ -57,14 +59,22 @@ impl FaultLayer {
         self.0.lose_next_responses.store(n, Ordering::SeqCst);
     }
 
-    /// Hold every `BatchWriteItem` (checkpoint chunks) this long before sending it.
+    /// As `lose_next_responses`, for the next `n` `PutItem` calls only (journal batches and
+    /// leases), the others answered as usual.
+    pub fn lose_next_put_answers(&self, n: u64) {
+        self.0.lose_next_put_answers.store(n, Ordering::SeqCst);
+    }
+
+    /// Hold every `BatchWriteItem` (checkpoint chunks and their deletes) this long before
+    /// sending it.
     pub fn delay_batch_writes(&self, delay: std::time::Duration) {
         let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
         self.0.batch_write_delay_us.store(us, Ordering::SeqCst);
     }
 
-    /// Answer `BatchWriteItem` calls as DynamoDB does when it throttles a whole call's
-    /// items: nothing written, every item back as unprocessed. Of every `cycle` calls,
+    /// Answer `BatchWriteItem` calls (checkpoint chunks and their deletes) as DynamoDB
+    /// does when it throttles a whole call's items: nothing written, every item back as
+    /// unprocessed. Of every `cycle` calls,
     /// all but the last are answered so; the last is sent. `cycle` 0 turns it off, 1
     /// sends every call, and `u64::MAX` (in effect) answers every one so.
     pub fn leave_batch_writes_unprocessed(&self, cycle: u64) {
@@ -136,7 +146,9 @@ impl HttpConnector for FaultyConnector {
                 "injected by the fault layer: throughput exceeded",
             )));
         }
-        if FaultLayer::take(&state.lose_next_responses) {
+        if FaultLayer::take(&state.lose_next_responses)
+            || (is_target(&request, ".PutItem") && FaultLayer::take(&state.lose_next_put_answers))
+        {
             state.lost.fetch_add(1, Ordering::SeqCst);
             let sent = self.inner.call(request);
             return HttpConnectorFuture::new(async move {
@@ -148,7 +160,7 @@ impl HttpConnector for FaultyConnector {
                 ))
             });
         }
-        if !is_batch_write(&request) {
+        if !is_target(&request, ".BatchWriteItem") {
             return self.inner.call(request);
         }
         let cycle = state.unprocessed_cycle.load(Ordering::SeqCst);
@@ -172,11 +184,12 @@ impl HttpConnector for FaultyConnector {
     }
 }
 
-fn is_batch_write(request: &HttpRequest) -> bool {
+/// Whether `request` calls the operation `suffix` names (`.PutItem`, ...).
+fn is_target(request: &HttpRequest, suffix: &str) -> bool {
     request
         .headers()
         .get("x-amz-target")
-        .is_some_and(|target| target.ends_with(".BatchWriteItem"))
+        .is_some_and(|target| target.ends_with(suffix))
 }
 
 /// DynamoDB's answer to a `BatchWriteItem` that wrote none of its items: all of them back

@@ -56,8 +56,9 @@ pub(crate) async fn current(
 
 /// Takes the partition over for `owner`: the epoch becomes one more than the current one.
 /// `incarnation` is unique to this attempt, so a retried write that had landed is
-/// recognised as ours. With `only_from`, only a lease at that epoch is taken over: any
-/// other means someone took the partition since, and the answer is `Fenced`.
+/// recognised as ours. With `only_from`, only a lease at that epoch, or one this
+/// connection wrote (a takeover whose answer was lost), is taken over: any other means
+/// someone took the partition since, and the answer is `Fenced`.
 pub(crate) async fn take_over(
     shared: &Shared,
     partition: &str,
@@ -73,7 +74,9 @@ pub(crate) async fn take_over(
             return Ok(lease.epoch); // an earlier round landed after all
         }
         if let Some(ours) = only_from
-            && previous.as_ref().map(|l| l.epoch) != Some(ours)
+            && !previous
+                .as_ref()
+                .is_some_and(|l| l.epoch == ours || shared.is_ours(&l.incarnation))
         {
             tracing::warn!(
                 partition,

@@ -142,6 +142,9 @@ pub struct DynamoStore {
     last_seq: u64,
     /// The checkpoint being uploaded, if any (see `save_snapshot`).
     uploading: Option<Upload>,
+    /// Why the last upload failed, until `finish_checkpoint` reports it (a later upload
+    /// that succeeds clears it).
+    upload_failed: Option<DynamoError>,
 }
 
 /// A checkpoint being uploaded on the connection's runtime.
@@ -194,23 +197,28 @@ impl DynamoStore {
             last_batch_slot: 0,
             last_seq: 0,
             uploading: None,
+            upload_failed: None,
         })
     }
 
-    /// Waits for the checkpoint being uploaded, if any, and returns how that went: `Fenced`
-    /// if a newer owner holds the partition. (A failure is also logged, and never fails a
-    /// later `append`: the journal keeps every batch the checkpoint would have covered.)
+    /// Waits for the checkpoint being uploaded, if any, and returns how the last upload
+    /// went: `Fenced` if a newer owner holds the partition. (A failure is also logged, and
+    /// never fails a later `append`: the journal keeps every batch the checkpoint would
+    /// have covered.)
     pub fn finish_checkpoint(&mut self) -> Result<(), StoreError> {
-        match self.settle_upload(true) {
-            Some(Err(error)) => Err(error.into()),
-            _ => Ok(()),
+        self.settle_upload(true);
+        match self.upload_failed.take() {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
         }
     }
 
-    /// The outcome of the upload in flight once it has finished (waiting for it when
-    /// `wait`), logged; `None` if there is none, or it is still running.
-    fn settle_upload(&mut self, wait: bool) -> Option<Result<(), DynamoError>> {
-        let upload = self.uploading.take()?;
+    /// Once the upload in flight has finished (waiting for it when `wait`), logs how it
+    /// went and keeps a failure for `finish_checkpoint`.
+    fn settle_upload(&mut self, wait: bool) {
+        let Some(upload) = self.uploading.take() else {
+            return;
+        };
         let Upload {
             seq,
             bytes,
@@ -229,29 +237,43 @@ impl DynamoStore {
                         started,
                         running,
                     });
-                    return None;
+                    return;
                 }
             }
         };
         let upload_ms = started.elapsed().as_millis() as u64;
-        match &outcome {
-            Ok(deleted) => tracing::info!(
-                partition = %self.partition,
-                seq,
-                bytes,
-                upload_ms,
-                older_checkpoints_deleted = deleted,
-                "checkpoint published"
-            ),
-            Err(error) => tracing::warn!(
-                partition = %self.partition,
-                seq,
-                %error,
-                "checkpoint not published; the journal keeps every batch it would have \
-                 covered, and the next checkpoint tries again"
-            ),
+        match outcome {
+            Ok(deleted) => {
+                tracing::info!(
+                    partition = %self.partition,
+                    seq,
+                    bytes,
+                    upload_ms,
+                    older_checkpoints_deleted = deleted,
+                    "checkpoint published"
+                );
+                self.upload_failed = None;
+            }
+            Err(error) => {
+                if matches!(error, DynamoError::Fenced { .. }) {
+                    tracing::warn!(
+                        partition = %self.partition,
+                        seq,
+                        %error,
+                        "checkpoint not published: another owner holds the partition"
+                    );
+                } else {
+                    tracing::warn!(
+                        partition = %self.partition,
+                        seq,
+                        %error,
+                        "checkpoint not published; the journal keeps every batch it would \
+                         have covered, and the next checkpoint tries again"
+                    );
+                }
+                self.upload_failed = Some(error);
+            }
         }
-        Some(outcome.map(|_| ()))
     }
 
     /// The owner epoch this store writes with (0 before `recover`).
@@ -379,15 +401,11 @@ impl Store for DynamoStore {
             .map_or(0, |d| d.as_millis() as u64);
         let (partition, owner) = (self.partition.clone(), self.owner.clone());
         let from = self.retake_from;
+        self.connection.0.attempting(&incarnation);
         self.epoch = self.connection.run(move |shared| async move {
             lease::take_over(&shared, &partition, &owner, &incarnation, now_ms, from).await
         })?;
-        self.connection
-            .0
-            .taken
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(self.partition.clone(), self.epoch);
+        self.connection.0.took(&self.partition, self.epoch);
 
         let partition = self.partition.clone();
         let checkpoint = self
@@ -463,7 +481,7 @@ impl Store for DynamoStore {
             "recover takes the partition over before append"
         );
         // Reports a finished upload; a failed one never fails the batch (see above).
-        let _ = self.settle_upload(false);
+        self.settle_upload(false);
         assert_eq!(
             batch.seq,
             self.last_seq + 1,
@@ -516,7 +534,7 @@ impl Store for DynamoStore {
     }
 
     fn ready_for_snapshot(&mut self) -> bool {
-        let _ = self.settle_upload(false);
+        self.settle_upload(false);
         self.uploading.is_none()
     }
 
@@ -534,13 +552,12 @@ impl Store for DynamoStore {
             snapshot.seq, self.last_seq,
             "a snapshot covers exactly the log so far"
         );
-        let _ = self.settle_upload(true);
+        self.settle_upload(true);
         let (partition, epoch, slot) = (self.partition.clone(), self.epoch, self.last_batch_slot);
         let Snapshot { seq, state } = snapshot;
         let bytes = state.len();
         let running = self.connection.spawn(move |shared| async move {
-            checkpoint::write(&shared, &partition, epoch, seq, slot, &state).await?;
-            drop(state);
+            checkpoint::write(&shared, &partition, epoch, seq, slot, state).await?;
             // Published: what is older is garbage. Failing to delete it costs storage only,
             // and the next checkpoint deletes it.
             match checkpoint::collect_garbage(&shared, &partition, seq).await {
@@ -565,7 +582,7 @@ impl Drop for DynamoStore {
     /// A checkpoint still uploading (the engine's last one, taken at close) is waited for,
     /// so that the next start replays little.
     fn drop(&mut self) {
-        let _ = self.settle_upload(true);
+        self.settle_upload(true);
     }
 }
 

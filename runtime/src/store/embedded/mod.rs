@@ -359,6 +359,12 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
+    fn ready_for_snapshot(&mut self) -> bool {
+        self.saving
+            .as_ref()
+            .is_none_or(|saving| saving.thread.is_finished())
+    }
+
     /// Seals the log at the snapshot and hands the file to a thread of its own, so the
     /// writer goes on with the next batches while hundreds of MB go to disk. The log the
     /// snapshot covers is deleted only once the file is durable (checked at the next
@@ -366,12 +372,6 @@ impl Store for EmbeddedStore {
     /// the whole log. A failed write is logged and changes nothing else: the log it would
     /// have covered is kept, and the next snapshot tries again (a snapshot only shortens
     /// recovery; stopping the partition for it would lose availability and save nothing).
-    fn ready_for_snapshot(&mut self) -> bool {
-        self.saving
-            .as_ref()
-            .is_none_or(|saving| saving.thread.is_finished())
-    }
-
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
         self.writable()?;
         assert_eq!(
