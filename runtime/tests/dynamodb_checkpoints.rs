@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
 use common::acme::{HOLD_MS, grant, reserve};
 use common::dynamodb_local::DynamoLocal;
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
@@ -58,17 +60,11 @@ fn with_faults(mut config: DynamoConfig) -> (DynamoConfig, FaultLayer) {
     (config, faults)
 }
 
-/// Every item of the checkpoints table, as (hash key, range key), read with a client of
-/// the test's own.
-fn checkpoint_items(endpoint: &str, config: &DynamoConfig) -> Vec<(String, u64)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(scan_checkpoints(endpoint, config))
-}
-
-async fn scan_checkpoints(endpoint: &str, config: &DynamoConfig) -> Vec<(String, u64)> {
+/// Runs `f` with a DynamoDB client of the test's own.
+fn with_client<T, F: std::future::Future<Output = T>>(
+    endpoint: &str,
+    f: impl FnOnce(Client) -> F,
+) -> T {
     let client = Client::from_conf(
         aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -77,7 +73,20 @@ async fn scan_checkpoints(endpoint: &str, config: &DynamoConfig) -> Vec<(String,
             .credentials_provider(Credentials::new("tollgate", "local", None, None, "test"))
             .build(),
     );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f(client))
+}
+
+/// Every item of the checkpoints table, as (hash key, range key).
+fn checkpoint_items(endpoint: &str, config: &DynamoConfig) -> Vec<(String, u64)> {
     let table = format!("{}checkpoints", config.table_prefix);
+    with_client(endpoint, |client| scan(client, table))
+}
+
+async fn scan(client: Client, table: String) -> Vec<(String, u64)> {
     let mut items = Vec::new();
     let mut start = None;
     loop {
@@ -202,11 +211,130 @@ fn older_checkpoints_are_deleted_once_a_newer_one_is_published() {
     let mut expected = vec![("p0".to_string(), 3), ("p0".to_string(), 4)];
     for seq in [3, 4] {
         for chunk in 0..3 {
-            expected.push((format!("p0#c{seq}#e1"), chunk));
+            expected.push((format!("p0#c{seq}#e1#g0"), chunk));
         }
     }
     expected.sort();
     assert_eq!(checkpoint_items(&local.endpoint(), &config), expected);
+}
+
+/// A large checkpoint's chunks go under several hash keys (8 per key), so that DynamoDB
+/// spreads the upload over partitions; and they load back.
+#[test]
+fn a_large_checkpoint_spreads_over_hash_keys() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let config = local.config("spread");
+    let connection = DynamoConnection::connect(config.clone()).unwrap();
+    let mut store = connection.store("p0", "pod-a").unwrap();
+    recover(&mut store);
+    store.append(&batch(1)).unwrap();
+    let big = state(1, 20);
+    store
+        .save_snapshot(Snapshot {
+            seq: 1,
+            state: big.clone(),
+        })
+        .unwrap();
+    store.finish_checkpoint().unwrap();
+    drop(store);
+    let items = checkpoint_items(&local.endpoint(), &config);
+    let keys: std::collections::BTreeMap<String, usize> =
+        items.iter().fold(Default::default(), |mut keys, (pk, _)| {
+            *keys.entry(pk.clone()).or_default() += 1;
+            keys
+        });
+    let expected: std::collections::BTreeMap<String, usize> = [
+        ("p0".to_string(), 1),
+        ("p0#c1#e1#g0".to_string(), 8),
+        ("p0#c1#e1#g1".to_string(), 8),
+        ("p0#c1#e1#g2".to_string(), 4),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(keys, expected);
+    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
+    assert_eq!(snapshot, Some((1, big)));
+    assert!(batches.is_empty());
+}
+
+/// Checkpoints written before chunk groups (every chunk under one hash key, no `per_key`
+/// in the manifest) still load, and are deleted like the others.
+#[test]
+fn a_checkpoint_in_the_old_layout_still_loads_and_is_collected() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let config = local.config("old-layout");
+    let connection = DynamoConnection::connect(config.clone()).unwrap();
+    let mut store = connection.store("p0", "pod-a").unwrap();
+    recover(&mut store);
+    store.append(&batch(1)).unwrap(); // journal slot 2 (the fence took slot 1)
+    let old = state(1, 3);
+    let table = format!("{}checkpoints", config.table_prefix);
+    with_client(&local.endpoint(), |client| {
+        let (table, old) = (table.clone(), old.clone());
+        async move {
+            let n = |v: u64| AttributeValue::N(v.to_string());
+            for (i, chunk) in old.chunks(MAX_CHUNK_BYTES).enumerate() {
+                client
+                    .put_item()
+                    .table_name(&table)
+                    .item("pk", AttributeValue::S("p0#c1#e1".into()))
+                    .item("seq", n(i as u64))
+                    .item("body", AttributeValue::B(Blob::new(chunk)))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            client
+                .put_item()
+                .table_name(&table)
+                .item("pk", AttributeValue::S("p0".into()))
+                .item("seq", n(1))
+                .item("slot", n(2))
+                .item("epoch", n(1))
+                .item("chunks", n(3))
+                .item("bytes", n(old.len() as u64))
+                .item(
+                    "digest",
+                    AttributeValue::B(Blob::new(blake3::hash(&old).as_bytes().to_vec())),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    store.append(&batch(2)).unwrap();
+    drop(store);
+
+    let mut second = connection.store("p0", "pod-b").unwrap();
+    let (snapshot, batches) = recover(&mut second);
+    assert_eq!(snapshot, Some((1, old)));
+    assert_eq!(batches, [2]);
+    for seq in [2, 3] {
+        if seq == 3 {
+            second.append(&batch(3)).unwrap();
+        }
+        second
+            .save_snapshot(Snapshot {
+                seq,
+                state: state(seq, 2),
+            })
+            .unwrap();
+        second.finish_checkpoint().unwrap();
+    }
+    let left = checkpoint_items(&local.endpoint(), &config);
+    assert!(
+        left.iter().all(|(pk, _)| !pk.starts_with("p0#c1#")),
+        "the old layout's chunks are left: {left:?}"
+    );
+    assert_eq!(
+        left.iter().filter(|(pk, _)| pk == "p0").count(),
+        2,
+        "{left:?}"
+    );
 }
 
 #[test]

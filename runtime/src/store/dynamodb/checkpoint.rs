@@ -36,6 +36,29 @@ pub(crate) struct Manifest {
     pub chunks: u64,
     pub bytes: u64,
     pub digest: [u8; 32],
+    /// Chunks per hash key (`None`: every chunk under one, the layout before groups).
+    pub per_key: Option<u64>,
+}
+
+/// Chunks under one hash key, about 3 MB. DynamoDB serves one hash key from one
+/// partition (about 1 MB/s of writes): a checkpoint of hundreds of MB under one key takes
+/// minutes to upload; spread over keys, over many partitions.
+pub(crate) const CHUNKS_PER_KEY: u64 = 8;
+
+/// The hash key of chunk `index` of the checkpoint of batch `seq` written by `epoch`:
+/// `P#c<seq>#e<epoch>#g<index / per_key>`, or without the group for the old layout.
+fn chunk_hash_key(
+    partition: &str,
+    seq: u64,
+    epoch: u64,
+    per_key: Option<u64>,
+    index: u64,
+) -> String {
+    let key = items::sub_key(partition, 'c', seq, Some(epoch));
+    match per_key {
+        Some(per_key) => format!("{key}#g{}", index / per_key.max(1)),
+        None => key,
+    }
 }
 
 fn names(shared: &Shared) -> (String, String, String) {
@@ -83,8 +106,12 @@ pub(crate) async fn write(
     let bytes = state.len();
     // Hashing and copying hundreds of MB: not on the threads that run journal writes.
     let (digest, pending) = tokio::task::spawn_blocking({
-        let (pk, range, chunk_key) = (pk.clone(), range.clone(), chunk_key.clone());
-        move || chunk_requests(&state, &pk, &range, &chunk_key)
+        let (pk, range, partition) = (pk.clone(), range.clone(), partition.to_string());
+        move || {
+            chunk_requests(&state, &pk, &range, |i| {
+                chunk_hash_key(&partition, seq, epoch, Some(CHUNKS_PER_KEY), i)
+            })
+        }
     })
     .await
     .map_err(|e| config_error(format!("preparing the chunks failed: {e}")))??;
@@ -108,6 +135,7 @@ pub(crate) async fn write(
     manifest.insert(items::CHUNKS.into(), items::n(total_chunks));
     manifest.insert(items::BYTES.into(), items::n(bytes as u64));
     manifest.insert(items::DIGEST.into(), items::b(digest.to_vec()));
+    manifest.insert(items::PER_KEY.into(), items::n(CHUNKS_PER_KEY));
     let put = Put::builder()
         .table_name(&table)
         .set_item(Some(manifest))
@@ -229,7 +257,7 @@ pub(crate) async fn collect_garbage(
 ) -> Result<usize, DynamoError> {
     let (table, pk, range) = names(shared);
     // Manifests come in seq order: read up to the newest.
-    let mut older: Vec<(u64, u64, u64)> = Vec::new();
+    let mut older: Vec<(u64, u64, u64, Option<u64>)> = Vec::new();
     let mut from = 0u64;
     'pages: loop {
         let (page, more) = reads::query_from(shared, &table, &pk, &range, partition, from).await?;
@@ -239,7 +267,8 @@ pub(crate) async fn collect_garbage(
                 break 'pages;
             }
             let field = |name| items::get_u64(item, name).map_err(|r| corrupt(partition, seq, r));
-            older.push((seq, field(items::EPOCH)?, field(items::CHUNKS)?));
+            let per_key = items::get_u64(item, items::PER_KEY).ok();
+            older.push((seq, field(items::EPOCH)?, field(items::CHUNKS)?, per_key));
             from = seq + 1;
         }
         if !more || page.is_empty() {
@@ -249,8 +278,7 @@ pub(crate) async fn collect_garbage(
     older.sort_unstable();
     older.pop(); // the one before the newest stays
     older.truncate(MAX_COLLECTED_PER_RUN);
-    for &(seq, epoch, chunks) in &older {
-        let chunk_key = items::sub_key(partition, 'c', seq, Some(epoch));
+    for &(seq, epoch, chunks, per_key) in &older {
         let key = |pk_value: &str, n: u64| -> Result<WriteRequest, DynamoError> {
             let delete = DeleteRequest::builder()
                 .key(pk.clone(), items::s(pk_value))
@@ -260,7 +288,7 @@ pub(crate) async fn collect_garbage(
             Ok(WriteRequest::builder().delete_request(delete).build())
         };
         let deletes = (0..chunks)
-            .map(|i| key(&chunk_key, i))
+            .map(|i| key(&chunk_hash_key(partition, seq, epoch, per_key, i), i))
             .collect::<Result<Vec<_>, _>>()?;
         batch_write(shared, &table, deletes, "checkpoint chunk deletes").await?;
         batch_write(
@@ -274,18 +302,19 @@ pub(crate) async fn collect_garbage(
     Ok(older.len())
 }
 
-/// The digest of `state` and the `PutRequest`s of its chunks under `chunk_key`.
+/// The digest of `state` and the `PutRequest`s of its chunks, chunk `i` under the hash
+/// key `key_of(i)`.
 fn chunk_requests(
     state: &[u8],
     pk: &str,
     range: &str,
-    chunk_key: &str,
+    key_of: impl Fn(u64) -> String,
 ) -> Result<([u8; 32], Vec<WriteRequest>), DynamoError> {
     let chunks = items::split(state, MAX_CHUNK_BYTES);
     let mut requests = Vec::with_capacity(chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
         let mut item = Item::new();
-        item.insert(pk.to_string(), items::s(chunk_key));
+        item.insert(pk.to_string(), items::s(key_of(i as u64)));
         item.insert(range.to_string(), items::n(i as u64));
         item.insert(items::BODY.into(), items::b(chunk.to_vec()));
         let put = PutRequest::builder()
@@ -345,6 +374,7 @@ pub(crate) async fn load_latest(
         chunks: field(items::CHUNKS)?,
         bytes: field(items::BYTES)?,
         digest,
+        per_key: items::get_u64(&item, items::PER_KEY).ok(),
     };
     if manifest.bytes > MAX_CHECKPOINT_BYTES as u64 {
         return Err(corrupt(
@@ -353,10 +383,11 @@ pub(crate) async fn load_latest(
             "larger than MAX_CHECKPOINT_BYTES".into(),
         ));
     }
-    let chunk_key = items::sub_key(partition, 'c', seq, Some(manifest.epoch));
     let mut state = Vec::with_capacity(manifest.bytes as usize);
     let mut next = 0u64;
     loop {
+        // The key of the next chunk's group: a group read to its end moves on to the next.
+        let chunk_key = chunk_hash_key(partition, seq, manifest.epoch, manifest.per_key, next);
         let (page, _) = reads::query_from(shared, &table, &pk, &range, &chunk_key, next).await?;
         if page.is_empty() {
             break;

@@ -23,6 +23,8 @@ pub(crate) const CHUNKS: &str = "chunks";
 pub(crate) const DIGEST: &str = "digest";
 pub(crate) const BODY: &str = "body";
 pub(crate) const BYTES: &str = "bytes";
+/// Checkpoint chunks per hash key (absent: all under one, as written before it existed).
+pub(crate) const PER_KEY: &str = "per_key";
 /// Lease attributes.
 pub(crate) const OWNER: &str = "owner";
 pub(crate) const INCARNATION: &str = "incarnation";

@@ -11,8 +11,8 @@
 //! | `journal`     | `P`               | journal slot    | `epoch`, `kind` = `b`: `batch`, `chunks`, `digest`, `body` |
 //! |               | `P`               | journal slot    | `epoch`, `kind` = `f` (a fence, no body)              |
 //! |               | `P#s<slot>`       | 1..chunks-1     | `epoch`, `body` (the rest of a batch over one item)   |
-//! | `checkpoints` | `P`               | engine seq      | manifest: `slot`, `epoch`, `chunks`, `bytes`, `digest`|
-//! |               | `P#c<seq>#e<epoch>` | 0..chunks-1   | `body` (a slice of the encoded ledger)                |
+//! | `checkpoints` | `P`               | engine seq      | manifest: `slot`, `epoch`, `chunks`, `bytes`, `digest`, `per_key` |
+//! |               | `P#c<seq>#e<epoch>#g<i / per_key>` | chunk `i` | `body` (a slice of the encoded ledger); `per_key` chunks per hash key (8), so that an upload spreads over DynamoDB partitions; a manifest without `per_key` has every chunk under `P#c<seq>#e<epoch>` |
 //! | `leases`      | `P`               | -               | `epoch`, `owner`, `incarnation`, `acquired_at_ms`     |
 //! | `idempotency` | -                 | -               | not written by this store, see below                  |
 //!
