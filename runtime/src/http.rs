@@ -14,11 +14,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use serde::Serialize;
 
 use crate::service::{Decision, Runtime, ServiceError};
+
+/// A store's own figures by name (the DynamoDB store's calls, throttling, capacity units
+/// and checkpoints), read when `/metrics` is scraped.
+pub type StoreFigures = Arc<dyn Fn() -> Vec<(&'static str, f64)> + Send + Sync>;
 
 /// Every metric the runtime exports.
 pub struct Metrics {
@@ -28,6 +33,7 @@ pub struct Metrics {
     latency: HistogramVec,
     engine: IntGaugeVec,
     policy_reloads: IntCounterVec,
+    store: Option<(StoreFigures, GaugeVec)>,
 }
 
 impl Metrics {
@@ -82,7 +88,28 @@ impl Metrics {
             latency,
             engine,
             policy_reloads,
+            store: None,
         })
+    }
+
+    /// Exports `figures` as `tollgate_dynamodb{figure=...}`.
+    pub fn with_dynamodb_figures(
+        mut self,
+        figures: StoreFigures,
+    ) -> Result<Self, prometheus::Error> {
+        let gauge = GaugeVec::new(
+            Opts::new(
+                "tollgate_dynamodb",
+                "The DynamoDB store's figures since start (counters): call attempts, retries, \
+                 throttled answers, calls given up; write and read capacity units consumed; \
+                 journal batches and those written as transactions; checkpoints published, \
+                 failed and deleted",
+            ),
+            &["figure"],
+        )?;
+        self.registry.register(Box::new(gauge.clone()))?;
+        self.store = Some((figures, gauge));
+        Ok(self)
     }
 
     /// Records an RPC that decides.
@@ -140,6 +167,11 @@ impl Metrics {
                 self.engine
                     .with_label_values(&[p.as_str(), figure])
                     .set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
+        }
+        if let Some((figures, gauge)) = &self.store {
+            for (figure, value) in figures() {
+                gauge.with_label_values(&[figure]).set(value);
             }
         }
         let mut out = Vec::new();
@@ -213,4 +245,48 @@ async fn policy(State(state): State<Arc<HttpState>>) -> Response {
         Err(poisoned) => poisoned.into_inner().clone(),
     };
     Json(status).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_stores_own_figures_are_exported() {
+        let t = crate::testing::runtime(crate::testing::TWO_PLANS, 1);
+        let throttled = Arc::new(std::sync::atomic::AtomicU64::new(3));
+        let metrics = Metrics::new()
+            .unwrap()
+            .with_dynamodb_figures(Arc::new({
+                let throttled = throttled.clone();
+                move || {
+                    vec![
+                        ("throttled", throttled.load(Ordering::SeqCst) as f64),
+                        ("write_units", 12.5),
+                    ]
+                }
+            }))
+            .unwrap();
+        let text = metrics.render(&t.runtime);
+        assert!(
+            text.contains("tollgate_dynamodb{figure=\"throttled\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tollgate_dynamodb{figure=\"write_units\"} 12.5\n"),
+            "{text}"
+        );
+        // Read at every scrape.
+        throttled.store(4, Ordering::SeqCst);
+        let text = metrics.render(&t.runtime);
+        assert!(
+            text.contains("tollgate_dynamodb{figure=\"throttled\"} 4\n"),
+            "{text}"
+        );
+        // Without a DynamoDB store there is no such series.
+        let text = Metrics::new().unwrap().render(&t.runtime);
+        assert!(!text.contains("tollgate_dynamodb"), "{text}");
+    }
 }

@@ -219,7 +219,7 @@ pub async fn serve(args: ServeArgs, activity: Option<Arc<Activity>>) -> anyhow::
     };
     config.ledger.idempotency_window_ms =
         u64::try_from(args.idempotency_window.as_millis()).unwrap_or(u64::MAX);
-    let (engines, stores, restart) = match args.store {
+    let (engines, stores, restart, figures) = match args.store {
         StoreKind::Embedded => {
             let partitions =
                 Partitions::open_embedded(&args.data_dir, args.partitions, clock.clone(), config)
@@ -229,6 +229,7 @@ pub async fn serve(args: ServeArgs, activity: Option<Arc<Activity>>) -> anyhow::
             (
                 partitions.engines().to_vec(),
                 Stores::Embedded(partitions),
+                None,
                 None,
             )
         }
@@ -246,7 +247,11 @@ pub async fn serve(args: ServeArgs, activity: Option<Arc<Activity>>) -> anyhow::
         },
     }));
     let runtime = Arc::new(Runtime::new(engines, policy, clock, restart));
-    let metrics = Arc::new(Metrics::new()?);
+    let metrics = match figures {
+        Some(figures) => Metrics::new()?.with_dynamodb_figures(figures)?,
+        None => Metrics::new()?,
+    };
+    let metrics = Arc::new(metrics);
     let ready = Arc::new(AtomicBool::new(false));
     let in_force = PolicyInForce {
         runtime: runtime.clone(),
@@ -433,7 +438,7 @@ fn open_dynamodb(
     args: &ServeArgs,
     clock: Arc<SystemClock>,
     config: EngineConfig,
-) -> anyhow::Result<(Vec<Engine>, Stores, Option<EngineFactory>)> {
+) -> anyhow::Result<OpenedStores> {
     use crate::store::dynamodb::{DynamoConfig, DynamoConnection, partition_name};
     let mut dynamo = DynamoConfig::new(&args.dynamodb_region, &args.table_prefix);
     dynamo.endpoint = args.dynamodb_endpoint.clone();
@@ -456,13 +461,22 @@ fn open_dynamodb(
     // the partition again with a fresh store: a new epoch, recovery from what is durable;
     // unless another pod took the partition over meanwhile (`store_again`).
     let owner = args.owner.clone();
+    let figures: crate::http::StoreFigures = Arc::new({
+        let connection = connection.clone();
+        move || connection.stats().figures()
+    });
     let restart: EngineFactory = Arc::new(move |p| {
         let store = connection
             .store_again(&partition_name(p), &owner)
             .map_err(|e| crate::engine::EngineError::Recovery(e.to_string()))?;
         Engine::start(Box::new(store), clock.clone(), config.clone())
     });
-    Ok((engines, Stores::Threads(threads), Some(restart)))
+    Ok((
+        engines,
+        Stores::Threads(threads),
+        Some(restart),
+        Some(figures),
+    ))
 }
 
 /// `tollgate dynamodb create-tables`: the tables of the DynamoDB store.
@@ -527,6 +541,15 @@ pub fn verify_dynamodb(
     anyhow::bail!("this build has no DynamoDB store (build with the `dynamodb` feature)")
 }
 
+/// The partitions' engines, what to wait for at shutdown, how to restart a partition, and
+/// the store's own figures for `/metrics`.
+type OpenedStores = (
+    Vec<Engine>,
+    Stores,
+    Option<EngineFactory>,
+    Option<crate::http::StoreFigures>,
+);
+
 #[cfg(not(feature = "dynamodb"))]
 pub fn create_tables(_args: &DynamoTablesArgs) -> anyhow::Result<Vec<String>> {
     anyhow::bail!("this build has no DynamoDB store (build with the `dynamodb` feature)")
@@ -537,7 +560,7 @@ fn open_dynamodb(
     _args: &ServeArgs,
     _clock: Arc<SystemClock>,
     _config: EngineConfig,
-) -> anyhow::Result<(Vec<Engine>, Stores, Option<EngineFactory>)> {
+) -> anyhow::Result<OpenedStores> {
     anyhow::bail!("this build has no DynamoDB store (build with the `dynamodb` feature)")
 }
 

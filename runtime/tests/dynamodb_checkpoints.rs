@@ -203,6 +203,12 @@ fn older_checkpoints_are_deleted_once_a_newer_one_is_published() {
         store.finish_checkpoint().unwrap();
     }
     drop(store);
+    let stats = connection.stats();
+    assert_eq!(
+        (stats.checkpoints_published, stats.checkpoints_failed),
+        (4, 0)
+    );
+    assert_eq!(stats.checkpoints_deleted, 2);
     let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
     assert_eq!(snapshot, Some((4, state(4, 3))));
     assert!(batches.is_empty());

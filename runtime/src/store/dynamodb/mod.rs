@@ -252,6 +252,7 @@ impl DynamoStore {
                     older_checkpoints_deleted = deleted,
                     "checkpoint published"
                 );
+                self.connection.0.stats.checkpoint(true, deleted);
                 self.upload_failed = None;
             }
             Err(error) => {
@@ -271,6 +272,7 @@ impl DynamoStore {
                          have covered, and the next checkpoint tries again"
                     );
                 }
+                self.connection.0.stats.checkpoint(false, 0);
                 self.upload_failed = Some(error);
             }
         }

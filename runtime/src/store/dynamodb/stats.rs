@@ -16,6 +16,9 @@ pub struct DynamoStats {
     read_units_milli: AtomicU64,
     batches: AtomicU64,
     transactions: AtomicU64,
+    checkpoints_published: AtomicU64,
+    checkpoints_failed: AtomicU64,
+    checkpoints_deleted: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -30,6 +33,30 @@ pub struct DynamoStatsSnapshot {
     /// Journal batches written, and how many of them needed a transaction (multi-item).
     pub batches: u64,
     pub transactions: u64,
+    /// Checkpoint uploads that published their manifest, and that did not; superseded
+    /// checkpoints deleted.
+    pub checkpoints_published: u64,
+    pub checkpoints_failed: u64,
+    pub checkpoints_deleted: u64,
+}
+
+impl DynamoStatsSnapshot {
+    /// Every figure by name, for `/metrics`.
+    pub fn figures(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("attempts", self.attempts as f64),
+            ("retries", self.retries as f64),
+            ("throttled", self.throttled as f64),
+            ("gave_up", self.gave_up as f64),
+            ("write_units", self.write_units),
+            ("read_units", self.read_units),
+            ("batches", self.batches as f64),
+            ("transactions", self.transactions as f64),
+            ("checkpoints_published", self.checkpoints_published as f64),
+            ("checkpoints_failed", self.checkpoints_failed as f64),
+            ("checkpoints_deleted", self.checkpoints_deleted as f64),
+        ]
+    }
 }
 
 impl DynamoStats {
@@ -50,6 +77,17 @@ impl DynamoStats {
         if transaction {
             self.transactions.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn checkpoint(&self, published: bool, deleted: usize) {
+        let counter = if published {
+            &self.checkpoints_published
+        } else {
+            &self.checkpoints_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.checkpoints_deleted
+            .fetch_add(deleted as u64, Ordering::Relaxed);
     }
 
     /// Adds what one call consumed (`ConsumedCapacity`), if DynamoDB said.
@@ -79,6 +117,9 @@ impl DynamoStats {
             read_units: get(&self.read_units_milli) as f64 / MILLI,
             batches: get(&self.batches),
             transactions: get(&self.transactions),
+            checkpoints_published: get(&self.checkpoints_published),
+            checkpoints_failed: get(&self.checkpoints_failed),
+            checkpoints_deleted: get(&self.checkpoints_deleted),
         }
     }
 }
