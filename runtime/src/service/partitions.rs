@@ -150,10 +150,16 @@ mod tests {
     use crate::engine::{EngineConfig, SystemClock};
     use crate::store::embedded::EmbeddedStore;
 
-    /// At shutdown `serve` drops the partitions and waits for their writers: a restart that
-    /// keeps failing (DynamoDB still down) must not keep the set, and so the writers, alive.
-    #[tokio::test]
-    async fn a_restart_still_failing_lets_the_partitions_go_at_shutdown() {
+    /// A set of one partition on an embedded store, whose restarts all fail with
+    /// `error()`; with the count of restart attempts, its writer and its directory.
+    fn failing_restarts(
+        error: fn() -> EngineError,
+    ) -> (
+        Arc<PartitionSet>,
+        Arc<AtomicU32>,
+        EngineThread,
+        tempfile::TempDir,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let (engine, thread) = Engine::start(
@@ -167,12 +173,19 @@ mod tests {
             let attempts = attempts.clone();
             move |_| {
                 attempts.fetch_add(1, Ordering::SeqCst);
-                Err(EngineError::Recovery(
-                    "the store is still unreachable".into(),
-                ))
+                Err(error())
             }
         });
         let set = Arc::new(PartitionSet::new(vec![engine], Some(factory)));
+        (set, attempts, thread, dir)
+    }
+
+    /// At shutdown `serve` drops the partitions and waits for their writers: a restart that
+    /// keeps failing (DynamoDB still down) must not keep the set, and so the writers, alive.
+    #[tokio::test]
+    async fn a_restart_still_failing_lets_the_partitions_go_at_shutdown() {
+        let (set, attempts, thread, _dir) =
+            failing_restarts(|| EngineError::Recovery("the store is still unreachable".into()));
         set.restart(0);
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(attempts.load(Ordering::SeqCst) >= 2, "it retries");
@@ -198,23 +211,8 @@ mod tests {
     /// A partition another pod has taken over is left to it: one attempt, no retries.
     #[tokio::test]
     async fn a_partition_taken_over_is_not_restarted_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let (engine, thread) = Engine::start(
-            Box::new(store),
-            Arc::new(SystemClock),
-            EngineConfig::default(),
-        )
-        .unwrap();
-        let attempts = Arc::new(AtomicU32::new(0));
-        let factory: EngineFactory = Arc::new({
-            let attempts = attempts.clone();
-            move |_| {
-                attempts.fetch_add(1, Ordering::SeqCst);
-                Err(EngineError::TakenOver("epoch 7 is pod-b's".into()))
-            }
-        });
-        let set = Arc::new(PartitionSet::new(vec![engine], Some(factory)));
+        let (set, attempts, thread, _dir) =
+            failing_restarts(|| EngineError::TakenOver("epoch 7 is pod-b's".into()));
         set.restart(0);
         tokio::time::sleep(Duration::from_millis(300)).await;
         set.restart(0); // a later call that sees the partition stopped

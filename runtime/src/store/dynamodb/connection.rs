@@ -207,10 +207,7 @@ impl DynamoConnection {
         F: FnOnce(Arc<Shared>) -> Fut,
         Fut: Future<Output = Result<T, DynamoError>> + Send + 'static,
     {
-        let Some(runtime) = self.0.runtime.as_ref() else {
-            unreachable!("the runtime is only taken on drop");
-        };
-        wait(runtime, f(self.0.clone()))?
+        self.spawn(f).wait()
     }
 
     /// Starts `f` on the connection's runtime without waiting for it: the answer arrives
