@@ -214,9 +214,15 @@ mod tests {
         let (set, attempts, thread, _dir) =
             failing_restarts(|| EngineError::TakenOver("epoch 7 is pod-b's".into()));
         set.restart(0);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        while attempts.load(Ordering::SeqCst) == 0 {
+            assert!(started.elapsed() < Duration::from_secs(10), "no attempt");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Past the first backoff (200 ms) twice over: a retry would have come by now.
+        tokio::time::sleep(Duration::from_millis(600)).await;
         set.restart(0); // a later call that sees the partition stopped
-        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(attempts.load(Ordering::SeqCst), 1);
         drop(set);
         tokio::task::spawn_blocking(move || thread.join())

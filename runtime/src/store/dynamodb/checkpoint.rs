@@ -56,7 +56,7 @@ fn chunk_hash_key(
 ) -> String {
     let key = items::sub_key(partition, 'c', seq, Some(epoch));
     match per_key {
-        Some(per_key) => format!("{key}#g{}", index / per_key.max(1)),
+        Some(per_key) => format!("{key}#g{}", index / per_key),
         None => key,
     }
 }
@@ -267,7 +267,7 @@ pub(crate) async fn collect_garbage(
                 break 'pages;
             }
             let field = |name| items::get_u64(item, name).map_err(|r| corrupt(partition, seq, r));
-            let per_key = items::get_u64(item, items::PER_KEY).ok();
+            let per_key = per_key_of(item).map_err(|r| corrupt(partition, seq, r))?;
             older.push((seq, field(items::EPOCH)?, field(items::CHUNKS)?, per_key));
             from = seq + 1;
         }
@@ -300,6 +300,19 @@ pub(crate) async fn collect_garbage(
         .await?;
     }
     Ok(older.len())
+}
+
+/// A manifest's `per_key`: absent is the old layout (every chunk under one key); present,
+/// it must be a number of at least 1 (anything else is corruption, never read as the old
+/// layout: garbage collection would then delete the manifest and leave its chunks).
+fn per_key_of(item: &Item) -> Result<Option<u64>, String> {
+    if !item.contains_key(items::PER_KEY) {
+        return Ok(None);
+    }
+    match items::get_u64(item, items::PER_KEY)? {
+        0 => Err("per_key is 0".into()),
+        n => Ok(Some(n)),
+    }
 }
 
 /// The digest of `state` and the `PutRequest`s of its chunks, chunk `i` under the hash
@@ -374,7 +387,7 @@ pub(crate) async fn load_latest(
         chunks: field(items::CHUNKS)?,
         bytes: field(items::BYTES)?,
         digest,
-        per_key: items::get_u64(&item, items::PER_KEY).ok(),
+        per_key: per_key_of(&item).map_err(|r| corrupt(partition, seq, r))?,
     };
     if manifest.bytes > MAX_CHECKPOINT_BYTES as u64 {
         return Err(corrupt(
