@@ -54,6 +54,12 @@ fn recover(store: &mut DynamoStore) -> (Option<(u64, Vec<u8>)>, Vec<u64>) {
     (snapshot, batches)
 }
 
+/// Saves a checkpoint of batch `seq` and waits until it is published.
+fn publish(store: &mut DynamoStore, seq: u64, state: Vec<u8>) {
+    store.save_snapshot(Snapshot { seq, state }).unwrap();
+    store.finish_checkpoint().unwrap();
+}
+
 fn with_faults(mut config: DynamoConfig) -> (DynamoConfig, FaultLayer) {
     let faults = FaultLayer::new();
     config.faults = Some(faults.clone());
@@ -194,13 +200,7 @@ fn older_checkpoints_are_deleted_once_a_newer_one_is_published() {
     recover(&mut store);
     for seq in 1..=4 {
         store.append(&batch(seq)).unwrap();
-        store
-            .save_snapshot(Snapshot {
-                seq,
-                state: state(seq, 3),
-            })
-            .unwrap();
-        store.finish_checkpoint().unwrap();
+        publish(&mut store, seq, state(seq, 3));
     }
     drop(store);
     let stats = connection.stats();
@@ -237,13 +237,7 @@ fn a_large_checkpoint_spreads_over_hash_keys() {
     recover(&mut store);
     store.append(&batch(1)).unwrap();
     let big = state(1, 20);
-    store
-        .save_snapshot(Snapshot {
-            seq: 1,
-            state: big.clone(),
-        })
-        .unwrap();
-    store.finish_checkpoint().unwrap();
+    publish(&mut store, 1, big.clone());
     drop(store);
     let items = checkpoint_items(&local.endpoint(), &config);
     let keys: std::collections::BTreeMap<String, usize> =
@@ -323,13 +317,7 @@ fn a_checkpoint_in_the_old_layout_still_loads_and_is_collected() {
         if seq == 3 {
             second.append(&batch(3)).unwrap();
         }
-        second
-            .save_snapshot(Snapshot {
-                seq,
-                state: state(seq, 2),
-            })
-            .unwrap();
-        second.finish_checkpoint().unwrap();
+        publish(&mut second, seq, state(seq, 2));
     }
     let left = checkpoint_items(&local.endpoint(), &config);
     assert!(
@@ -364,13 +352,7 @@ fn throttled_chunks_are_sent_again_while_dynamodb_makes_progress() {
     // BatchWriteItem groups: six rounds with nothing written in all, never three in a row.
     faults.leave_batch_writes_unprocessed(3);
     let first = state(1, 51);
-    store
-        .save_snapshot(Snapshot {
-            seq: 1,
-            state: first.clone(),
-        })
-        .unwrap();
-    store.finish_checkpoint().unwrap();
+    publish(&mut store, 1, first.clone());
 
     // Nothing written, round after round: the checkpoint gives up after three, and the
     // journal goes on.
