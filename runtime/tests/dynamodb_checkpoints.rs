@@ -1,6 +1,6 @@
-//! Checkpoints on DynamoDB Local: uploaded without holding up the journal, older ones
-//! deleted once a newer one is published, and throttled chunks sent again for as long as
-//! DynamoDB makes progress.
+//! Checkpoints on DynamoDB Local: uploaded without holding up the journal, counted when
+//! the upload ends, older ones deleted once a newer one is published (a backlog at most 4
+//! per upload), and throttled chunks sent again for as long as DynamoDB makes progress.
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -222,6 +222,121 @@ fn older_checkpoints_are_deleted_once_a_newer_one_is_published() {
     }
     expected.sort();
     assert_eq!(checkpoint_items(&local.endpoint(), &config), expected);
+}
+
+/// `/metrics` counts an upload when it ends, not when the engine next touches the store
+/// (an idle partition's last checkpoint used to show only at close).
+#[test]
+fn a_published_checkpoint_is_counted_when_its_upload_ends() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let connection = DynamoConnection::connect(local.config("counted")).unwrap();
+    let mut store = connection.store("p0", "pod-a").unwrap();
+    recover(&mut store);
+    store.append(&batch(1)).unwrap();
+    store
+        .save_snapshot(Snapshot {
+            seq: 1,
+            state: state(1, 2),
+        })
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while connection.stats().checkpoints_published == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "never counted while the store sat idle"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(connection.stats().checkpoints_failed, 0);
+    store.finish_checkpoint().unwrap();
+    assert_eq!(connection.stats().checkpoints_published, 1, "counted once");
+}
+
+/// A backlog of superseded checkpoints (left by a version that kept them all) is deleted a
+/// few per upload, so that one upload never turns into a long deletion: at most 4 per run,
+/// oldest first, the previous checkpoint always kept.
+#[test]
+fn a_backlog_of_old_checkpoints_is_deleted_at_most_four_per_upload() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let config = local.config("backlog");
+    let connection = DynamoConnection::connect(config.clone()).unwrap();
+    let mut store = connection.store("p0", "pod-a").unwrap();
+    recover(&mut store);
+    for seq in 1..=8 {
+        store.append(&batch(seq)).unwrap();
+    }
+    // Checkpoints 1-7 as an older version left them: a manifest and one chunk each.
+    let table = format!("{}checkpoints", config.table_prefix);
+    with_client(&local.endpoint(), |client| async move {
+        let n = |v: u64| AttributeValue::N(v.to_string());
+        for seq in 1..=7u64 {
+            let body = state(seq, 1);
+            client
+                .put_item()
+                .table_name(&table)
+                .item("pk", AttributeValue::S(format!("p0#c{seq}#e1#g0")))
+                .item("seq", n(0))
+                .item("body", AttributeValue::B(Blob::new(body.clone())))
+                .send()
+                .await
+                .unwrap();
+            client
+                .put_item()
+                .table_name(&table)
+                .item("pk", AttributeValue::S("p0".into()))
+                .item("seq", n(seq))
+                .item("slot", n(seq + 1))
+                .item("epoch", n(1))
+                .item("chunks", n(1))
+                .item("per_key", n(8))
+                .item("bytes", n(body.len() as u64))
+                .item(
+                    "digest",
+                    AttributeValue::B(Blob::new(blake3::hash(&body).as_bytes().to_vec())),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let manifests = |items: &[(String, u64)]| -> Vec<u64> {
+        items
+            .iter()
+            .filter(|(pk, _)| pk == "p0")
+            .map(|(_, seq)| *seq)
+            .collect()
+    };
+    let chunk_keys = |items: &[(String, u64)]| -> Vec<String> {
+        items
+            .iter()
+            .filter(|(pk, _)| pk != "p0")
+            .map(|(pk, _)| pk.clone())
+            .collect()
+    };
+
+    publish(&mut store, 8, state(8, 1));
+    let left = checkpoint_items(&local.endpoint(), &config);
+    assert_eq!(manifests(&left), [5, 6, 7, 8], "{left:?}");
+    assert_eq!(
+        chunk_keys(&left),
+        ["p0#c5#e1#g0", "p0#c6#e1#g0", "p0#c7#e1#g0", "p0#c8#e1#g0"],
+    );
+    assert_eq!(connection.stats().checkpoints_deleted, 4);
+
+    store.append(&batch(9)).unwrap();
+    publish(&mut store, 9, state(9, 1));
+    let left = checkpoint_items(&local.endpoint(), &config);
+    assert_eq!(manifests(&left), [8, 9], "{left:?}");
+    assert_eq!(chunk_keys(&left), ["p0#c8#e1#g0", "p0#c9#e1#g0"]);
+    assert_eq!(connection.stats().checkpoints_deleted, 7);
+    drop(store);
+    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
+    assert_eq!(snapshot, Some((9, state(9, 1))));
+    assert!(batches.is_empty());
 }
 
 /// A large checkpoint's chunks go under several hash keys (8 per key), so that DynamoDB

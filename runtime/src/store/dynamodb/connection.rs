@@ -45,9 +45,11 @@ pub(crate) struct Shared {
     pub(crate) jitter: Jitter,
     /// The epoch this connection took each partition at last (see `store_again`).
     pub(crate) taken: std::sync::Mutex<std::collections::HashMap<String, u64>>,
-    /// Every lease incarnation this connection tried to write: a takeover whose answer
-    /// was lost may have landed, and the lease it left is still ours.
-    pub(crate) incarnations: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Random and fixed for the connection's life, part of every lease incarnation it
+    /// writes: a takeover whose answer was lost may have landed, and a lease bearing this
+    /// nonce is still ours. (A set of the incarnations tried grew by one per attempt, one
+    /// every few seconds for as long as DynamoDB was unreachable.)
+    pub(crate) nonce: u64,
 }
 
 impl Shared {
@@ -58,14 +60,16 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records `incarnation` as this connection's, before it is written.
-    pub(crate) fn attempting(&self, incarnation: &str) {
-        Shared::lock(&self.incarnations).insert(incarnation.to_string());
+    /// A fresh lease incarnation of `owner`'s, unique to one takeover attempt:
+    /// `<owner>-<connection nonce>-<attempt stamp>`, both in 16 hex digits.
+    pub(crate) fn incarnation(&self, owner: &str) -> String {
+        format!("{owner}-{:016x}-{:016x}", self.nonce, self.jitter.next())
     }
 
-    /// Whether a lease with this incarnation was written by this connection.
+    /// Whether a lease with this incarnation was written by this connection (its nonce is
+    /// ours). Leases of older versions (`<owner>-<pid>-<stamp>`) never are.
     pub(crate) fn is_ours(&self, incarnation: &str) -> bool {
-        Shared::lock(&self.incarnations).contains(incarnation)
+        nonce_of(incarnation) == Some(format!("{:016x}", self.nonce).as_str())
     }
 
     /// Records that this connection holds `partition` at `epoch`.
@@ -132,7 +136,7 @@ impl DynamoConnection {
             stats: DynamoStats::default(),
             jitter: Jitter::new(),
             taken: std::sync::Mutex::new(std::collections::HashMap::new()),
-            incarnations: std::sync::Mutex::new(std::collections::HashSet::new()),
+            nonce: random_nonce(),
         }));
         if config.auto_create_tables {
             let created = connection.create_tables()?;
@@ -244,6 +248,27 @@ impl<T> Running<T> {
     }
 }
 
+/// The nonce field of a lease incarnation, `<owner>-<nonce>-<stamp>` (the owner may
+/// contain dashes itself).
+fn nonce_of(incarnation: &str) -> Option<&str> {
+    let mut fields = incarnation.rsplitn(3, '-');
+    let (_stamp, nonce) = (fields.next()?, fields.next()?);
+    fields.next().map(|_owner| nonce)
+}
+
+/// 64 random bits for a connection's nonce: std's `RandomState` keys come from the
+/// operating system's randomness, and differ for every state built.
+fn random_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
 /// Spawns `future` on `runtime` and blocks this thread until it finishes.
 fn wait<T: Send + 'static>(
     runtime: &tokio::runtime::Runtime,
@@ -264,14 +289,22 @@ fn start<T: Send + 'static>(
     rx
 }
 
+/// The `op` of [`ended_without_answer`].
+const BACKGROUND_CALL: &str = "background call";
+
 /// A spawned call that dropped its answer: it panicked, or the runtime stopped under it.
 fn ended_without_answer() -> DynamoError {
     DynamoError::Unavailable {
-        op: "background call",
+        op: BACKGROUND_CALL,
         attempts: 0,
         elapsed_ms: 0,
         last: "it ended without an answer (it panicked, or the dynamodb runtime stopped)".into(),
     }
+}
+
+/// Whether `error` says a spawned call ended without an answer (so it reported nothing).
+pub(crate) fn ended_without_answer_is(error: &DynamoError) -> bool {
+    matches!(error, DynamoError::Unavailable { op, .. } if *op == BACKGROUND_CALL)
 }
 
 fn runtime_stopped() -> DynamoError {
@@ -430,4 +463,33 @@ async fn create_table(shared: &Shared, spec: &TableSpec) -> Result<bool, DynamoE
             .await?;
     }
     Ok(created)
+}
+
+#[cfg(test)]
+mod nonce_tests {
+    use super::{nonce_of, random_nonce};
+
+    #[test]
+    fn the_nonce_is_the_field_before_the_stamp_whatever_the_owner() {
+        let nonce = format!("{:016x}", random_nonce());
+        let stamp = "00000000deadbeef";
+        for owner in ["tollgate-0", "pod", "a-b-c-d", ""] {
+            let incarnation = format!("{owner}-{nonce}-{stamp}");
+            assert_eq!(
+                nonce_of(&incarnation),
+                Some(nonce.as_str()),
+                "{incarnation}"
+            );
+        }
+        assert_eq!(nonce_of("no-dashes"), None);
+        assert_eq!(nonce_of("plain"), None);
+        // An older version's incarnation, `<owner>-<pid>-<stamp>`: its "nonce" is a pid.
+        assert_eq!(nonce_of("tollgate-0-4242-00000000deadbeef"), Some("4242"));
+    }
+
+    #[test]
+    fn nonces_differ_between_connections() {
+        let drawn: std::collections::HashSet<u64> = (0..1000).map(|_| random_nonce()).collect();
+        assert_eq!(drawn.len(), 1000);
+    }
 }

@@ -150,9 +150,52 @@ pub struct DynamoStore {
 /// A checkpoint being uploaded on the connection's runtime.
 struct Upload {
     seq: u64,
-    bytes: usize,
     started: std::time::Instant,
-    running: connection::Running<usize>,
+    running: connection::Running<()>,
+}
+
+/// Logs and counts how an upload of checkpoint `seq` ended (`Ok`: the older checkpoints
+/// deleted after it was published).
+fn report_upload(
+    shared: &connection::Shared,
+    partition: &str,
+    seq: u64,
+    started: std::time::Instant,
+    outcome: Result<(usize, usize), &DynamoError>,
+) {
+    let upload_ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok((bytes, deleted)) => {
+            tracing::info!(
+                partition,
+                seq,
+                bytes,
+                upload_ms,
+                older_checkpoints_deleted = deleted,
+                "checkpoint published"
+            );
+            shared.stats.checkpoint(true, deleted);
+        }
+        Err(error) => {
+            if matches!(error, DynamoError::Fenced { .. }) {
+                tracing::warn!(
+                    partition,
+                    seq,
+                    %error,
+                    "checkpoint not published: another owner holds the partition"
+                );
+            } else {
+                tracing::warn!(
+                    partition,
+                    seq,
+                    %error,
+                    "checkpoint not published; the journal keeps every batch it would \
+                     have covered, and the next checkpoint tries again"
+                );
+            }
+            shared.stats.checkpoint(false, 0);
+        }
+    }
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -213,66 +256,36 @@ impl DynamoStore {
         }
     }
 
-    /// Once the upload in flight has finished (waiting for it when `wait`), logs how it
-    /// went and keeps a failure for `finish_checkpoint`.
+    /// Once the upload in flight has finished (waiting for it when `wait`), keeps a failure
+    /// for `finish_checkpoint`. (The upload logged and counted its outcome when it ended;
+    /// one that ended without an answer, a panic, is logged and counted here.)
     fn settle_upload(&mut self, wait: bool) {
         let Some(upload) = self.uploading.take() else {
             return;
         };
-        let Upload {
-            seq,
-            bytes,
-            started,
-            running,
-        } = upload;
         let outcome = if wait {
-            running.wait()
+            upload.running.wait()
         } else {
-            match running.try_take() {
+            match upload.running.try_take() {
                 Ok(outcome) => outcome,
                 Err(running) => {
-                    self.uploading = Some(Upload {
-                        seq,
-                        bytes,
-                        started,
-                        running,
-                    });
+                    self.uploading = Some(Upload { running, ..upload });
                     return;
                 }
             }
         };
-        let upload_ms = started.elapsed().as_millis() as u64;
         match outcome {
-            Ok(deleted) => {
-                tracing::info!(
-                    partition = %self.partition,
-                    seq,
-                    bytes,
-                    upload_ms,
-                    older_checkpoints_deleted = deleted,
-                    "checkpoint published"
-                );
-                self.connection.0.stats.checkpoint(true, deleted);
-                self.upload_failed = None;
-            }
+            Ok(()) => self.upload_failed = None,
             Err(error) => {
-                if matches!(error, DynamoError::Fenced { .. }) {
-                    tracing::warn!(
-                        partition = %self.partition,
-                        seq,
-                        %error,
-                        "checkpoint not published: another owner holds the partition"
-                    );
-                } else {
-                    tracing::warn!(
-                        partition = %self.partition,
-                        seq,
-                        %error,
-                        "checkpoint not published; the journal keeps every batch it would \
-                         have covered, and the next checkpoint tries again"
+                if connection::ended_without_answer_is(&error) {
+                    report_upload(
+                        &self.connection.0,
+                        &self.partition,
+                        upload.seq,
+                        upload.started,
+                        Err(&error),
                     );
                 }
-                self.connection.0.stats.checkpoint(false, 0);
                 self.upload_failed = Some(error);
             }
         }
@@ -396,14 +409,12 @@ impl Store for DynamoStore {
         &mut self,
         restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let stamp = self.connection.0.jitter.next();
-        let incarnation = format!("{}-{}-{stamp:016x}", self.owner, std::process::id());
+        let incarnation = self.connection.0.incarnation(&self.owner);
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let (partition, owner) = (self.partition.clone(), self.owner.clone());
         let from = self.retake_from;
-        self.connection.0.attempting(&incarnation);
         self.epoch = self.connection.run(move |shared| async move {
             lease::take_over(&shared, &partition, &owner, &incarnation, now_ms, from).await
         })?;
@@ -557,23 +568,29 @@ impl Store for DynamoStore {
         self.settle_upload(true);
         let (partition, epoch, slot) = (self.partition.clone(), self.epoch, self.last_batch_slot);
         let Snapshot { seq, state } = snapshot;
-        let bytes = state.len();
+        let started = std::time::Instant::now();
         let running = self.connection.spawn(move |shared| async move {
-            checkpoint::write(&shared, &partition, epoch, seq, slot, state).await?;
-            // Published: what is older is garbage. Failing to delete it costs storage only,
-            // and the next checkpoint deletes it.
-            match checkpoint::collect_garbage(&shared, &partition, seq).await {
-                Ok(deleted) => Ok(deleted),
-                Err(error) => {
-                    tracing::warn!(%partition, seq, %error, "older checkpoints not deleted yet");
-                    Ok(0)
+            let bytes = state.len();
+            let outcome = async {
+                checkpoint::write(&shared, &partition, epoch, seq, slot, state).await?;
+                // Published: what is older is garbage. Failing to delete it costs storage
+                // only, and the next checkpoint deletes it.
+                match checkpoint::collect_garbage(&shared, &partition, seq).await {
+                    Ok(deleted) => Ok((bytes, deleted)),
+                    Err(error) => {
+                        tracing::warn!(%partition, seq, %error, "older checkpoints not deleted yet");
+                        Ok((bytes, 0))
+                    }
                 }
             }
+            .await;
+            // Reported as soon as it ends, not when the engine next looks.
+            report_upload(&shared, &partition, seq, started, outcome.as_ref().copied());
+            outcome.map(|_| ())
         });
         self.uploading = Some(Upload {
             seq,
-            bytes,
-            started: std::time::Instant::now(),
+            started,
             running,
         });
         Ok(())
