@@ -236,7 +236,7 @@ async fn readme_walkthrough_through_grpc() -> anyhow::Result<()> {
     let metrics = server.http_get("/metrics").await?.body;
     let journal: u64 = metrics
         .lines()
-        .filter(|l| l.starts_with("tollgate_engine{") && l.contains("figure=\"journal_entries\""))
+        .filter(|l| l.starts_with("tollgate_engine_journal_entries{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     assert!(journal >= 4, "{metrics}");

@@ -4,7 +4,7 @@
 mod check;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
@@ -14,16 +14,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Counter, CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use serde::Serialize;
 
 use crate::service::{Decision, Runtime, ServiceError};
 
-/// A store's own figures by name (the DynamoDB store's calls, throttling, capacity units
-/// and checkpoints), read when `/metrics` is scraped.
-pub type StoreFigures = Arc<dyn Fn() -> Vec<(&'static str, f64)> + Send + Sync>;
+/// A store's own counters (the DynamoDB store's calls, throttling, capacity units and
+/// checkpoints) as (metric name, help, value since start), read when `/metrics` is scraped.
+pub type StoreFigures = Arc<dyn Fn() -> Vec<(&'static str, &'static str, f64)> + Send + Sync>;
 
 /// Every metric the runtime exports.
 pub struct Metrics {
@@ -31,9 +31,168 @@ pub struct Metrics {
     decisions: IntCounterVec,
     calls: IntCounterVec,
     latency: HistogramVec,
-    engine: IntGaugeVec,
+    engine: EngineMetrics,
     policy_reloads: IntCounterVec,
-    store: Option<(StoreFigures, GaugeVec)>,
+    store: Option<(StoreFigures, Vec<Counter>)>,
+    /// Scrapes bring counters up to the figures they read: one at a time.
+    scrape: Mutex<()>,
+}
+
+/// Each partition's engine figures (label `partition`), brought up to date at each scrape.
+struct EngineMetrics {
+    queue_depth: IntGaugeVec,
+    max_batch: IntGaugeVec,
+    store_write_max: GaugeVec,
+    snapshot_bytes: IntGaugeVec,
+    journal_entries: IntGaugeVec,
+    answer_slots: IntGaugeVec,
+    hold_slots: IntGaugeVec,
+    batches: IntCounterVec,
+    commands: IntCounterVec,
+    store_writes: IntCounterVec,
+    store_write_seconds: CounterVec,
+    snapshots: IntCounterVec,
+    snapshots_failed: IntCounterVec,
+}
+
+impl EngineMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let partition = &["partition"];
+        let int_gauge = |name: &str, help: &str| -> Result<IntGaugeVec, prometheus::Error> {
+            let gauge = IntGaugeVec::new(Opts::new(name, help), partition)?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok(gauge)
+        };
+        let int_counter = |name: &str, help: &str| -> Result<IntCounterVec, prometheus::Error> {
+            let counter = IntCounterVec::new(Opts::new(name, help), partition)?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        };
+        let store_write_max = GaugeVec::new(
+            Opts::new(
+                "tollgate_engine_store_write_max_seconds",
+                "Longest durable write of a batch so far",
+            ),
+            partition,
+        )?;
+        registry.register(Box::new(store_write_max.clone()))?;
+        let store_write_seconds = CounterVec::new(
+            Opts::new(
+                "tollgate_engine_store_write_seconds_total",
+                "Time spent in durable writes of batches",
+            ),
+            partition,
+        )?;
+        registry.register(Box::new(store_write_seconds.clone()))?;
+        Ok(EngineMetrics {
+            queue_depth: int_gauge(
+                "tollgate_engine_queue_depth",
+                "Commands applied and waiting for their batch to be durable",
+            )?,
+            max_batch: int_gauge(
+                "tollgate_engine_max_batch_commands",
+                "Most commands in one batch so far",
+            )?,
+            store_write_max,
+            snapshot_bytes: int_gauge(
+                "tollgate_engine_snapshot_bytes",
+                "Size of the last snapshot",
+            )?,
+            journal_entries: int_gauge(
+                "tollgate_engine_journal_entries",
+                "Journal entries the ledger holds in memory (and writes in every snapshot)",
+            )?,
+            answer_slots: int_gauge(
+                "tollgate_engine_answer_slots",
+                "Idempotency answers the ledger holds in memory",
+            )?,
+            hold_slots: int_gauge(
+                "tollgate_engine_hold_slots",
+                "Holds the ledger holds in memory",
+            )?,
+            batches: int_counter("tollgate_engine_batches_total", "Batches made durable")?,
+            commands: int_counter(
+                "tollgate_engine_commands_total",
+                "Commands made durable in batches",
+            )?,
+            store_writes: int_counter(
+                "tollgate_engine_store_writes_total",
+                "Durable writes of batches",
+            )?,
+            store_write_seconds,
+            snapshots: int_counter("tollgate_engine_snapshots_total", "Snapshots taken")?,
+            snapshots_failed: int_counter(
+                "tollgate_engine_snapshots_failed_total",
+                "Snapshots the store could not take (tried again later)",
+            )?,
+        })
+    }
+
+    fn update(&self, runtime: &Runtime) {
+        for (p, engine) in runtime.engines().iter().enumerate() {
+            let p = p.to_string();
+            let l = &[p.as_str()];
+            let stats = engine.stats().snapshot();
+            let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            let seconds = |us: u64| us as f64 / 1e6;
+            self.queue_depth
+                .with_label_values(l)
+                .set(int(engine.queue_depth() as u64));
+            self.max_batch
+                .with_label_values(l)
+                .set(int(stats.max_batch));
+            self.store_write_max
+                .with_label_values(l)
+                .set(seconds(stats.store_write_us_max));
+            self.snapshot_bytes
+                .with_label_values(l)
+                .set(int(stats.snapshot_bytes));
+            self.journal_entries
+                .with_label_values(l)
+                .set(int(stats.journal_entries));
+            self.answer_slots
+                .with_label_values(l)
+                .set(int(stats.answer_slots));
+            self.hold_slots
+                .with_label_values(l)
+                .set(int(stats.hold_slots));
+            for (counter, value) in [
+                (&self.batches, stats.batches),
+                (&self.commands, stats.commands),
+                (&self.store_writes, stats.store_writes),
+                (&self.snapshots, stats.snapshots),
+                (&self.snapshots_failed, stats.snapshots_failed),
+            ] {
+                advance_int(&counter.with_label_values(l), value);
+            }
+            advance(
+                &self.store_write_seconds.with_label_values(l),
+                seconds(stats.store_write_us_total),
+            );
+        }
+    }
+}
+
+/// Brings a counter to `to`, a figure counted elsewhere since start (a figure that went
+/// back, a partition restarted with fresh figures, resets the counter first).
+fn advance_int(counter: &IntCounter, to: u64) {
+    let now = counter.get();
+    if to < now {
+        counter.reset();
+        counter.inc_by(to);
+    } else if to > now {
+        counter.inc_by(to - now);
+    }
+}
+
+fn advance(counter: &Counter, to: f64) {
+    let now = counter.get();
+    if to < now {
+        counter.reset();
+        counter.inc_by(to);
+    } else if to > now {
+        counter.inc_by(to - now);
+    }
 }
 
 impl Metrics {
@@ -59,16 +218,6 @@ impl Metrics {
             ),
             &["rpc"],
         )?;
-        let engine = IntGaugeVec::new(
-            Opts::new(
-                "tollgate_engine",
-                "Engine figures per partition: queue depth, batches, commands, max batch, store \
-                 writes and their microseconds, snapshots and the last one's bytes, and what the \
-                 ledger keeps in memory and in every snapshot (journal entries, answer and hold \
-                 slots)",
-            ),
-            &["partition", "figure"],
-        )?;
         let policy_reloads = IntCounterVec::new(
             Opts::new(
                 "tollgate_policy_reloads_total",
@@ -79,8 +228,8 @@ impl Metrics {
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(calls.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        registry.register(Box::new(engine.clone()))?;
         registry.register(Box::new(policy_reloads.clone()))?;
+        let engine = EngineMetrics::new(&registry)?;
         Ok(Metrics {
             registry,
             decisions,
@@ -89,26 +238,22 @@ impl Metrics {
             engine,
             policy_reloads,
             store: None,
+            scrape: Mutex::new(()),
         })
     }
 
-    /// Exports `figures` as `tollgate_dynamodb{figure=...}`.
+    /// Exports the store's `figures`, each as a counter of its own name.
     pub fn with_dynamodb_figures(
         mut self,
         figures: StoreFigures,
     ) -> Result<Self, prometheus::Error> {
-        let gauge = GaugeVec::new(
-            Opts::new(
-                "tollgate_dynamodb",
-                "The DynamoDB store's figures since start (counters): call attempts, retries, \
-                 throttled answers, calls given up; write and read capacity units consumed; \
-                 journal batches and those written as transactions; checkpoints published, \
-                 failed and deleted",
-            ),
-            &["figure"],
-        )?;
-        self.registry.register(Box::new(gauge.clone()))?;
-        self.store = Some((figures, gauge));
+        let mut counters = Vec::new();
+        for (name, help, _) in figures() {
+            let counter = Counter::with_opts(Opts::new(name, help))?;
+            self.registry.register(Box::new(counter.clone()))?;
+            counters.push(counter);
+        }
+        self.store = Some((figures, counters));
         Ok(self)
     }
 
@@ -146,34 +291,18 @@ impl Metrics {
     }
 
     pub(crate) fn render(&self, runtime: &Runtime) -> String {
-        for (p, engine) in runtime.engines().iter().enumerate() {
-            let p = p.to_string();
-            let stats = engine.stats().snapshot();
-            for (figure, value) in [
-                ("queue_depth", engine.queue_depth() as u64),
-                ("batches", stats.batches),
-                ("commands", stats.commands),
-                ("max_batch", stats.max_batch),
-                ("store_writes", stats.store_writes),
-                ("store_write_us_total", stats.store_write_us_total),
-                ("store_write_us_max", stats.store_write_us_max),
-                ("snapshots", stats.snapshots),
-                ("snapshots_failed", stats.snapshots_failed),
-                ("snapshot_bytes", stats.snapshot_bytes),
-                ("journal_entries", stats.journal_entries),
-                ("answer_slots", stats.answer_slots),
-                ("hold_slots", stats.hold_slots),
-            ] {
-                self.engine
-                    .with_label_values(&[p.as_str(), figure])
-                    .set(i64::try_from(value).unwrap_or(i64::MAX));
+        let scrape = self
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.engine.update(runtime);
+        if let Some((figures, counters)) = &self.store {
+            // The same figures in the same order as at registration.
+            for ((_, _, value), counter) in figures().into_iter().zip(counters) {
+                advance(counter, value);
             }
         }
-        if let Some((figures, gauge)) = &self.store {
-            for (figure, value) in figures() {
-                gauge.with_label_values(&[figure]).set(value);
-            }
-        }
+        drop(scrape);
         let mut out = Vec::new();
         if TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
@@ -254,7 +383,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_stores_own_figures_are_exported() {
+    async fn the_stores_own_figures_are_exported_as_counters() {
         let t = crate::testing::runtime(crate::testing::TWO_PLANS, 1);
         let throttled = Arc::new(std::sync::atomic::AtomicU64::new(3));
         let metrics = Metrics::new()
@@ -263,30 +392,95 @@ mod tests {
                 let throttled = throttled.clone();
                 move || {
                     vec![
-                        ("throttled", throttled.load(Ordering::SeqCst) as f64),
-                        ("write_units", 12.5),
+                        (
+                            "tollgate_dynamodb_throttled_total",
+                            "throttled answers",
+                            throttled.load(Ordering::SeqCst) as f64,
+                        ),
+                        (
+                            "tollgate_dynamodb_write_capacity_units_total",
+                            "write units",
+                            12.5,
+                        ),
                     ]
                 }
             }))
             .unwrap();
         let text = metrics.render(&t.runtime);
-        assert!(
-            text.contains("tollgate_dynamodb{figure=\"throttled\"} 3\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("tollgate_dynamodb{figure=\"write_units\"} 12.5\n"),
-            "{text}"
-        );
+        for line in [
+            "# TYPE tollgate_dynamodb_throttled_total counter\n",
+            "tollgate_dynamodb_throttled_total 3\n",
+            "tollgate_dynamodb_write_capacity_units_total 12.5\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
         // Read at every scrape.
         throttled.store(4, Ordering::SeqCst);
         let text = metrics.render(&t.runtime);
         assert!(
-            text.contains("tollgate_dynamodb{figure=\"throttled\"} 4\n"),
+            text.contains("tollgate_dynamodb_throttled_total 4\n"),
             "{text}"
         );
         // Without a DynamoDB store there is no such series.
         let text = Metrics::new().unwrap().render(&t.runtime);
         assert!(!text.contains("tollgate_dynamodb"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn engine_figures_are_counters_and_gauges_per_partition() {
+        let t = crate::testing::runtime(crate::testing::TWO_PLANS, 2);
+        let metrics = Metrics::new().unwrap();
+        t.runtime
+            .upsert_customer("acme", "Acme", "upsert-acme")
+            .await
+            .unwrap();
+        let text = metrics.render(&t.runtime);
+        let value = |name: &str, partition: u32| -> f64 {
+            let prefix = format!("{name}{{partition=\"{partition}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("{prefix} missing from {text}"))
+                .parse()
+                .unwrap()
+        };
+        for (name, kind) in [
+            ("tollgate_engine_batches_total", "counter"),
+            ("tollgate_engine_commands_total", "counter"),
+            ("tollgate_engine_store_write_seconds_total", "counter"),
+            ("tollgate_engine_queue_depth", "gauge"),
+            ("tollgate_engine_journal_entries", "gauge"),
+        ] {
+            let line = format!("# TYPE {name} {kind}\n");
+            assert!(text.contains(&line), "{line} missing from {text}");
+        }
+        let commands =
+            value("tollgate_engine_commands_total", 0) + value("tollgate_engine_commands_total", 1);
+        assert_eq!(commands, 1.0, "{text}");
+        // A second scrape counts nothing twice.
+        let text_again = metrics.render(&t.runtime);
+        assert_eq!(
+            text_again
+                .matches("tollgate_engine_commands_total{")
+                .count(),
+            2
+        );
+        let again: f64 = text_again
+            .lines()
+            .filter_map(|l| l.strip_prefix("tollgate_engine_commands_total{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert_eq!(again, 1.0, "{text_again}");
+    }
+
+    #[test]
+    fn a_counter_follows_its_figure_and_resets_when_it_goes_back() {
+        let counter = IntCounter::new("c", "c").unwrap();
+        advance_int(&counter, 5);
+        advance_int(&counter, 5);
+        assert_eq!(counter.get(), 5);
+        advance_int(&counter, 9);
+        assert_eq!(counter.get(), 9);
+        advance_int(&counter, 2); // a restarted partition's fresh figures
+        assert_eq!(counter.get(), 2);
     }
 }

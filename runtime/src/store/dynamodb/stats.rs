@@ -41,20 +41,65 @@ pub struct DynamoStatsSnapshot {
 }
 
 impl DynamoStatsSnapshot {
-    /// Every figure by name, for `/metrics`.
-    pub fn figures(&self) -> Vec<(&'static str, f64)> {
+    /// Every figure, for `/metrics`: each a counter since start, as (metric name, help,
+    /// value).
+    pub fn figures(&self) -> Vec<(&'static str, &'static str, f64)> {
         vec![
-            ("attempts", self.attempts as f64),
-            ("retries", self.retries as f64),
-            ("throttled", self.throttled as f64),
-            ("gave_up", self.gave_up as f64),
-            ("write_units", self.write_units),
-            ("read_units", self.read_units),
-            ("batches", self.batches as f64),
-            ("transactions", self.transactions as f64),
-            ("checkpoints_published", self.checkpoints_published as f64),
-            ("checkpoints_failed", self.checkpoints_failed as f64),
-            ("checkpoints_deleted", self.checkpoints_deleted as f64),
+            (
+                "tollgate_dynamodb_attempts_total",
+                "DynamoDB call attempts, retries included",
+                self.attempts as f64,
+            ),
+            (
+                "tollgate_dynamodb_retries_total",
+                "DynamoDB call attempts that were retries",
+                self.retries as f64,
+            ),
+            (
+                "tollgate_dynamodb_throttled_total",
+                "DynamoDB answers that asked to slow down (throttling)",
+                self.throttled as f64,
+            ),
+            (
+                "tollgate_dynamodb_gave_up_total",
+                "DynamoDB calls given up after their attempts or deadline ran out",
+                self.gave_up as f64,
+            ),
+            (
+                "tollgate_dynamodb_write_capacity_units_total",
+                "Write capacity units DynamoDB reported consumed",
+                self.write_units,
+            ),
+            (
+                "tollgate_dynamodb_read_capacity_units_total",
+                "Read capacity units DynamoDB reported consumed",
+                self.read_units,
+            ),
+            (
+                "tollgate_dynamodb_journal_batches_total",
+                "Journal batches written",
+                self.batches as f64,
+            ),
+            (
+                "tollgate_dynamodb_journal_transactions_total",
+                "Journal batches that needed a transaction (more than one item)",
+                self.transactions as f64,
+            ),
+            (
+                "tollgate_dynamodb_checkpoints_published_total",
+                "Checkpoints uploaded and published",
+                self.checkpoints_published as f64,
+            ),
+            (
+                "tollgate_dynamodb_checkpoints_failed_total",
+                "Checkpoint uploads that failed (the journal keeps what they would have covered)",
+                self.checkpoints_failed as f64,
+            ),
+            (
+                "tollgate_dynamodb_checkpoints_deleted_total",
+                "Superseded checkpoints deleted",
+                self.checkpoints_deleted as f64,
+            ),
         ]
     }
 }
