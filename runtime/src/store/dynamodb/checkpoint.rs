@@ -61,6 +61,19 @@ fn chunk_hash_key(
     }
 }
 
+/// The order to send `count` chunks in, `per_key` to a hash key: chunk 0 of every key,
+/// then chunk 1 of every key, and so on. A `BatchWriteItem` of 25 then spreads over up to
+/// 25 keys, so DynamoDB partitions, instead of the 3 or 4 that 25 chunks in a row fill (one
+/// partition takes about 1,000 write units a second, and a chunk costs up to 400). The
+/// old layout (`None`, one key) keeps chunk order.
+fn interleaved(count: u64, per_key: Option<u64>) -> impl Iterator<Item = u64> {
+    let per_key = per_key.unwrap_or(count).max(1);
+    let keys = count.div_ceil(per_key);
+    (0..per_key)
+        .flat_map(move |j| (0..keys).map(move |k| k * per_key + j))
+        .filter(move |&i| i < count)
+}
+
 fn names(shared: &Shared) -> (String, String, String) {
     let checkpoints = &shared.schema.tables.checkpoints;
     (
@@ -108,7 +121,7 @@ pub(crate) async fn write(
     let (digest, pending) = tokio::task::spawn_blocking({
         let (pk, range, partition) = (pk.clone(), range.clone(), partition.to_string());
         move || {
-            chunk_requests(&state, &pk, &range, |i| {
+            chunk_requests(&state, &pk, &range, CHUNKS_PER_KEY, |i| {
                 chunk_hash_key(&partition, seq, epoch, Some(CHUNKS_PER_KEY), i)
             })
         }
@@ -287,7 +300,7 @@ pub(crate) async fn collect_garbage(
                 .map_err(|e| config_error(e.to_string()))?;
             Ok(WriteRequest::builder().delete_request(delete).build())
         };
-        let deletes = (0..chunks)
+        let deletes = interleaved(chunks, per_key)
             .map(|i| key(&chunk_hash_key(partition, seq, epoch, per_key, i), i))
             .collect::<Result<Vec<_>, _>>()?;
         batch_write(shared, &table, deletes, "checkpoint chunk deletes").await?;
@@ -317,18 +330,21 @@ fn per_key_of(item: &Item) -> Result<Option<u64>, String> {
 
 /// The digest of `state` and the `PutRequest`s of its chunks, chunk `i` under the hash
 /// key `key_of(i)`.
+/// The requests that put `state`'s chunks, in the order to send them (`interleaved`).
 fn chunk_requests(
     state: &[u8],
     pk: &str,
     range: &str,
+    per_key: u64,
     key_of: impl Fn(u64) -> String,
 ) -> Result<([u8; 32], Vec<WriteRequest>), DynamoError> {
     let chunks = items::split(state, MAX_CHUNK_BYTES);
     let mut requests = Vec::with_capacity(chunks.len());
-    for (i, chunk) in chunks.iter().enumerate() {
+    for i in interleaved(chunks.len() as u64, Some(per_key)) {
+        let chunk = chunks[i as usize];
         let mut item = Item::new();
-        item.insert(pk.to_string(), items::s(key_of(i as u64)));
-        item.insert(range.to_string(), items::n(i as u64));
+        item.insert(pk.to_string(), items::s(key_of(i)));
+        item.insert(range.to_string(), items::n(i));
         item.insert(items::BODY.into(), items::b(chunk.to_vec()));
         let put = PutRequest::builder()
             .set_item(Some(item))
@@ -443,4 +459,81 @@ pub(crate) async fn load_latest(
         ));
     }
     Ok(Some((manifest, state)))
+}
+
+#[cfg(test)]
+mod order_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::interleaved;
+
+    #[test]
+    fn chunks_go_out_one_key_at_a_time_and_each_exactly_once() {
+        for (count, per_key) in [
+            (0, 8),
+            (1, 8),
+            (7, 8),
+            (8, 8),
+            (20, 8),
+            (199, 8),
+            (200, 8),
+            (1000, 8),
+            (9, 1),
+            (5, 3),
+        ] {
+            let order: Vec<u64> = interleaved(count, Some(per_key)).collect();
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(
+                sorted,
+                (0..count).collect::<Vec<_>>(),
+                "{count} by {per_key}"
+            );
+            // Any 25 in a row touch 25 keys, or every key there is (one fewer where the
+            // last key, not full, has run out).
+            let keys = count.div_ceil(per_key);
+            for window in order.windows(25) {
+                let touched: std::collections::BTreeSet<u64> =
+                    window.iter().map(|i| i / per_key).collect();
+                assert!(
+                    touched.len() as u64 + 1 >= keys.min(25),
+                    "{count} by {per_key}: {window:?}"
+                );
+            }
+        }
+        // 200 chunks, 8 a key: the first batch of 25 touches 25 keys, not 4.
+        let first: std::collections::BTreeSet<u64> =
+            interleaved(200, Some(8)).take(25).map(|i| i / 8).collect();
+        assert_eq!(first.len(), 25);
+        assert_eq!(
+            interleaved(20, Some(8)).collect::<Vec<_>>()[..4],
+            [0, 8, 16, 1]
+        );
+        // The old layout, one key: chunk order.
+        assert_eq!(interleaved(5, None).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_checkpoints_put_requests_go_out_interleaved() {
+        let state = vec![7u8; 19 * super::MAX_CHUNK_BYTES + 5];
+        let (_, requests) = super::chunk_requests(&state, "pk", "seq", 8, |i| {
+            super::chunk_hash_key("p0", 3, 1, Some(8), i)
+        })
+        .unwrap();
+        let sent: Vec<(String, String)> = requests
+            .iter()
+            .map(|r| {
+                let item = r.put_request().unwrap().item();
+                let pk = item["pk"].as_s().unwrap().clone();
+                let seq = item["seq"].as_n().unwrap().clone();
+                (pk, seq)
+            })
+            .collect();
+        assert_eq!(sent.len(), 20);
+        let expected: Vec<(String, String)> = [0u64, 8, 16, 1, 9, 17, 2]
+            .iter()
+            .map(|&i| (format!("p0#c3#e1#g{}", i / 8), i.to_string()))
+            .collect();
+        assert_eq!(sent[..7], expected[..]);
+    }
 }
