@@ -490,6 +490,75 @@ fn throttled_chunks_are_sent_again_while_dynamodb_makes_progress() {
     assert_eq!(batches, [2, 3]);
 }
 
+/// An upload that fails for certain deletes the chunks it wrote: nothing will ever refer
+/// to them (a checkpoint is hundreds of MB; left behind, each failure would cost that much
+/// storage for good).
+#[test]
+fn an_upload_that_gives_up_deletes_the_chunks_it_wrote() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let (mut config, faults) = with_faults(local.config("gave-up"));
+    config.calls = CallPolicy {
+        max_attempts: 3,
+        base_backoff: Duration::from_millis(2),
+        max_backoff: Duration::from_millis(20),
+        ..CallPolicy::default()
+    };
+    let connection = DynamoConnection::connect(config.clone()).unwrap();
+    let mut store = connection.store("p0", "pod-a").unwrap();
+    recover(&mut store);
+    store.append(&batch(1)).unwrap();
+    // 51 chunks, three BatchWriteItem calls: the first is written, then the partition
+    // stalls for good.
+    faults.stall_chunk_puts_after(1);
+    store
+        .save_snapshot(Snapshot {
+            seq: 1,
+            state: state(1, 51),
+        })
+        .unwrap();
+    let error = store.finish_checkpoint().unwrap_err();
+    assert!(error.to_string().contains("3 rounds in a row"), "{error}");
+    let left = checkpoint_items(&local.endpoint(), &config);
+    assert!(
+        left.is_empty(),
+        "left behind: {} items, {left:?}",
+        left.len()
+    );
+    assert_eq!(connection.stats().checkpoints_failed, 1);
+}
+
+#[test]
+fn a_fenced_upload_deletes_the_chunks_it_wrote() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let config = local.config("fenced-upload");
+    let connection = DynamoConnection::connect(config.clone()).unwrap();
+    let mut old = connection.store("p0", "pod-a").unwrap();
+    recover(&mut old);
+    old.append(&batch(1)).unwrap();
+    // Another pod takes the partition over, then the old owner tries to checkpoint.
+    let other = DynamoConnection::connect(config.clone()).unwrap();
+    let mut new = other.store("p0", "pod-b").unwrap();
+    recover(&mut new);
+    old.save_snapshot(Snapshot {
+        seq: 1,
+        state: state(1, 3),
+    })
+    .unwrap();
+    let error = old.finish_checkpoint().unwrap_err();
+    assert!(error.is_taken_over(), "{error}");
+    let left = checkpoint_items(&local.endpoint(), &config);
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // The new owner's own checkpoint is untouched by it, and loads.
+    publish(&mut new, 1, state(1, 3));
+    drop((old, new));
+    let (snapshot, _) = recover(&mut other.store("p0", "pod-c").unwrap());
+    assert_eq!(snapshot, Some((1, state(1, 3))));
+}
+
 /// The engine takes a snapshot every 3 batches here, while each upload takes 2 s: it must
 /// not wait for the upload before (with the partition held), but take the next snapshot
 /// once the last one is published.

@@ -2,7 +2,9 @@
 //! of at most `MAX_CHUNK_BYTES` under a key private to the writer's epoch, then published
 //! by one small manifest item written in a transaction with a check of the writer's lease.
 //! Until the manifest lands the chunks are invisible, so a writer dying half-way leaves
-//! only unreferenced items behind.
+//! only unreferenced items behind. An upload that fails for certain (its chunk writes gave
+//! up, or the lease check found another owner) deletes the chunks it wrote; those of a
+//! writer that died mid-upload, or whose manifest write's outcome is unknown, are left.
 
 use aws_sdk_dynamodb::types::{
     ConditionCheck, DeleteRequest, Put, PutRequest, ReturnConsumedCapacity, TransactWriteItem,
@@ -129,7 +131,10 @@ pub(crate) async fn write(
     .await
     .map_err(|e| config_error(format!("preparing the chunks failed: {e}")))??;
     let total_chunks = pending.len() as u64;
-    batch_write(shared, &table, pending, "checkpoint chunks").await?;
+    if let Err(error) = batch_write(shared, &table, pending, "checkpoint chunks").await {
+        discard_upload(shared, partition, seq, epoch, total_chunks).await;
+        return Err(error);
+    }
 
     let leases = &shared.schema.tables.leases;
     let check = ConditionCheck::builder()
@@ -180,6 +185,22 @@ pub(crate) async fn write(
     })
     .await?;
     if fenced {
+        // The transaction was refused as a whole. Unless an earlier attempt of it landed
+        // (its answer lost, and the retry evaluated afresh), no manifest refers to these
+        // chunks.
+        let manifest = reads::get_item(
+            shared,
+            &table,
+            &[
+                (pk.as_str(), items::s(partition)),
+                (range.as_str(), items::n(seq)),
+            ],
+        )
+        .await?;
+        if manifest.is_some_and(|m| items::get_u64(&m, items::EPOCH) == Ok(epoch)) {
+            return Ok(());
+        }
+        discard_upload(shared, partition, seq, epoch, total_chunks).await;
         let lease = super::lease::current(shared, partition).await?;
         return Err(DynamoError::Fenced {
             partition: partition.to_string(),
@@ -292,27 +313,71 @@ pub(crate) async fn collect_garbage(
     older.pop(); // the one before the newest stays
     older.truncate(MAX_COLLECTED_PER_RUN);
     for &(seq, epoch, chunks, per_key) in &older {
-        let key = |pk_value: &str, n: u64| -> Result<WriteRequest, DynamoError> {
-            let delete = DeleteRequest::builder()
-                .key(pk.clone(), items::s(pk_value))
-                .key(range.clone(), items::n(n))
-                .build()
-                .map_err(|e| config_error(e.to_string()))?;
-            Ok(WriteRequest::builder().delete_request(delete).build())
-        };
-        let deletes = interleaved(chunks, per_key)
-            .map(|i| key(&chunk_hash_key(partition, seq, epoch, per_key, i), i))
-            .collect::<Result<Vec<_>, _>>()?;
-        batch_write(shared, &table, deletes, "checkpoint chunk deletes").await?;
+        delete_chunks(shared, partition, seq, epoch, per_key, chunks).await?;
         batch_write(
             shared,
             &table,
-            vec![key(partition, seq)?],
+            vec![delete_request(&pk, &range, partition, seq)?],
             "checkpoint manifest deletes",
         )
         .await?;
     }
     Ok(older.len())
+}
+
+/// Deletes the `chunks` chunks of the checkpoint of batch `seq` written by `epoch`.
+async fn delete_chunks(
+    shared: &Shared,
+    partition: &str,
+    seq: u64,
+    epoch: u64,
+    per_key: Option<u64>,
+    chunks: u64,
+) -> Result<(), DynamoError> {
+    let (table, pk, range) = names(shared);
+    let deletes = interleaved(chunks, per_key)
+        .map(|i| {
+            let key = chunk_hash_key(partition, seq, epoch, per_key, i);
+            delete_request(&pk, &range, &key, i)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    batch_write(shared, &table, deletes, "checkpoint chunk deletes").await
+}
+
+fn delete_request(
+    pk: &str,
+    range: &str,
+    pk_value: &str,
+    n: u64,
+) -> Result<WriteRequest, DynamoError> {
+    let delete = DeleteRequest::builder()
+        .key(pk, items::s(pk_value))
+        .key(range, items::n(n))
+        .build()
+        .map_err(|e| config_error(e.to_string()))?;
+    Ok(WriteRequest::builder().delete_request(delete).build())
+}
+
+/// Deletes the chunks of an upload that is certain never to be published (its chunk writes
+/// gave up, or the lease check said another owner holds the partition): nothing refers to
+/// them, and nobody else ever will. Best effort: a failure is logged, and the chunks are
+/// left (see the module docs).
+async fn discard_upload(shared: &Shared, partition: &str, seq: u64, epoch: u64, chunks: u64) {
+    match delete_chunks(shared, partition, seq, epoch, Some(CHUNKS_PER_KEY), chunks).await {
+        Ok(()) => tracing::info!(
+            partition,
+            seq,
+            chunks,
+            "the chunks of a checkpoint that will not be published are deleted"
+        ),
+        Err(error) => tracing::warn!(
+            partition,
+            seq,
+            chunks,
+            %error,
+            "the chunks of a checkpoint that will not be published are left in the table"
+        ),
+    }
 }
 
 /// A manifest's `per_key`: absent is the old layout (every chunk under one key); present,
@@ -329,8 +394,7 @@ fn per_key_of(item: &Item) -> Result<Option<u64>, String> {
 }
 
 /// The digest of `state` and the `PutRequest`s of its chunks, chunk `i` under the hash
-/// key `key_of(i)`.
-/// The requests that put `state`'s chunks, in the order to send them (`interleaved`).
+/// key `key_of(i)`, in the order to send them (`interleaved`).
 fn chunk_requests(
     state: &[u8],
     pk: &str,

@@ -36,6 +36,12 @@ struct FaultState {
     unprocessed_of_cycle: AtomicU64,
     unprocessed_cycle: AtomicU64,
     batch_writes: AtomicU64,
+    /// Whether `BatchWriteItem` calls of puts stall after `puts_before_stall` of them have
+    /// been sent: every later one answered with all its items unprocessed (deletes go
+    /// through).
+    stall_puts: AtomicBool,
+    puts_before_stall: AtomicU64,
+    put_batches: AtomicU64,
 }
 
 impl FaultLayer {
@@ -83,6 +89,15 @@ impl FaultLayer {
             .unprocessed_of_cycle
             .store(cycle.saturating_sub(1), Ordering::SeqCst);
         self.0.batch_writes.store(0, Ordering::SeqCst);
+    }
+
+    /// Send the next `n` `BatchWriteItem` calls of puts (checkpoint chunks), then answer
+    /// every later one with all its items unprocessed, as a DynamoDB partition throttled
+    /// for good would: an upload stalls half-way. Deletes go through.
+    pub fn stall_chunk_puts_after(&self, n: u64) {
+        self.0.put_batches.store(0, Ordering::SeqCst);
+        self.0.puts_before_stall.store(n, Ordering::SeqCst);
+        self.0.stall_puts.store(true, Ordering::SeqCst);
     }
 
     /// Calls answered with a throttling error so far.
@@ -163,6 +178,14 @@ impl HttpConnector for FaultyConnector {
         if !is_target(&request, ".BatchWriteItem") {
             return self.inner.call(request);
         }
+        if state.stall_puts.load(Ordering::SeqCst)
+            && has_puts(&request)
+            && state.put_batches.fetch_add(1, Ordering::SeqCst)
+                >= state.puts_before_stall.load(Ordering::SeqCst)
+            && let Some(response) = all_unprocessed(&request)
+        {
+            return HttpConnectorFuture::ready(Ok(response));
+        }
         let cycle = state.unprocessed_cycle.load(Ordering::SeqCst);
         if cycle > 0 {
             let n = state.batch_writes.fetch_add(1, Ordering::SeqCst);
@@ -190,6 +213,14 @@ fn is_target(request: &HttpRequest, suffix: &str) -> bool {
         .headers()
         .get("x-amz-target")
         .is_some_and(|target| target.ends_with(suffix))
+}
+
+/// Whether a `BatchWriteItem` request puts items (rather than deleting them).
+fn has_puts(request: &HttpRequest) -> bool {
+    request
+        .body()
+        .bytes()
+        .is_some_and(|b| b.windows(10).any(|w| w == b"PutRequest"))
 }
 
 /// DynamoDB's answer to a `BatchWriteItem` that wrote none of its items: all of them back
