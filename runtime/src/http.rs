@@ -49,7 +49,6 @@ struct EngineMetrics {
     hold_slots: IntGaugeVec,
     batches: IntCounterVec,
     commands: IntCounterVec,
-    store_writes: IntCounterVec,
     store_write_seconds: CounterVec,
     snapshots: IntCounterVec,
     snapshots_failed: IntCounterVec,
@@ -104,20 +103,21 @@ impl EngineMetrics {
             )?,
             answer_slots: int_gauge(
                 "tollgate_engine_answer_slots",
-                "Idempotency answers the ledger holds in memory",
+                "Idempotency answer slots the ledger holds in memory: from the oldest answer \
+                 kept to the newest, forgotten ones included",
             )?,
             hold_slots: int_gauge(
                 "tollgate_engine_hold_slots",
-                "Holds the ledger holds in memory",
+                "Hold slots the ledger holds in memory: from the oldest hold kept to the \
+                 newest, settled ones included",
             )?,
-            batches: int_counter("tollgate_engine_batches_total", "Batches made durable")?,
+            batches: int_counter(
+                "tollgate_engine_batches_total",
+                "Batches made durable, each with one store write",
+            )?,
             commands: int_counter(
                 "tollgate_engine_commands_total",
                 "Commands made durable in batches",
-            )?,
-            store_writes: int_counter(
-                "tollgate_engine_store_writes_total",
-                "Durable writes of batches",
             )?,
             store_write_seconds,
             snapshots: int_counter("tollgate_engine_snapshots_total", "Snapshots taken")?,
@@ -159,7 +159,6 @@ impl EngineMetrics {
             for (counter, value) in [
                 (&self.batches, stats.batches),
                 (&self.commands, stats.commands),
-                (&self.store_writes, stats.store_writes),
                 (&self.snapshots, stats.snapshots),
                 (&self.snapshots_failed, stats.snapshots_failed),
             ] {
@@ -174,7 +173,7 @@ impl EngineMetrics {
 }
 
 /// Brings a counter to `to`, a figure counted elsewhere since start (a figure that went
-/// back, a partition restarted with fresh figures, resets the counter first).
+/// back, from a partition restarted with fresh figures, resets the counter first).
 fn advance_int(counter: &IntCounter, to: u64) {
     let now = counter.get();
     if to < now {
@@ -185,9 +184,11 @@ fn advance_int(counter: &IntCounter, to: u64) {
     }
 }
 
+/// `advance_int` for a figure in floating point. Only a figure clearly below the counter
+/// resets it: never a last-bit difference from the additions' rounding.
 fn advance(counter: &Counter, to: f64) {
     let now = counter.get();
-    if to < now {
+    if to < now - now.abs() * 1e-9 {
         counter.reset();
         counter.inc_by(to);
     } else if to > now {
@@ -480,7 +481,7 @@ mod tests {
         assert_eq!(counter.get(), 5);
         advance_int(&counter, 9);
         assert_eq!(counter.get(), 9);
-        advance_int(&counter, 2); // a restarted partition's fresh figures
+        advance_int(&counter, 2); // a figure that went back
         assert_eq!(counter.get(), 2);
     }
 }

@@ -520,6 +520,8 @@ fn an_upload_that_gives_up_deletes_the_chunks_it_wrote() {
         .unwrap();
     let error = store.finish_checkpoint().unwrap_err();
     assert!(error.to_string().contains("3 rounds in a row"), "{error}");
+    // One call of 25 chunks went through, then three stalled rounds.
+    assert_eq!(faults.chunk_put_calls(), 4);
     let left = checkpoint_items(&local.endpoint(), &config);
     assert!(
         left.is_empty(),
@@ -527,6 +529,30 @@ fn an_upload_that_gives_up_deletes_the_chunks_it_wrote() {
         left.len()
     );
     assert_eq!(connection.stats().checkpoints_failed, 1);
+    assert_eq!(connection.stats().gave_up, 1);
+}
+
+/// A checkpoint of a batch already published is not written again: its chunk keys are the
+/// published one's, and an upload that failed half-way would have deleted them.
+#[test]
+fn a_checkpoint_of_a_published_batch_is_kept_as_it_is() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let (config, faults) = with_faults(local.config("twice"));
+    let connection = DynamoConnection::connect(config).unwrap();
+    let mut store = connection.store("p0", "pod-a").unwrap();
+    recover(&mut store);
+    store.append(&batch(1)).unwrap();
+    publish(&mut store, 1, state(1, 3));
+    // The same batch again, on a table that now writes nothing.
+    faults.stall_chunk_puts_after(0);
+    publish(&mut store, 1, state(1, 3));
+    assert_eq!(faults.chunk_put_calls(), 0, "chunks written again");
+    drop(store);
+    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
+    assert_eq!(snapshot, Some((1, state(1, 3))));
+    assert!(batches.is_empty());
 }
 
 #[test]

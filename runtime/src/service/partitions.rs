@@ -96,10 +96,12 @@ impl PartitionSet {
                 };
                 match attempt {
                     Ok(Ok((engine, thread))) => {
-                        match set.engines[partition].write() {
-                            Ok(mut slot) => *slot = engine,
-                            Err(poisoned) => *poisoned.into_inner() = engine,
-                        }
+                        let mut slot = set.engines[partition]
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        engine.stats().carry_from(slot.stats());
+                        *slot = engine;
+                        drop(slot);
                         if let Ok(mut threads) = set.threads.lock() {
                             threads.push(thread);
                         }

@@ -117,6 +117,11 @@ pub(crate) async fn write(
         });
     }
     let (table, pk, range) = names(shared);
+    // A checkpoint of this batch is published already (every checkpoint of batch `seq`
+    // encodes the same journal prefix): keep it, and never write chunks over its own.
+    if published_epoch(shared, partition, seq).await?.is_some() {
+        return Ok(());
+    }
     let chunk_key = items::sub_key(partition, 'c', seq, Some(epoch));
     let bytes = state.len();
     // Hashing and copying hundreds of MB: not on the threads that run journal writes.
@@ -131,9 +136,17 @@ pub(crate) async fn write(
     .await
     .map_err(|e| config_error(format!("preparing the chunks failed: {e}")))??;
     let total_chunks = pending.len() as u64;
-    if let Err(error) = batch_write(shared, &table, pending, "checkpoint chunks").await {
-        discard_upload(shared, partition, seq, epoch, total_chunks).await;
-        return Err(error);
+    if let Err(failed) = batch_write_tracked(shared, &table, pending, "checkpoint chunks").await {
+        let unwritten: std::collections::HashSet<u64> = failed
+            .requests
+            .iter()
+            .filter_map(|r| items::get_u64(r.put_request()?.item(), &range).ok())
+            .collect();
+        let written = interleaved(total_chunks, Some(CHUNKS_PER_KEY))
+            .filter(|i| !unwritten.contains(i))
+            .collect::<Vec<_>>();
+        discard_unless_published(shared, partition, seq, epoch, written).await;
+        return Err(failed.error);
     }
 
     let leases = &shared.schema.tables.leases;
@@ -168,7 +181,7 @@ pub(crate) async fn write(
     // Same checkpoint, same token (tokens are account-wide, hence the table name).
     let token = blake3::hash(format!("{table}/{chunk_key}/{digest:?}").as_bytes()).to_hex()[..36]
         .to_string();
-    let fenced = super::transact::transact_write(shared, &writes, &token, false, |reasons| {
+    let refused = super::transact::transact_write(shared, &writes, &token, None, |reasons| {
         match reasons
             .iter()
             .map(|r| r.code())
@@ -176,40 +189,70 @@ pub(crate) async fn write(
             .as_slice()
         {
             // The lease check failed: another writer holds the partition.
-            [Some("ConditionalCheckFailed"), ..] => Some(true),
-            // A checkpoint of this batch exists already. Every checkpoint of batch `seq`
-            // encodes the same journal prefix: keep it.
-            [_, Some("ConditionalCheckFailed")] => Some(false),
+            [Some("ConditionalCheckFailed"), ..] => Some(Some(Refused::Fenced)),
+            // A checkpoint of this batch exists already (published since the check above,
+            // or by an earlier attempt of this very transaction whose answer was lost).
+            // Every checkpoint of batch `seq` encodes the same journal prefix: keep it.
+            [_, Some("ConditionalCheckFailed")] => Some(Some(Refused::Exists)),
             _ => None,
         }
     })
-    .await?;
-    if fenced {
-        // The transaction was refused as a whole. Unless an earlier attempt of it landed
-        // (its answer lost, and the retry evaluated afresh), no manifest refers to these
-        // chunks.
-        let manifest = reads::get_item(
-            shared,
-            &table,
-            &[
-                (pk.as_str(), items::s(partition)),
-                (range.as_str(), items::n(seq)),
-            ],
-        )
-        .await?;
-        if manifest.is_some_and(|m| items::get_u64(&m, items::EPOCH) == Ok(epoch)) {
-            return Ok(());
+    .await;
+    // The transaction was refused as a whole: these chunks are ours alone, and no manifest
+    // refers to them unless an earlier attempt of it landed (its answer lost, and the
+    // retry evaluated afresh), which `discard_unless_published` checks.
+    let all = || interleaved(total_chunks, Some(CHUNKS_PER_KEY));
+    match refused {
+        Ok(None) => Ok(()),
+        Ok(Some(Refused::Exists)) => {
+            discard_unless_published(shared, partition, seq, epoch, all()).await;
+            Ok(())
         }
-        discard_upload(shared, partition, seq, epoch, total_chunks).await;
-        let lease = super::lease::current(shared, partition).await?;
-        return Err(DynamoError::Fenced {
-            partition: partition.to_string(),
-            epoch,
-            current_epoch: lease.as_ref().map_or(0, |l| l.epoch),
-            current_owner: lease.map_or_else(String::new, |l| l.owner),
-        });
+        Ok(Some(Refused::Fenced)) => {
+            if discard_unless_published(shared, partition, seq, epoch, all()).await {
+                return Ok(());
+            }
+            // Fenced, whatever the lease read gives (a failed read must not make this
+            // look transient).
+            let lease = super::lease::current(shared, partition)
+                .await
+                .ok()
+                .flatten();
+            Err(DynamoError::Fenced {
+                partition: partition.to_string(),
+                epoch,
+                current_epoch: lease.as_ref().map_or(0, |l| l.epoch),
+                current_owner: lease.map_or_else(String::new, |l| l.owner),
+            })
+        }
+        Err(error) => Err(error),
     }
-    Ok(())
+}
+
+/// Why the manifest's transaction was refused.
+#[derive(Clone, Copy)]
+enum Refused {
+    /// The lease check failed: another writer holds the partition.
+    Fenced,
+    /// A manifest of this batch exists.
+    Exists,
+}
+
+/// The epoch of the published checkpoint of batch `seq`, if there is one.
+async fn published_epoch(
+    shared: &Shared,
+    partition: &str,
+    seq: u64,
+) -> Result<Option<u64>, DynamoError> {
+    let (table, pk, range) = names(shared);
+    let key = [
+        (pk.as_str(), items::s(partition)),
+        (range.as_str(), items::n(seq)),
+    ];
+    reads::get_item(shared, &table, &key)
+        .await?
+        .map(|m| items::get_u64(&m, items::EPOCH).map_err(|r| corrupt(partition, seq, r)))
+        .transpose()
 }
 
 /// Sends `requests` (puts or deletes) to `table` in `BatchWriteItem` calls of at most 25,
@@ -220,16 +263,35 @@ pub(crate) async fn write(
 async fn batch_write(
     shared: &Shared,
     table: &str,
-    mut pending: Vec<WriteRequest>,
+    pending: Vec<WriteRequest>,
     what: &str,
 ) -> Result<(), DynamoError> {
+    batch_write_tracked(shared, table, pending, what)
+        .await
+        .map_err(|failed| failed.error)
+}
+
+/// A `batch_write` that failed: why, and the requests certain not to have been written
+/// (never sent, or sent back unprocessed; a call that failed may have written its own).
+struct Unwritten {
+    error: DynamoError,
+    requests: Vec<WriteRequest>,
+}
+
+/// `batch_write`, telling on failure which requests were certainly not written.
+async fn batch_write_tracked(
+    shared: &Shared,
+    table: &str,
+    mut pending: Vec<WriteRequest>,
+    what: &str,
+) -> Result<(), Unwritten> {
     let started = std::time::Instant::now();
     let mut stalled = 0u32;
     while !pending.is_empty() {
         let take = pending.len().min(DYNAMODB_MAX_BATCH_WRITE_ITEMS);
         let group: Vec<WriteRequest> = pending.drain(..take).collect();
         let sent = group.len();
-        let unprocessed = shared
+        let answer = shared
             .retried("BatchWriteItem", || {
                 let request = shared
                     .client
@@ -248,7 +310,16 @@ async fn batch_write(
                         .unwrap_or_default())
                 }
             })
-            .await?;
+            .await;
+        let unprocessed = match answer {
+            Ok(unprocessed) => unprocessed,
+            Err(error) => {
+                return Err(Unwritten {
+                    error,
+                    requests: pending,
+                });
+            }
+        };
         if unprocessed.is_empty() {
             stalled = 0;
             continue;
@@ -260,7 +331,7 @@ async fn batch_write(
             stalled + 1
         };
         if stalled >= shared.calls.max_attempts {
-            return Err(DynamoError::Unavailable {
+            let error = DynamoError::Unavailable {
                 op: "BatchWriteItem",
                 attempts: stalled,
                 elapsed_ms: started.elapsed().as_millis() as u64,
@@ -268,6 +339,12 @@ async fn batch_write(
                     "{} {what} stayed unprocessed for {stalled} rounds in a row",
                     unprocessed.len()
                 ),
+            };
+            shared.stats.gave_up();
+            pending.splice(0..0, unprocessed);
+            return Err(Unwritten {
+                error,
+                requests: pending,
             });
         }
         shared.stats.throttled();
@@ -313,7 +390,15 @@ pub(crate) async fn collect_garbage(
     older.pop(); // the one before the newest stays
     older.truncate(MAX_COLLECTED_PER_RUN);
     for &(seq, epoch, chunks, per_key) in &older {
-        delete_chunks(shared, partition, seq, epoch, per_key, chunks).await?;
+        delete_chunks(
+            shared,
+            partition,
+            seq,
+            epoch,
+            per_key,
+            interleaved(chunks, per_key),
+        )
+        .await?;
         batch_write(
             shared,
             &table,
@@ -325,17 +410,18 @@ pub(crate) async fn collect_garbage(
     Ok(older.len())
 }
 
-/// Deletes the `chunks` chunks of the checkpoint of batch `seq` written by `epoch`.
+/// Deletes the chunks `indexes` of the checkpoint of batch `seq` written by `epoch`.
 async fn delete_chunks(
     shared: &Shared,
     partition: &str,
     seq: u64,
     epoch: u64,
     per_key: Option<u64>,
-    chunks: u64,
+    indexes: impl IntoIterator<Item = u64>,
 ) -> Result<(), DynamoError> {
     let (table, pk, range) = names(shared);
-    let deletes = interleaved(chunks, per_key)
+    let deletes = indexes
+        .into_iter()
         .map(|i| {
             let key = chunk_hash_key(partition, seq, epoch, per_key, i);
             delete_request(&pk, &range, &key, i)
@@ -358,12 +444,35 @@ fn delete_request(
     Ok(WriteRequest::builder().delete_request(delete).build())
 }
 
-/// Deletes the chunks of an upload that is certain never to be published (its chunk writes
-/// gave up, or the lease check said another owner holds the partition): nothing refers to
-/// them, and nobody else ever will. Best effort: a failure is logged, and the chunks are
-/// left (see the module docs).
-async fn discard_upload(shared: &Shared, partition: &str, seq: u64, epoch: u64, chunks: u64) {
-    match delete_chunks(shared, partition, seq, epoch, Some(CHUNKS_PER_KEY), chunks).await {
+/// Deletes the chunks `written` of an upload that is certain never to be published (its
+/// chunk writes gave up, or its manifest's transaction was refused), unless a manifest of
+/// this very upload (same batch, same epoch, so the same chunk keys) is published after all:
+/// then they are kept, and this returns true. Best effort: a failure is logged and the
+/// chunks are left (see the module docs), as they are when the manifest cannot be read.
+async fn discard_unless_published(
+    shared: &Shared,
+    partition: &str,
+    seq: u64,
+    epoch: u64,
+    written: impl IntoIterator<Item = u64>,
+) -> bool {
+    match published_epoch(shared, partition, seq).await {
+        Ok(Some(published)) if published == epoch => return true,
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(
+                partition,
+                seq,
+                %error,
+                "the chunks of a checkpoint not published are left in the table: cannot \
+                 tell whether a manifest refers to them"
+            );
+            return false;
+        }
+    }
+    let written: Vec<u64> = written.into_iter().collect();
+    let chunks = written.len();
+    match delete_chunks(shared, partition, seq, epoch, Some(CHUNKS_PER_KEY), written).await {
         Ok(()) => tracing::info!(
             partition,
             seq,
@@ -378,6 +487,7 @@ async fn discard_upload(shared: &Shared, partition: &str, seq: u64, epoch: u64, 
             "the chunks of a checkpoint that will not be published are left in the table"
         ),
     }
+    false
 }
 
 /// A manifest's `per_key`: absent is the old layout (every chunk under one key); present,

@@ -211,7 +211,10 @@ impl DynamoConnection {
         F: FnOnce(Arc<Shared>) -> Fut,
         Fut: Future<Output = Result<T, DynamoError>> + Send + 'static,
     {
-        self.spawn(f).wait()
+        match self.spawn(f).wait() {
+            Ended::Answered(answer) => answer,
+            Ended::WithoutAnswer => Err(ended_without_answer()),
+        }
     }
 
     /// Starts `f` on the connection's runtime without waiting for it: the answer arrives
@@ -232,18 +235,29 @@ impl DynamoConnection {
 /// A call started with `DynamoConnection::spawn`.
 pub(crate) struct Running<T>(std::sync::mpsc::Receiver<Result<T, DynamoError>>);
 
+/// How a call started with `DynamoConnection::spawn` ended.
+pub(crate) enum Ended<T> {
+    /// It returned this.
+    Answered(Result<T, DynamoError>),
+    /// It dropped its answer: it panicked, or the runtime stopped under it.
+    WithoutAnswer,
+}
+
 impl<T> Running<T> {
     /// Blocks this thread until the call has finished.
-    pub(crate) fn wait(self) -> Result<T, DynamoError> {
-        self.0.recv().map_err(|_| ended_without_answer())?
+    pub(crate) fn wait(self) -> Ended<T> {
+        match self.0.recv() {
+            Ok(answer) => Ended::Answered(answer),
+            Err(_) => Ended::WithoutAnswer,
+        }
     }
 
-    /// The answer if the call has finished, else the call back.
-    pub(crate) fn try_take(self) -> Result<Result<T, DynamoError>, Running<T>> {
+    /// How the call ended if it has, else the call back.
+    pub(crate) fn try_take(self) -> Result<Ended<T>, Running<T>> {
         match self.0.try_recv() {
-            Ok(answer) => Ok(answer),
+            Ok(answer) => Ok(Ended::Answered(answer)),
             Err(std::sync::mpsc::TryRecvError::Empty) => Err(self),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => Ok(Err(ended_without_answer())),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Ok(Ended::WithoutAnswer),
         }
     }
 }
@@ -289,22 +303,15 @@ fn start<T: Send + 'static>(
     rx
 }
 
-/// The `op` of [`ended_without_answer`].
-const BACKGROUND_CALL: &str = "background call";
-
-/// A spawned call that dropped its answer: it panicked, or the runtime stopped under it.
-fn ended_without_answer() -> DynamoError {
+/// What a call that ended without an answer (it panicked, or the runtime stopped under
+/// it) is reported as.
+pub(crate) fn ended_without_answer() -> DynamoError {
     DynamoError::Unavailable {
-        op: BACKGROUND_CALL,
+        op: "background call",
         attempts: 0,
         elapsed_ms: 0,
         last: "it ended without an answer (it panicked, or the dynamodb runtime stopped)".into(),
     }
-}
-
-/// Whether `error` says a spawned call ended without an answer (so it reported nothing).
-pub(crate) fn ended_without_answer_is(error: &DynamoError) -> bool {
-    matches!(error, DynamoError::Unavailable { op, .. } if *op == BACKGROUND_CALL)
 }
 
 fn runtime_stopped() -> DynamoError {

@@ -100,6 +100,12 @@ impl FaultLayer {
         self.0.stall_puts.store(true, Ordering::SeqCst);
     }
 
+    /// `BatchWriteItem` calls of puts seen since `stall_chunk_puts_after` (sent or
+    /// stalled).
+    pub fn chunk_put_calls(&self) -> u64 {
+        self.0.put_batches.load(Ordering::SeqCst)
+    }
+
     /// Calls answered with a throttling error so far.
     pub fn throttled(&self) -> u64 {
         self.0.throttled.load(Ordering::SeqCst)

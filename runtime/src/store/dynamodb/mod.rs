@@ -263,29 +263,29 @@ impl DynamoStore {
         let Some(upload) = self.uploading.take() else {
             return;
         };
-        let outcome = if wait {
+        let ended = if wait {
             upload.running.wait()
         } else {
             match upload.running.try_take() {
-                Ok(outcome) => outcome,
+                Ok(ended) => ended,
                 Err(running) => {
                     self.uploading = Some(Upload { running, ..upload });
                     return;
                 }
             }
         };
-        match outcome {
-            Ok(()) => self.upload_failed = None,
-            Err(error) => {
-                if connection::ended_without_answer_is(&error) {
-                    report_upload(
-                        &self.connection.0,
-                        &self.partition,
-                        upload.seq,
-                        upload.started,
-                        Err(&error),
-                    );
-                }
+        match ended {
+            connection::Ended::Answered(Ok(())) => self.upload_failed = None,
+            connection::Ended::Answered(Err(error)) => self.upload_failed = Some(error),
+            connection::Ended::WithoutAnswer => {
+                let error = connection::ended_without_answer();
+                report_upload(
+                    &self.connection.0,
+                    &self.partition,
+                    upload.seq,
+                    upload.started,
+                    Err(&error),
+                );
                 self.upload_failed = Some(error);
             }
         }

@@ -62,7 +62,7 @@ impl DynamoStatsSnapshot {
             ),
             (
                 "tollgate_dynamodb_gave_up_total",
-                "DynamoDB calls given up after their attempts or deadline ran out",
+                "DynamoDB calls given up: attempts or deadline ran out, or a batch write stayed unprocessed round after round",
                 self.gave_up as f64,
             ),
             (
