@@ -54,6 +54,22 @@ fn recover(store: &mut DynamoStore) -> (Option<(u64, Vec<u8>)>, Vec<u64>) {
     (snapshot, batches)
 }
 
+/// Another pod's store of partition p0 recovers the checkpoint of batch `seq`, holding
+/// `state`, then the batches `after`.
+fn assert_recovers(connection: &DynamoConnection, seq: u64, state: Vec<u8>, after: &[u64]) {
+    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
+    assert_eq!(snapshot, Some((seq, state)));
+    assert_eq!(batches, after);
+}
+
+/// The store of partition p0 for pod-a, recovered (the partition taken at epoch 1 on a
+/// fresh table).
+fn first_store(connection: &DynamoConnection) -> DynamoStore {
+    let mut store = connection.store("p0", "pod-a").unwrap();
+    recover(&mut store);
+    store
+}
+
 /// Saves a checkpoint of batch `seq` and waits until it is published.
 fn publish(store: &mut DynamoStore, seq: u64, state: Vec<u8>) {
     store.save_snapshot(Snapshot { seq, state }).unwrap();
@@ -84,6 +100,43 @@ fn with_client<T, F: std::future::Future<Output = T>>(
         .build()
         .unwrap()
         .block_on(f(client))
+}
+
+/// Writes by hand the manifest of partition p0's checkpoint of batch `seq` (epoch 1,
+/// journal slot `seq + 1`) holding `state` in `chunks` chunks, as a build that wrote
+/// `per_key` (or, with `None`, one from before chunk groups) would.
+async fn put_manifest(
+    client: &Client,
+    table: &str,
+    seq: u64,
+    chunks: u64,
+    per_key: Option<u64>,
+    state: &[u8],
+) {
+    let n = |v: u64| AttributeValue::N(v.to_string());
+    let digest = AttributeValue::B(Blob::new(blake3::hash(state).as_bytes().to_vec()));
+    let mut item: std::collections::HashMap<String, AttributeValue> = [
+        ("pk", AttributeValue::S("p0".into())),
+        ("seq", n(seq)),
+        ("slot", n(seq + 1)),
+        ("epoch", n(1)),
+        ("chunks", n(chunks)),
+        ("bytes", n(state.len() as u64)),
+        ("digest", digest),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect();
+    if let Some(per_key) = per_key {
+        item.insert("per_key".into(), n(per_key));
+    }
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Every item of the checkpoints table, as (hash key, range key).
@@ -125,8 +178,7 @@ fn a_checkpoint_upload_does_not_hold_up_the_journal() {
     };
     let (config, faults) = with_faults(local.config("upload"));
     let connection = DynamoConnection::connect(config).unwrap();
-    let mut store = connection.store("p0", "pod-a").unwrap();
-    recover(&mut store);
+    let mut store = first_store(&connection);
     for seq in 1..=3 {
         store.append(&batch(seq)).unwrap();
     }
@@ -159,9 +211,7 @@ fn a_checkpoint_upload_does_not_hold_up_the_journal() {
     store.append(&batch(6)).unwrap();
     drop(store);
 
-    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
-    assert_eq!(snapshot, Some((3, checkpoint)));
-    assert_eq!(batches, [4, 5, 6]);
+    assert_recovers(&connection, 3, checkpoint, &[4, 5, 6]);
 }
 
 #[test]
@@ -171,8 +221,7 @@ fn dropping_the_store_waits_for_the_upload() {
     };
     let (config, faults) = with_faults(local.config("drop"));
     let connection = DynamoConnection::connect(config).unwrap();
-    let mut store = connection.store("p0", "pod-a").unwrap();
-    recover(&mut store);
+    let mut store = first_store(&connection);
     store.append(&batch(1)).unwrap();
     faults.delay_batch_writes(Duration::from_millis(500));
     let checkpoint = state(1, 2);
@@ -184,9 +233,7 @@ fn dropping_the_store_waits_for_the_upload() {
         .unwrap();
     drop(store); // the engine's last snapshot is taken just before this
 
-    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
-    assert_eq!(snapshot, Some((1, checkpoint)));
-    assert!(batches.is_empty());
+    assert_recovers(&connection, 1, checkpoint, &[]);
 }
 
 #[test]
@@ -196,8 +243,7 @@ fn older_checkpoints_are_deleted_once_a_newer_one_is_published() {
     };
     let config = local.config("garbage");
     let connection = DynamoConnection::connect(config.clone()).unwrap();
-    let mut store = connection.store("p0", "pod-a").unwrap();
-    recover(&mut store);
+    let mut store = first_store(&connection);
     for seq in 1..=4 {
         store.append(&batch(seq)).unwrap();
         publish(&mut store, seq, state(seq, 3));
@@ -209,9 +255,7 @@ fn older_checkpoints_are_deleted_once_a_newer_one_is_published() {
         (4, 0)
     );
     assert_eq!(stats.checkpoints_deleted, 2);
-    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
-    assert_eq!(snapshot, Some((4, state(4, 3))));
-    assert!(batches.is_empty());
+    assert_recovers(&connection, 4, state(4, 3), &[]);
 
     // Left: the manifests of 3 and 4 under the partition, and their three chunks each.
     let mut expected = vec![("p0".to_string(), 3), ("p0".to_string(), 4)];
@@ -232,8 +276,7 @@ fn a_published_checkpoint_is_counted_when_its_upload_ends() {
         return;
     };
     let connection = DynamoConnection::connect(local.config("counted")).unwrap();
-    let mut store = connection.store("p0", "pod-a").unwrap();
-    recover(&mut store);
+    let mut store = first_store(&connection);
     store.append(&batch(1)).unwrap();
     store
         .save_snapshot(Snapshot {
@@ -264,8 +307,7 @@ fn a_backlog_of_old_checkpoints_is_deleted_at_most_four_per_upload() {
     };
     let config = local.config("backlog");
     let connection = DynamoConnection::connect(config.clone()).unwrap();
-    let mut store = connection.store("p0", "pod-a").unwrap();
-    recover(&mut store);
+    let mut store = first_store(&connection);
     for seq in 1..=8 {
         store.append(&batch(seq)).unwrap();
     }
@@ -284,23 +326,7 @@ fn a_backlog_of_old_checkpoints_is_deleted_at_most_four_per_upload() {
                 .send()
                 .await
                 .unwrap();
-            client
-                .put_item()
-                .table_name(&table)
-                .item("pk", AttributeValue::S("p0".into()))
-                .item("seq", n(seq))
-                .item("slot", n(seq + 1))
-                .item("epoch", n(1))
-                .item("chunks", n(1))
-                .item("per_key", n(8))
-                .item("bytes", n(body.len() as u64))
-                .item(
-                    "digest",
-                    AttributeValue::B(Blob::new(blake3::hash(&body).as_bytes().to_vec())),
-                )
-                .send()
-                .await
-                .unwrap();
+            put_manifest(&client, &table, seq, 1, Some(8), &body).await;
         }
     });
     let manifests = |items: &[(String, u64)]| -> Vec<u64> {
@@ -334,9 +360,7 @@ fn a_backlog_of_old_checkpoints_is_deleted_at_most_four_per_upload() {
     assert_eq!(chunk_keys(&left), ["p0#c8#e1#g0", "p0#c9#e1#g0"]);
     assert_eq!(connection.stats().checkpoints_deleted, 7);
     drop(store);
-    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
-    assert_eq!(snapshot, Some((9, state(9, 1))));
-    assert!(batches.is_empty());
+    assert_recovers(&connection, 9, state(9, 1), &[]);
 }
 
 /// A large checkpoint's chunks go under several hash keys (8 per key), so that DynamoDB
@@ -348,8 +372,7 @@ fn a_large_checkpoint_spreads_over_hash_keys() {
     };
     let config = local.config("spread");
     let connection = DynamoConnection::connect(config.clone()).unwrap();
-    let mut store = connection.store("p0", "pod-a").unwrap();
-    recover(&mut store);
+    let mut store = first_store(&connection);
     store.append(&batch(1)).unwrap();
     let big = state(1, 20);
     publish(&mut store, 1, big.clone());
@@ -369,9 +392,7 @@ fn a_large_checkpoint_spreads_over_hash_keys() {
     .into_iter()
     .collect();
     assert_eq!(keys, expected);
-    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
-    assert_eq!(snapshot, Some((1, big)));
-    assert!(batches.is_empty());
+    assert_recovers(&connection, 1, big, &[]);
 }
 
 /// Checkpoints written before chunk groups (every chunk under one hash key, no `per_key`
@@ -383,8 +404,7 @@ fn a_checkpoint_in_the_old_layout_still_loads_and_is_collected() {
     };
     let config = local.config("old-layout");
     let connection = DynamoConnection::connect(config.clone()).unwrap();
-    let mut store = connection.store("p0", "pod-a").unwrap();
-    recover(&mut store);
+    let mut store = first_store(&connection);
     store.append(&batch(1)).unwrap(); // journal slot 2 (the fence took slot 1)
     let old = state(1, 3);
     let table = format!("{}checkpoints", config.table_prefix);
@@ -403,22 +423,7 @@ fn a_checkpoint_in_the_old_layout_still_loads_and_is_collected() {
                     .await
                     .unwrap();
             }
-            client
-                .put_item()
-                .table_name(&table)
-                .item("pk", AttributeValue::S("p0".into()))
-                .item("seq", n(1))
-                .item("slot", n(2))
-                .item("epoch", n(1))
-                .item("chunks", n(3))
-                .item("bytes", n(old.len() as u64))
-                .item(
-                    "digest",
-                    AttributeValue::B(Blob::new(blake3::hash(&old).as_bytes().to_vec())),
-                )
-                .send()
-                .await
-                .unwrap();
+            put_manifest(&client, &table, 1, 3, None, &old).await;
         }
     });
     store.append(&batch(2)).unwrap();
@@ -459,8 +464,7 @@ fn throttled_chunks_are_sent_again_while_dynamodb_makes_progress() {
         ..CallPolicy::default()
     };
     let connection = DynamoConnection::connect(config).unwrap();
-    let mut store = connection.store("p0", "pod-a").unwrap();
-    recover(&mut store);
+    let mut store = first_store(&connection);
     store.append(&batch(1)).unwrap();
 
     // Two of every three chunk writes come back with nothing written. 51 chunks are three
@@ -485,9 +489,7 @@ fn throttled_chunks_are_sent_again_while_dynamodb_makes_progress() {
     store.append(&batch(3)).unwrap();
     drop(store);
 
-    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
-    assert_eq!(snapshot, Some((1, first)));
-    assert_eq!(batches, [2, 3]);
+    assert_recovers(&connection, 1, first, &[2, 3]);
 }
 
 /// An upload that fails for certain deletes the chunks it wrote: nothing will ever refer
@@ -506,8 +508,7 @@ fn an_upload_that_gives_up_deletes_the_chunks_it_wrote() {
         ..CallPolicy::default()
     };
     let connection = DynamoConnection::connect(config.clone()).unwrap();
-    let mut store = connection.store("p0", "pod-a").unwrap();
-    recover(&mut store);
+    let mut store = first_store(&connection);
     store.append(&batch(1)).unwrap();
     // 51 chunks, three BatchWriteItem calls: the first is written, then the partition
     // stalls for good.
@@ -541,8 +542,7 @@ fn a_checkpoint_of_a_published_batch_is_kept_as_it_is() {
     };
     let (config, faults) = with_faults(local.config("twice"));
     let connection = DynamoConnection::connect(config).unwrap();
-    let mut store = connection.store("p0", "pod-a").unwrap();
-    recover(&mut store);
+    let mut store = first_store(&connection);
     store.append(&batch(1)).unwrap();
     publish(&mut store, 1, state(1, 3));
     // The same batch again, on a table that now writes nothing.
@@ -550,9 +550,7 @@ fn a_checkpoint_of_a_published_batch_is_kept_as_it_is() {
     publish(&mut store, 1, state(1, 3));
     assert_eq!(faults.chunk_put_calls(), 0, "chunks written again");
     drop(store);
-    let (snapshot, batches) = recover(&mut connection.store("p0", "pod-b").unwrap());
-    assert_eq!(snapshot, Some((1, state(1, 3))));
-    assert!(batches.is_empty());
+    assert_recovers(&connection, 1, state(1, 3), &[]);
 }
 
 #[test]
