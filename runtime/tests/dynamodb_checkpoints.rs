@@ -533,6 +533,66 @@ fn an_upload_that_gives_up_deletes_the_chunks_it_wrote() {
     assert_eq!(connection.stats().gave_up, 1);
 }
 
+/// A pod killed in the middle of an upload leaves chunks no manifest refers to, and the
+/// upload's intent: the next checkpoint published after it deletes both.
+#[test]
+fn the_chunks_of_an_upload_cut_short_are_deleted_by_a_later_checkpoint() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let config = local.config("abandoned");
+    let connection = DynamoConnection::connect(config.clone()).unwrap();
+    let mut store = first_store(&connection);
+    for seq in 1..=2 {
+        store.append(&batch(seq)).unwrap();
+    }
+    // What a pod killed while uploading checkpoints 1 and 7 (epoch 1) leaves: its intents
+    // and some of their chunks.
+    let table = format!("{}checkpoints", config.table_prefix);
+    with_client(&local.endpoint(), |client| async move {
+        let n = |v: u64| AttributeValue::N(v.to_string());
+        for seq in [1u64, 7] {
+            client
+                .put_item()
+                .table_name(&table)
+                .item("pk", AttributeValue::S("p0#uploads".into()))
+                .item("seq", n((seq << 24) | 1))
+                .item("intent_seq", n(seq))
+                .item("epoch", n(1))
+                .item("chunks", n(3))
+                .item("per_key", n(8))
+                .send()
+                .await
+                .unwrap();
+            for chunk in 0..2 {
+                client
+                    .put_item()
+                    .table_name(&table)
+                    .item("pk", AttributeValue::S(format!("p0#c{seq}#e1#g0")))
+                    .item("seq", n(chunk))
+                    .item("body", AttributeValue::B(Blob::new(vec![1u8; 100])))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    publish(&mut store, 2, state(2, 1));
+    let left = checkpoint_items(&local.endpoint(), &config);
+    // Checkpoint 2, and what belongs to 7 (newer than 2: never collected before a
+    // checkpoint after it is published).
+    let expected: Vec<(String, u64)> = vec![
+        ("p0".into(), 2),
+        ("p0#c2#e1#g0".into(), 0),
+        ("p0#c7#e1#g0".into(), 0),
+        ("p0#c7#e1#g0".into(), 1),
+        ("p0#uploads".into(), (7 << 24) | 1),
+    ];
+    assert_eq!(left, expected);
+    assert_eq!(connection.stats().checkpoints_deleted, 1);
+    assert_recovers(&connection, 2, state(2, 1), &[]);
+}
+
 /// A checkpoint of a batch already published is not written again: its chunk keys are the
 /// published one's, and an upload that failed half-way would have deleted them.
 #[test]

@@ -2,13 +2,16 @@
 //! of at most `MAX_CHUNK_BYTES` under a key private to the writer's epoch, then published
 //! by one small manifest item written in a transaction with a check of the writer's lease.
 //! Until the manifest lands the chunks are invisible, so a writer dying half-way leaves
-//! only unreferenced items behind. An upload that fails for certain (its chunk writes gave
-//! up, or the lease check found another owner) deletes the chunks it wrote; those of a
-//! writer that died mid-upload, or whose manifest write's outcome is unknown, are left.
+//! only unreferenced items behind. Each upload first records an intent (under
+//! `<partition>#uploads`: its seq, epoch and chunk count), which the manifest's transaction
+//! deletes. An upload that fails for certain (its chunk writes gave up, or the lease check
+//! found another owner) deletes the chunks it wrote and its intent; intents older than the
+//! newest published checkpoint (a writer killed mid-upload, during a rollout say) are found
+//! by garbage collection, which deletes their chunks, then them.
 
 use aws_sdk_dynamodb::types::{
-    ConditionCheck, DeleteRequest, Put, PutRequest, ReturnConsumedCapacity, TransactWriteItem,
-    WriteRequest,
+    ConditionCheck, Delete, DeleteRequest, Put, PutRequest, ReturnConsumedCapacity,
+    TransactWriteItem, WriteRequest,
 };
 
 use super::DynamoError;
@@ -99,6 +102,23 @@ fn corrupt(partition: &str, seq: u64, reason: String) -> DynamoError {
 /// upload (which the next snapshot and a closing store wait for) runs long for it.
 pub(crate) const MAX_COLLECTED_PER_RUN: usize = 4;
 
+/// Bits of an intent's range key that hold the epoch (the rest hold the seq): two uploads
+/// of the same seq by epochs 2^24 apart would share an intent (the older one's chunks then
+/// left unreferenced), and seqs up to 2^40 (23 years of 1,500 batches a second) fit.
+const INTENT_EPOCH_BITS: u32 = 24;
+
+/// The range key of the intent of the upload of checkpoint `seq` by `epoch`, if the seq
+/// fits (else the upload goes without one).
+fn intent_range(seq: u64, epoch: u64) -> Option<u64> {
+    (seq < 1 << (64 - INTENT_EPOCH_BITS))
+        .then_some((seq << INTENT_EPOCH_BITS) | (epoch & ((1 << INTENT_EPOCH_BITS) - 1)))
+}
+
+/// The hash key of a partition's upload intents.
+fn intents_key(partition: &str) -> String {
+    format!("{partition}#uploads")
+}
+
 /// Writes `state` as the checkpoint of batch `seq` (journal slot `slot`).
 /// Fails with `Fenced` if `epoch` no longer holds the lease.
 pub(crate) async fn write(
@@ -136,6 +156,22 @@ pub(crate) async fn write(
     .await
     .map_err(|e| config_error(format!("preparing the chunks failed: {e}")))??;
     let total_chunks = pending.len() as u64;
+    let intent = intent_range(seq, epoch);
+    if let Some(range_value) = intent {
+        let mut item = Item::new();
+        item.insert(pk.clone(), items::s(intents_key(partition)));
+        item.insert(range.clone(), items::n(range_value));
+        item.insert(items::INTENT_SEQ.into(), items::n(seq));
+        item.insert(items::EPOCH.into(), items::n(epoch));
+        item.insert(items::CHUNKS.into(), items::n(total_chunks));
+        item.insert(items::PER_KEY.into(), items::n(CHUNKS_PER_KEY));
+        let request = PutRequest::builder()
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| config_error(e.to_string()))?;
+        let put = WriteRequest::builder().put_request(request).build();
+        batch_write(shared, &table, vec![put], "checkpoint upload intent").await?;
+    }
     if let Err(failed) = batch_write_tracked(shared, &table, pending, "checkpoint chunks").await {
         let unwritten: std::collections::HashSet<u64> = failed
             .requests
@@ -174,10 +210,19 @@ pub(crate) async fn write(
         .expression_attribute_names("#pk", &pk)
         .build()
         .map_err(|e| config_error(e.to_string()))?;
-    let writes = vec![
+    let mut writes = vec![
         TransactWriteItem::builder().condition_check(check).build(),
         TransactWriteItem::builder().put(put).build(),
     ];
+    if let Some(range_value) = intent {
+        let delete = Delete::builder()
+            .table_name(&table)
+            .key(&pk, items::s(intents_key(partition)))
+            .key(&range, items::n(range_value))
+            .build()
+            .map_err(|e| config_error(e.to_string()))?;
+        writes.push(TransactWriteItem::builder().delete(delete).build());
+    }
     // Same checkpoint, same token (tokens are account-wide, hence the table name).
     let token = blake3::hash(format!("{table}/{chunk_key}/{digest:?}").as_bytes()).to_hex()[..36]
         .to_string();
@@ -193,7 +238,7 @@ pub(crate) async fn write(
             // A checkpoint of this batch exists already (published since the check above,
             // or by an earlier attempt of this very transaction whose answer was lost).
             // Every checkpoint of batch `seq` encodes the same journal prefix: keep it.
-            [_, Some("ConditionalCheckFailed")] => Some(Some(Refused::Exists)),
+            [_, Some("ConditionalCheckFailed"), ..] => Some(Some(Refused::Exists)),
             _ => None,
         }
     })
@@ -359,8 +404,9 @@ async fn batch_write_tracked(
 /// oldest first and at most `MAX_COLLECTED_PER_RUN`: their chunks, then their manifests,
 /// so that an interrupted run leaves manifests the next run finds again, never chunks
 /// nothing refers to. Recovery reads only the newest manifest; the one before it is kept
-/// so that a reader that found it a moment ago can still load it. Returns how many
-/// checkpoints it deleted.
+/// so that a reader that found it a moment ago can still load it. Then the uploads older
+/// than `newest` that were never published (`collect_abandoned_uploads`). Returns how many
+/// checkpoints it deleted, of both kinds.
 pub(crate) async fn collect_garbage(
     shared: &Shared,
     partition: &str,
@@ -407,7 +453,8 @@ pub(crate) async fn collect_garbage(
         )
         .await?;
     }
-    Ok(older.len())
+    let abandoned = collect_abandoned_uploads(shared, partition, newest).await?;
+    Ok(older.len() + abandoned)
 }
 
 /// Deletes the chunks `indexes` of the checkpoint of batch `seq` written by `epoch`.
@@ -428,6 +475,82 @@ async fn delete_chunks(
         })
         .collect::<Result<Vec<_>, _>>()?;
     batch_write(shared, &table, deletes, "checkpoint chunk deletes").await
+}
+
+/// Deletes the intent of the upload of checkpoint `seq` by `epoch`, if it has one.
+async fn delete_intent(
+    shared: &Shared,
+    partition: &str,
+    seq: u64,
+    epoch: u64,
+) -> Result<(), DynamoError> {
+    let Some(range_value) = intent_range(seq, epoch) else {
+        return Ok(());
+    };
+    let (table, pk, range) = names(shared);
+    let delete = delete_request(&pk, &range, &intents_key(partition), range_value)?;
+    batch_write(
+        shared,
+        &table,
+        vec![delete],
+        "checkpoint upload intent deletes",
+    )
+    .await
+}
+
+/// Deletes the chunks of uploads that never published (their intents are left: a writer
+/// killed or cut off mid-upload) and older than `newest`, just published (so none is still
+/// being written by a live owner: any other writer's can no longer publish), then their
+/// intents. At most `MAX_COLLECTED_PER_RUN`. Returns how many it collected.
+async fn collect_abandoned_uploads(
+    shared: &Shared,
+    partition: &str,
+    newest: u64,
+) -> Result<usize, DynamoError> {
+    let (table, pk, range) = names(shared);
+    let (page, _) =
+        reads::query_from(shared, &table, &pk, &range, &intents_key(partition), 0).await?;
+    let mut collected = 0;
+    for item in &page {
+        let field = |name| items::get_u64(item, name).map_err(|r| corrupt(partition, 0, r));
+        let seq = field(items::INTENT_SEQ)?;
+        if seq >= newest || collected == MAX_COLLECTED_PER_RUN {
+            break; // in range-key order, so in seq order
+        }
+        let (epoch, chunks) = (field(items::EPOCH)?, field(items::CHUNKS)?);
+        let per_key = per_key_of(item).map_err(|r| corrupt(partition, seq, r))?;
+        // A manifest of this very upload would refer to these chunks (it cannot exist: the
+        // manifest's transaction deletes the intent), but check rather than trust.
+        if published_epoch(shared, partition, seq).await? != Some(epoch) {
+            delete_chunks(
+                shared,
+                partition,
+                seq,
+                epoch,
+                per_key,
+                interleaved(chunks, per_key),
+            )
+            .await?;
+        }
+        let range_value = items::get_u64(item, &range).map_err(|r| corrupt(partition, seq, r))?;
+        let delete = delete_request(&pk, &range, &intents_key(partition), range_value)?;
+        batch_write(
+            shared,
+            &table,
+            vec![delete],
+            "checkpoint upload intent deletes",
+        )
+        .await?;
+        tracing::info!(
+            partition,
+            seq,
+            epoch,
+            chunks,
+            "deleted the chunks of a checkpoint upload that was never published"
+        );
+        collected += 1;
+    }
+    Ok(collected)
 }
 
 fn delete_request(
@@ -472,7 +595,11 @@ async fn discard_unless_published(
     }
     let written: Vec<u64> = written.into_iter().collect();
     let chunks = written.len();
-    match delete_chunks(shared, partition, seq, epoch, Some(CHUNKS_PER_KEY), written).await {
+    let deleted = async {
+        delete_chunks(shared, partition, seq, epoch, Some(CHUNKS_PER_KEY), written).await?;
+        delete_intent(shared, partition, seq, epoch).await
+    };
+    match deleted.await {
         Ok(()) => tracing::info!(
             partition,
             seq,

@@ -25,6 +25,8 @@ pub(crate) const BODY: &str = "body";
 pub(crate) const BYTES: &str = "bytes";
 /// Checkpoint chunks per hash key (absent: all under one, as written before it existed).
 pub(crate) const PER_KEY: &str = "per_key";
+/// An upload intent's checkpoint seq (its range key packs seq and epoch).
+pub(crate) const INTENT_SEQ: &str = "intent_seq";
 /// Lease attributes.
 pub(crate) const OWNER: &str = "owner";
 pub(crate) const INCARNATION: &str = "incarnation";

@@ -97,7 +97,7 @@ impl DynamoStatsSnapshot {
             ),
             (
                 "tollgate_dynamodb_checkpoints_deleted_total",
-                "Superseded checkpoints deleted",
+                "Checkpoints deleted: superseded ones, and uploads never published",
                 self.checkpoints_deleted as f64,
             ),
         ]
