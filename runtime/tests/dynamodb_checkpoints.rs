@@ -473,9 +473,10 @@ fn throttled_chunks_are_sent_again_while_dynamodb_makes_progress() {
     let first = state(1, 51);
     publish(&mut store, 1, first.clone());
 
-    // Nothing written, round after round: the checkpoint gives up after three, and the
+    // No chunk written, round after round: the checkpoint gives up after three, and the
     // journal goes on.
-    faults.leave_batch_writes_unprocessed(u64::MAX);
+    faults.leave_batch_writes_unprocessed(0);
+    faults.stall_chunk_puts_after(0);
     store.append(&batch(2)).unwrap();
     store
         .save_snapshot(Snapshot {
@@ -486,6 +487,7 @@ fn throttled_chunks_are_sent_again_while_dynamodb_makes_progress() {
     let error = store.finish_checkpoint().unwrap_err();
     assert!(error.is_transient(), "{error}");
     assert!(error.to_string().contains("3 rounds in a row"), "{error}");
+    assert!(error.to_string().contains("checkpoint chunks"), "{error}");
     store.append(&batch(3)).unwrap();
     drop(store);
 
@@ -521,8 +523,15 @@ fn an_upload_that_gives_up_deletes_the_chunks_it_wrote() {
         .unwrap();
     let error = store.finish_checkpoint().unwrap_err();
     assert!(error.to_string().contains("3 rounds in a row"), "{error}");
-    // One call of 25 chunks went through, then three stalled rounds.
+    // One call of 25 chunks went through (each chunk about 400 write units, their
+    // deletes as many), then three stalled rounds.
     assert_eq!(faults.chunk_put_calls(), 4);
+    let chunk_units = (MAX_CHUNK_BYTES / 1024) as f64;
+    assert!(
+        connection.stats().write_units >= 25.0 * chunk_units,
+        "{:?}",
+        connection.stats()
+    );
     let left = checkpoint_items(&local.endpoint(), &config);
     assert!(
         left.is_empty(),
@@ -590,6 +599,64 @@ fn the_chunks_of_an_upload_cut_short_are_deleted_by_a_later_checkpoint() {
     ];
     assert_eq!(left, expected);
     assert_eq!(connection.stats().checkpoints_deleted, 1);
+    assert_recovers(&connection, 2, state(2, 1), &[]);
+}
+
+/// Collecting abandoned uploads never deletes the chunks of a published checkpoint (an
+/// intent of the same seq and epoch as a manifest), and an intent that cannot be read is
+/// deleted rather than stopping every later collection.
+#[test]
+fn intent_collection_spares_published_chunks_and_passes_unreadable_intents() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let config = local.config("intents");
+    let connection = DynamoConnection::connect(config.clone()).unwrap();
+    let mut store = first_store(&connection);
+    store.append(&batch(1)).unwrap();
+    publish(&mut store, 1, state(1, 3));
+    let table = format!("{}checkpoints", config.table_prefix);
+    with_client(&local.endpoint(), |client| async move {
+        let n = |v: u64| AttributeValue::N(v.to_string());
+        let intent = |epoch: u64| {
+            client
+                .put_item()
+                .table_name(&table)
+                .item("pk", AttributeValue::S("p0#uploads".into()))
+                .item("seq", n((1 << 24) | epoch))
+        };
+        // Checkpoint 1's own intent, as if it had come back; one that cannot be read; an
+        // abandoned upload of batch 1 by epoch 3 with one chunk written.
+        let full = |b: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+                    epoch: u64,
+                    chunks: u64| {
+            b.item("intent_seq", n(1))
+                .item("epoch", n(epoch))
+                .item("chunks", n(chunks))
+                .item("per_key", n(8))
+        };
+        full(intent(1), 1, 3).send().await.unwrap();
+        intent(2).send().await.unwrap();
+        full(intent(3), 3, 2).send().await.unwrap();
+        client
+            .put_item()
+            .table_name(&table)
+            .item("pk", AttributeValue::S("p0#c1#e3#g0".into()))
+            .item("seq", n(0))
+            .item("body", AttributeValue::B(Blob::new(vec![3u8; 100])))
+            .send()
+            .await
+            .unwrap();
+    });
+    store.append(&batch(2)).unwrap();
+    publish(&mut store, 2, state(2, 1));
+    let mut expected: Vec<(String, u64)> = vec![("p0".into(), 1), ("p0".into(), 2)];
+    expected.extend((0..3).map(|i| ("p0#c1#e1#g0".to_string(), i)));
+    expected.push(("p0#c2#e1#g0".into(), 0));
+    expected.sort();
+    assert_eq!(checkpoint_items(&local.endpoint(), &config), expected);
+    assert_eq!(connection.stats().checkpoints_deleted, 3);
+    drop(store);
     assert_recovers(&connection, 2, state(2, 1), &[]);
 }
 

@@ -453,7 +453,14 @@ pub(crate) async fn collect_garbage(
         )
         .await?;
     }
-    let abandoned = collect_abandoned_uploads(shared, partition, newest).await?;
+    // Its failure must not hide what was deleted above.
+    let abandoned = match collect_abandoned_uploads(shared, partition, newest).await {
+        Ok(collected) => collected,
+        Err(error) => {
+            tracing::warn!(partition, %error, "abandoned checkpoint uploads not deleted yet");
+            0
+        }
+    };
     Ok(older.len() + abandoned)
 }
 
@@ -501,7 +508,10 @@ async fn delete_intent(
 /// Deletes the chunks of uploads that never published (their intents are left: a writer
 /// killed or cut off mid-upload) and older than `newest`, just published (so none is still
 /// being written by a live owner: any other writer's can no longer publish), then their
-/// intents. At most `MAX_COLLECTED_PER_RUN`. Returns how many it collected.
+/// intents. At most `MAX_COLLECTED_PER_RUN` (on top of as many superseded checkpoints).
+/// Returns how many it collected. (A fenced writer still uploading when its intent is
+/// collected, and killed before its own transaction fails and it cleans up, leaves the
+/// chunks it wrote after that: a leak, never a loss.)
 async fn collect_abandoned_uploads(
     shared: &Shared,
     partition: &str,
@@ -512,27 +522,50 @@ async fn collect_abandoned_uploads(
         reads::query_from(shared, &table, &pk, &range, &intents_key(partition), 0).await?;
     let mut collected = 0;
     for item in &page {
-        let field = |name| items::get_u64(item, name).map_err(|r| corrupt(partition, 0, r));
-        let seq = field(items::INTENT_SEQ)?;
+        // In range-key order, so in seq order (the seq is the key's high bits).
+        let range_value = items::get_u64(item, &range).map_err(|r| corrupt(partition, 0, r))?;
+        let seq = range_value >> INTENT_EPOCH_BITS;
         if seq >= newest || collected == MAX_COLLECTED_PER_RUN {
-            break; // in range-key order, so in seq order
+            break;
         }
-        let (epoch, chunks) = (field(items::EPOCH)?, field(items::CHUNKS)?);
-        let per_key = per_key_of(item).map_err(|r| corrupt(partition, seq, r))?;
-        // A manifest of this very upload would refer to these chunks (it cannot exist: the
-        // manifest's transaction deletes the intent), but check rather than trust.
-        if published_epoch(shared, partition, seq).await? != Some(epoch) {
-            delete_chunks(
-                shared,
+        let fields = (
+            items::get_u64(item, items::EPOCH),
+            items::get_u64(item, items::CHUNKS),
+            per_key_of(item),
+        );
+        match fields {
+            (Ok(epoch), Ok(chunks), Ok(per_key)) => {
+                // A manifest of this very upload would refer to these chunks (it cannot
+                // exist: the manifest's transaction deletes the intent), but check rather
+                // than trust.
+                if published_epoch(shared, partition, seq).await? != Some(epoch) {
+                    delete_chunks(
+                        shared,
+                        partition,
+                        seq,
+                        epoch,
+                        per_key,
+                        interleaved(chunks, per_key),
+                    )
+                    .await?;
+                    tracing::info!(
+                        partition,
+                        seq,
+                        epoch,
+                        chunks,
+                        "deleted the chunks of a checkpoint upload that was never published"
+                    );
+                }
+            }
+            // Unreadable, it would stop every later collection: it goes, its chunks (if
+            // any) are left.
+            _ => tracing::warn!(
                 partition,
                 seq,
-                epoch,
-                per_key,
-                interleaved(chunks, per_key),
-            )
-            .await?;
+                "deleting a checkpoint upload intent that cannot be read; its chunks, if any, \
+                 are left"
+            ),
         }
-        let range_value = items::get_u64(item, &range).map_err(|r| corrupt(partition, seq, r))?;
         let delete = delete_request(&pk, &range, &intents_key(partition), range_value)?;
         batch_write(
             shared,
@@ -541,13 +574,6 @@ async fn collect_abandoned_uploads(
             "checkpoint upload intent deletes",
         )
         .await?;
-        tracing::info!(
-            partition,
-            seq,
-            epoch,
-            chunks,
-            "deleted the chunks of a checkpoint upload that was never published"
-        );
         collected += 1;
     }
     Ok(collected)

@@ -100,7 +100,7 @@ impl FaultLayer {
         self.0.stall_puts.store(true, Ordering::SeqCst);
     }
 
-    /// `BatchWriteItem` calls of puts seen since `stall_chunk_puts_after` (sent or
+    /// `BatchWriteItem` calls of chunk puts seen since `stall_chunk_puts_after` (sent or
     /// stalled).
     pub fn chunk_put_calls(&self) -> u64 {
         self.0.put_batches.load(Ordering::SeqCst)
@@ -221,12 +221,14 @@ fn is_target(request: &HttpRequest, suffix: &str) -> bool {
         .is_some_and(|target| target.ends_with(suffix))
 }
 
-/// Whether a `BatchWriteItem` request puts items (rather than deleting them).
+/// Whether a `BatchWriteItem` request puts checkpoint chunks (items with a `body`), rather
+/// than deleting items or putting an upload's intent.
 fn has_puts(request: &HttpRequest) -> bool {
+    let contains = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
     request
         .body()
         .bytes()
-        .is_some_and(|b| b.windows(10).any(|w| w == b"PutRequest"))
+        .is_some_and(|b| contains(b, b"PutRequest") && contains(b, b"\"body\""))
 }
 
 /// DynamoDB's answer to a `BatchWriteItem` that wrote none of its items: all of them back
