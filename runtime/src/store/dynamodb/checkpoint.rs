@@ -436,15 +436,7 @@ pub(crate) async fn collect_garbage(
     older.pop(); // the one before the newest stays
     older.truncate(MAX_COLLECTED_PER_RUN);
     for &(seq, epoch, chunks, per_key) in &older {
-        delete_chunks(
-            shared,
-            partition,
-            seq,
-            epoch,
-            per_key,
-            interleaved(chunks, per_key),
-        )
-        .await?;
+        delete_all_chunks(shared, partition, seq, epoch, per_key, chunks).await?;
         batch_write(
             shared,
             &table,
@@ -462,6 +454,19 @@ pub(crate) async fn collect_garbage(
         }
     };
     Ok(older.len() + abandoned)
+}
+
+/// Deletes every chunk (`chunks` of them) of the checkpoint of batch `seq` by `epoch`.
+async fn delete_all_chunks(
+    shared: &Shared,
+    partition: &str,
+    seq: u64,
+    epoch: u64,
+    per_key: Option<u64>,
+    chunks: u64,
+) -> Result<(), DynamoError> {
+    let indexes = interleaved(chunks, per_key);
+    delete_chunks(shared, partition, seq, epoch, per_key, indexes).await
 }
 
 /// Deletes the chunks `indexes` of the checkpoint of batch `seq` written by `epoch`.
@@ -539,15 +544,7 @@ async fn collect_abandoned_uploads(
                 // exist: the manifest's transaction deletes the intent), but check rather
                 // than trust.
                 if published_epoch(shared, partition, seq).await? != Some(epoch) {
-                    delete_chunks(
-                        shared,
-                        partition,
-                        seq,
-                        epoch,
-                        per_key,
-                        interleaved(chunks, per_key),
-                    )
-                    .await?;
+                    delete_all_chunks(shared, partition, seq, epoch, per_key, chunks).await?;
                     tracing::info!(
                         partition,
                         seq,
