@@ -496,18 +496,22 @@ async fn delete_intent(
     seq: u64,
     epoch: u64,
 ) -> Result<(), DynamoError> {
-    let Some(range_value) = intent_range(seq, epoch) else {
-        return Ok(());
-    };
+    match intent_range(seq, epoch) {
+        Some(range_value) => delete_intent_at(shared, partition, range_value).await,
+        None => Ok(()),
+    }
+}
+
+/// Deletes the upload intent whose range key is `range_value`.
+async fn delete_intent_at(
+    shared: &Shared,
+    partition: &str,
+    range_value: u64,
+) -> Result<(), DynamoError> {
     let (table, pk, range) = names(shared);
     let delete = delete_request(&pk, &range, &intents_key(partition), range_value)?;
-    batch_write(
-        shared,
-        &table,
-        vec![delete],
-        "checkpoint upload intent deletes",
-    )
-    .await
+    let what = "checkpoint upload intent deletes";
+    batch_write(shared, &table, vec![delete], what).await
 }
 
 /// Deletes the chunks of uploads that never published (their intents are left: a writer
@@ -563,14 +567,7 @@ async fn collect_abandoned_uploads(
                  are left"
             ),
         }
-        let delete = delete_request(&pk, &range, &intents_key(partition), range_value)?;
-        batch_write(
-            shared,
-            &table,
-            vec![delete],
-            "checkpoint upload intent deletes",
-        )
-        .await?;
+        delete_intent_at(shared, partition, range_value).await?;
         collected += 1;
     }
     Ok(collected)
