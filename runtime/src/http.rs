@@ -172,26 +172,19 @@ impl EngineMetrics {
     }
 }
 
-/// Brings a counter to `to`, a figure counted elsewhere since start (a figure that went
-/// back, from a partition restarted with fresh figures, resets the counter first).
+/// Brings a counter up to `to`, a figure counted elsewhere since start. Figures never go
+/// back (a restarted partition's engine carries on from the old one's counts).
 fn advance_int(counter: &IntCounter, to: u64) {
     let now = counter.get();
-    if to < now {
-        counter.reset();
-        counter.inc_by(to);
-    } else if to > now {
+    if to > now {
         counter.inc_by(to - now);
     }
 }
 
-/// `advance_int` for a figure in floating point. Only a figure clearly below the counter
-/// resets it: never a last-bit difference from the additions' rounding.
+/// `advance_int` for a figure in floating point.
 fn advance(counter: &Counter, to: f64) {
     let now = counter.get();
-    if to < now - now.abs() * 1e-9 {
-        counter.reset();
-        counter.inc_by(to);
-    } else if to > now {
+    if to > now {
         counter.inc_by(to - now);
     }
 }
@@ -474,14 +467,17 @@ mod tests {
     }
 
     #[test]
-    fn a_counter_follows_its_figure_and_resets_when_it_goes_back() {
+    fn a_counter_follows_its_figure() {
         let counter = IntCounter::new("c", "c").unwrap();
         advance_int(&counter, 5);
         advance_int(&counter, 5);
         assert_eq!(counter.get(), 5);
         advance_int(&counter, 9);
         assert_eq!(counter.get(), 9);
-        advance_int(&counter, 2); // a figure that went back
-        assert_eq!(counter.get(), 2);
+        let seconds = Counter::new("s", "s").unwrap();
+        for to in [0.25, 0.25, 1.5] {
+            advance(&seconds, to);
+            assert_eq!(seconds.get(), to);
+        }
     }
 }

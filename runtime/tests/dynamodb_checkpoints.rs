@@ -139,6 +139,38 @@ async fn put_manifest(
         .unwrap();
 }
 
+/// Writes by hand chunk `index` of a checkpoint, under hash key `pk`.
+async fn put_chunk(client: &Client, table: &str, pk: &str, index: u64, body: &[u8]) {
+    client
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S(pk.into()))
+        .item("seq", AttributeValue::N(index.to_string()))
+        .item("body", AttributeValue::B(Blob::new(body)))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Writes by hand partition p0's intent of an upload of checkpoint `seq` by `epoch` (8
+/// chunks per key), with its chunk count; or, with `None`, one with no fields to read.
+async fn put_intent(client: &Client, table: &str, seq: u64, epoch: u64, chunks: Option<u64>) {
+    let n = |v: u64| AttributeValue::N(v.to_string());
+    let mut put = client
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S("p0#uploads".into()))
+        .item("seq", n((seq << 24) | epoch));
+    if let Some(chunks) = chunks {
+        put = put
+            .item("intent_seq", n(seq))
+            .item("epoch", n(epoch))
+            .item("chunks", n(chunks))
+            .item("per_key", n(8));
+    }
+    put.send().await.unwrap();
+}
+
 /// Every item of the checkpoints table, as (hash key, range key).
 fn checkpoint_items(endpoint: &str, config: &DynamoConfig) -> Vec<(String, u64)> {
     let table = format!("{}checkpoints", config.table_prefix);
@@ -314,18 +346,9 @@ fn a_backlog_of_old_checkpoints_is_deleted_at_most_four_per_upload() {
     // Checkpoints 1-7 as an older version left them: a manifest and one chunk each.
     let table = format!("{}checkpoints", config.table_prefix);
     with_client(&local.endpoint(), |client| async move {
-        let n = |v: u64| AttributeValue::N(v.to_string());
         for seq in 1..=7u64 {
             let body = state(seq, 1);
-            client
-                .put_item()
-                .table_name(&table)
-                .item("pk", AttributeValue::S(format!("p0#c{seq}#e1#g0")))
-                .item("seq", n(0))
-                .item("body", AttributeValue::B(Blob::new(body.clone())))
-                .send()
-                .await
-                .unwrap();
+            put_chunk(&client, &table, &format!("p0#c{seq}#e1#g0"), 0, &body).await;
             put_manifest(&client, &table, seq, 1, Some(8), &body).await;
         }
     });
@@ -411,17 +434,8 @@ fn a_checkpoint_in_the_old_layout_still_loads_and_is_collected() {
     with_client(&local.endpoint(), |client| {
         let (table, old) = (table.clone(), old.clone());
         async move {
-            let n = |v: u64| AttributeValue::N(v.to_string());
             for (i, chunk) in old.chunks(MAX_CHUNK_BYTES).enumerate() {
-                client
-                    .put_item()
-                    .table_name(&table)
-                    .item("pk", AttributeValue::S("p0#c1#e1".into()))
-                    .item("seq", n(i as u64))
-                    .item("body", AttributeValue::B(Blob::new(chunk)))
-                    .send()
-                    .await
-                    .unwrap();
+                put_chunk(&client, &table, "p0#c1#e1", i as u64, chunk).await;
             }
             put_manifest(&client, &table, 1, 3, None, &old).await;
         }
@@ -559,30 +573,17 @@ fn the_chunks_of_an_upload_cut_short_are_deleted_by_a_later_checkpoint() {
     // and some of their chunks.
     let table = format!("{}checkpoints", config.table_prefix);
     with_client(&local.endpoint(), |client| async move {
-        let n = |v: u64| AttributeValue::N(v.to_string());
         for seq in [1u64, 7] {
-            client
-                .put_item()
-                .table_name(&table)
-                .item("pk", AttributeValue::S("p0#uploads".into()))
-                .item("seq", n((seq << 24) | 1))
-                .item("intent_seq", n(seq))
-                .item("epoch", n(1))
-                .item("chunks", n(3))
-                .item("per_key", n(8))
-                .send()
-                .await
-                .unwrap();
+            put_intent(&client, &table, seq, 1, Some(3)).await;
             for chunk in 0..2 {
-                client
-                    .put_item()
-                    .table_name(&table)
-                    .item("pk", AttributeValue::S(format!("p0#c{seq}#e1#g0")))
-                    .item("seq", n(chunk))
-                    .item("body", AttributeValue::B(Blob::new(vec![1u8; 100])))
-                    .send()
-                    .await
-                    .unwrap();
+                put_chunk(
+                    &client,
+                    &table,
+                    &format!("p0#c{seq}#e1#g0"),
+                    chunk,
+                    &[1; 100],
+                )
+                .await;
             }
         }
     });
@@ -617,36 +618,12 @@ fn intent_collection_spares_published_chunks_and_passes_unreadable_intents() {
     publish(&mut store, 1, state(1, 3));
     let table = format!("{}checkpoints", config.table_prefix);
     with_client(&local.endpoint(), |client| async move {
-        let n = |v: u64| AttributeValue::N(v.to_string());
-        let intent = |epoch: u64| {
-            client
-                .put_item()
-                .table_name(&table)
-                .item("pk", AttributeValue::S("p0#uploads".into()))
-                .item("seq", n((1 << 24) | epoch))
-        };
         // Checkpoint 1's own intent, as if it had come back; one that cannot be read; an
         // abandoned upload of batch 1 by epoch 3 with one chunk written.
-        let full = |b: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
-                    epoch: u64,
-                    chunks: u64| {
-            b.item("intent_seq", n(1))
-                .item("epoch", n(epoch))
-                .item("chunks", n(chunks))
-                .item("per_key", n(8))
-        };
-        full(intent(1), 1, 3).send().await.unwrap();
-        intent(2).send().await.unwrap();
-        full(intent(3), 3, 2).send().await.unwrap();
-        client
-            .put_item()
-            .table_name(&table)
-            .item("pk", AttributeValue::S("p0#c1#e3#g0".into()))
-            .item("seq", n(0))
-            .item("body", AttributeValue::B(Blob::new(vec![3u8; 100])))
-            .send()
-            .await
-            .unwrap();
+        put_intent(&client, &table, 1, 1, Some(3)).await;
+        put_intent(&client, &table, 1, 2, None).await;
+        put_intent(&client, &table, 1, 3, Some(2)).await;
+        put_chunk(&client, &table, "p0#c1#e3#g0", 0, &[3; 100]).await;
     });
     store.append(&batch(2)).unwrap();
     publish(&mut store, 2, state(2, 1));

@@ -76,9 +76,7 @@ impl Shared {
     pub(crate) fn took(&self, partition: &str, epoch: u64) {
         Shared::lock(&self.taken).insert(partition.to_string(), epoch);
     }
-}
 
-impl Shared {
     /// One DynamoDB call under this connection's retry policy (bounded attempts, deadline,
     /// jittered backoff, counted in its figures).
     pub(crate) async fn retried<T, F, Fut>(
@@ -157,9 +155,10 @@ impl DynamoConnection {
     /// The store of a partition this connection held, to restart it after a transient
     /// failure: `recover` takes the partition again only if nobody took it over since
     /// (the lease still holds the epoch this connection took last, or one of its own
-    /// takeovers whose answer was lost), and fails with `Fenced` otherwise. A process cut off from DynamoDB for a while may have been
-    /// replaced by a new pod meanwhile; taking the partition back would fence that live
-    /// owner. A partition this connection never took is taken as `store` does.
+    /// takeovers whose answer was lost), and fails with `Fenced` otherwise. A process cut
+    /// off from DynamoDB for a while may have been replaced by a new pod meanwhile; taking
+    /// the partition back would fence that live owner. A partition this connection never
+    /// took is taken as `store` does.
     pub fn store_again(&self, partition: &str, owner: &str) -> Result<DynamoStore, StoreError> {
         let held = Shared::lock(&self.0.taken).get(partition).copied();
         DynamoStore::new(self.clone(), partition, owner, held)

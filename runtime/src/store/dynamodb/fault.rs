@@ -185,7 +185,7 @@ impl HttpConnector for FaultyConnector {
             return self.inner.call(request);
         }
         if state.stall_puts.load(Ordering::SeqCst)
-            && has_puts(&request)
+            && puts_chunks(&request)
             && state.put_batches.fetch_add(1, Ordering::SeqCst)
                 >= state.puts_before_stall.load(Ordering::SeqCst)
             && let Some(response) = all_unprocessed(&request)
@@ -223,7 +223,7 @@ fn is_target(request: &HttpRequest, suffix: &str) -> bool {
 
 /// Whether a `BatchWriteItem` request puts checkpoint chunks (items with a `body`), rather
 /// than deleting items or putting an upload's intent.
-fn has_puts(request: &HttpRequest) -> bool {
+fn puts_chunks(request: &HttpRequest) -> bool {
     let contains = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
     request
         .body()

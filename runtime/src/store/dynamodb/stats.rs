@@ -33,8 +33,8 @@ pub struct DynamoStatsSnapshot {
     /// Journal batches written, and how many of them needed a transaction (multi-item).
     pub batches: u64,
     pub transactions: u64,
-    /// Checkpoint uploads that published their manifest, and that did not; superseded
-    /// checkpoints deleted.
+    /// Checkpoint uploads that published their manifest, and that did not; checkpoints
+    /// deleted (superseded ones, and uploads that never published).
     pub checkpoints_published: u64,
     pub checkpoints_failed: u64,
     pub checkpoints_deleted: u64,
@@ -62,7 +62,8 @@ impl DynamoStatsSnapshot {
             ),
             (
                 "tollgate_dynamodb_gave_up_total",
-                "DynamoDB calls given up: attempts or deadline ran out, or a batch write stayed unprocessed round after round",
+                "DynamoDB calls given up: attempts or deadline ran out, or a batch write \
+                 stayed unprocessed round after round",
                 self.gave_up as f64,
             ),
             (
