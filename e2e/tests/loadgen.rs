@@ -95,6 +95,41 @@ async fn every_op_runs_clean_on_one_thread_and_on_two() -> anyhow::Result<()> {
         );
         assert_clean_run(&ingest[0], "ingest");
     }
+    // With --trace-dir, every call counted is in the trace of its op, in the order they
+    // ended, inside the measured second.
+    let traces = tempfile::tempdir()?;
+    let dir = traces.path().to_str().unwrap();
+    let args = ["--rpc", "reserve-commit", "--concurrency", "4", "--compare"];
+    let reports = loadgen(&server, &[&args[..], &["--trace-dir", dir]].concat());
+    for report in &reports[..2] {
+        let rpc = report["rpc"].as_str().unwrap();
+        let text = std::fs::read_to_string(traces.path().join(format!("{rpc}.trace")))?;
+        let calls: Vec<(u64, u64)> = text
+            .lines()
+            .map(|l| {
+                let (ended, latency) = l.split_once(' ').unwrap();
+                (ended.parse().unwrap(), latency.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(calls.len() as u64, report["ops"].as_u64().unwrap(), "{rpc}");
+        assert!(
+            calls.windows(2).all(|w| w[0].0 <= w[1].0),
+            "{rpc}: not in order"
+        );
+        assert!(
+            calls
+                .iter()
+                .all(|&(ended, latency)| ended < 1_000_000 && latency >= 1)
+        );
+        // The histogram keeps 3 significant digits: its max is the slowest call's bucket.
+        let slowest = calls.iter().map(|c| c.1).max().unwrap();
+        let max = report["latency_us_max"].as_u64().unwrap();
+        assert!(
+            slowest <= max && max - slowest <= max / 500,
+            "{rpc}: {slowest} vs {max}"
+        );
+    }
+
     // A bad flag is refused with a message naming it.
     let refused = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
         .args(["--threads", "1000"])

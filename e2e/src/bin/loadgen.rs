@@ -130,6 +130,12 @@ struct Args {
     /// Allow an address outside 127.0.0.0/8 and ::1.
     #[arg(long, env = "TOLLGATE_LOADGEN_ALLOW_REMOTE")]
     allow_remote: bool,
+    /// Also write every measured call to `<DIR>/<rpc>.trace`, one line each: when it
+    /// ended (microseconds into the measured time) and its latency (microseconds). When
+    /// the slow calls come, and whether together, is what a percentile cannot show
+    /// (`scripts/bench/tail.py` reads these files).
+    #[arg(long, env = "TOLLGATE_LOADGEN_TRACE_DIR", value_name = "DIR")]
+    trace_dir: Option<std::path::PathBuf>,
 }
 
 /// How calls are paced.
@@ -166,7 +172,7 @@ impl Report {
         };
         println!(
             "rpc={} mode={mode} {} duration={:.1}s ops={} throughput={:.1} ops/s{} \
-             latency_us p50={} p99={} p99.9={} max={} errors={} dropped={}",
+             latency_us p50={} p90={} p99={} p99.9={} max={} errors={} dropped={}",
             self.rpc.name(),
             match self.mode {
                 Mode::Closed { concurrency } => format!("concurrency={concurrency}"),
@@ -184,6 +190,7 @@ impl Report {
                 String::new()
             },
             h.value_at_quantile(0.5),
+            h.value_at_quantile(0.9),
             h.value_at_quantile(0.99),
             h.value_at_quantile(0.999),
             h.max(),
@@ -203,6 +210,8 @@ impl Report {
             "throughput_ops_s": self.throughput(),
             "events_per_op": self.events_per_op,
             "latency_us_p50": h.value_at_quantile(0.5),
+            "latency_us_p90": h.value_at_quantile(0.9),
+            "latency_us_p95": h.value_at_quantile(0.95),
             "latency_us_p99": h.value_at_quantile(0.99),
             "latency_us_p999": h.value_at_quantile(0.999),
             "latency_us_max": h.max(),
@@ -350,6 +359,9 @@ struct Recorder {
     /// loop: when it started and ended in the window.
     by_due_time: bool,
     histogram: Mutex<Histogram<u64>>,
+    /// With `--trace-dir`: each successful call measured, (end, latency) in microseconds
+    /// from `measure_from`.
+    trace: Option<Mutex<Vec<(u64, u64)>>>,
     ops: AtomicU64,
     errors: AtomicU64,
     dropped: AtomicU64,
@@ -361,12 +373,14 @@ impl Recorder {
         measure_from: Instant,
         measure_until: Instant,
         by_due_time: bool,
+        traced: bool,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             measure_from,
             measure_until,
             by_due_time,
             histogram: Mutex::new(Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?),
+            trace: traced.then(|| Mutex::new(Vec::new())),
             ops: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -389,6 +403,13 @@ impl Recorder {
                     .unwrap_or_else(|e| e.into_inner())
                     .saturating_record(us.max(1));
                 self.ops.fetch_add(1, Ordering::Relaxed);
+                if let Some(trace) = &self.trace {
+                    let ended = end.duration_since(self.measure_from).as_micros();
+                    trace
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((u64::try_from(ended).unwrap_or(u64::MAX), us));
+                }
             }
             Err(code) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
@@ -442,7 +463,12 @@ async fn run(target: Arc<Target>, rpc: Rpc, mode: Mode, args: &Args) -> anyhow::
     let measure_from = start + Duration::from_secs(args.warmup_s);
     let measure_until = measure_from + Duration::from_secs(args.duration_s);
     let open_loop = matches!(mode, Mode::Open { .. });
-    let recorder = Arc::new(Recorder::new(measure_from, measure_until, open_loop)?);
+    let recorder = Arc::new(Recorder::new(
+        measure_from,
+        measure_until,
+        open_loop,
+        args.trace_dir.is_some(),
+    )?);
     match mode {
         Mode::Closed { concurrency } => {
             let mut callers = JoinSet::new();
@@ -497,6 +523,10 @@ async fn run(target: Arc<Target>, rpc: Rpc, mode: Mode, args: &Args) -> anyhow::
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    if let (Some(dir), Some(trace)) = (&args.trace_dir, &recorder.trace) {
+        let trace = trace.lock().unwrap_or_else(|e| e.into_inner());
+        write_trace(&dir.join(format!("{}.trace", rpc.name())), &trace)?;
+    }
     Ok(Report {
         rpc,
         mode,
@@ -512,6 +542,23 @@ async fn run(target: Arc<Target>, rpc: Rpc, mode: Mode, args: &Args) -> anyhow::
             1
         },
     })
+}
+
+/// Writes `calls` as `--trace-dir` describes, in the order they ended.
+fn write_trace(path: &std::path::Path, calls: &[(u64, u64)]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut sorted = calls.to_vec();
+    sorted.sort_unstable();
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("creating the trace {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for (ended, latency) in sorted {
+        writeln!(out, "{ended} {latency}")?;
+    }
+    out.flush()
+        .with_context(|| format!("writing the trace {}", path.display()))?;
+    eprintln!("trace: {} calls in {}", calls.len(), path.display());
+    Ok(())
 }
 
 /// Creates the load customers, subscribes them and grants each a large amount.
