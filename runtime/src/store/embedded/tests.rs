@@ -355,7 +355,9 @@ fn appends_continue_while_a_snapshot_is_written() {
     // Several pieces of `SNAPSHOT_SYNC_BYTES` and a part of one, each byte telling where
     // it belongs: a piece written twice, left out or out of place would show.
     let size = 3 * super::SNAPSHOT_SYNC_BYTES + super::SNAPSHOT_SYNC_BYTES / 3;
-    let state: Vec<u8> = (0..size).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect();
+    let state: Vec<u8> = (0..size)
+        .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
+        .collect();
     let mut store = store_with_snapshot(dir.path(), 3, state.clone());
     let mut seq = 4;
     while store.saving.is_some() {
@@ -372,7 +374,10 @@ fn appends_continue_while_a_snapshot_is_written() {
     let (snapshot, seqs) = recover_all(dir.path()).unwrap();
     let snapshot = snapshot.unwrap();
     assert_eq!(snapshot.seq, 3);
-    assert!(snapshot.state == state, "the snapshot read back differs from the one written");
+    assert!(
+        snapshot.state == state,
+        "the snapshot read back differs from the one written"
+    );
     assert_eq!(seqs, (4..seq).collect::<Vec<_>>());
 }
 
