@@ -348,6 +348,7 @@ impl Engine {
             snapshot_every_batches: config.snapshot_every_batches,
             activity: config.activity.clone(),
             cut_wait: config.cut_wait,
+            last_snapshot: recovered.snapshot,
         };
         let handle = std::thread::Builder::new()
             .name("tollgate-writer".into())

@@ -14,6 +14,8 @@ pub(crate) struct Recovery {
     pub(crate) ledger: Ledger,
     pub(crate) next_seq: u64,
     pub(crate) replayed_batches: u64,
+    /// Size and batch of the snapshot recovery started from ((0, 0): none).
+    pub(crate) snapshot: (usize, u64),
 }
 
 /// Rebuilds the ledger: the latest snapshot, then every later batch replayed through the
@@ -26,11 +28,13 @@ pub(crate) fn recover(store: &mut dyn Store) -> Result<Recovery, StoreError> {
     let mut ledger = Ledger::new(LedgerConfig::default());
     let mut next_seq = 1;
     let mut replayed_batches = 0;
+    let mut taken = (0, 0);
     store.recover(&mut |item| {
         match item {
             Recovered::Snapshot(snapshot) => {
                 ledger = decode("snapshot", &snapshot.state)?;
                 next_seq = snapshot.seq + 1;
+                taken = (snapshot.state.len(), snapshot.seq);
             }
             Recovered::Batch(batch) => {
                 for command in &batch.commands {
@@ -52,6 +56,7 @@ pub(crate) fn recover(store: &mut dyn Store) -> Result<Recovery, StoreError> {
         ledger,
         next_seq,
         replayed_batches,
+        snapshot: taken,
     })
 }
 
@@ -92,6 +97,22 @@ pub(crate) fn configure(
     Ok(true)
 }
 
+/// The room to encode the snapshot at batch `seq` into, in one pass: the ledger grows
+/// with the batches applied (its journal is kept whole), so the last snapshot's size scaled
+/// by the batches since the start, and a quarter more; at most two and a half times the
+/// last one (once the idempotency window forgets as fast as calls arrive, the ledger grows
+/// slower than its batches). 0 (measure first) when there was none. An estimate that
+/// falls short costs a measuring pass (`encode_large`).
+fn snapshot_room((bytes, at): (usize, u64), seq: u64) -> usize {
+    if bytes == 0 || at == 0 {
+        return 0;
+    }
+    let last = bytes as u128;
+    let scaled = last.saturating_mul(u128::from(seq.max(at))) / u128::from(at);
+    let room = (scaled.saturating_mul(5) / 4).min(last.saturating_mul(5) / 2);
+    usize::try_from(room).unwrap_or(usize::MAX)
+}
+
 /// The writer thread: cuts the open batch, makes it durable, settles it; sleeps when there
 /// is nothing to write.
 pub(crate) struct Writer {
@@ -102,6 +123,9 @@ pub(crate) struct Writer {
     pub(crate) snapshot_every_batches: u64,
     pub(crate) activity: Option<Arc<Activity>>,
     pub(crate) cut_wait: std::time::Duration,
+    /// Size and batch of the last snapshot taken or recovered ((0, 0): none yet), from
+    /// which `snapshot_room` estimates the next one's.
+    pub(crate) last_snapshot: (usize, u64),
 }
 
 impl Writer {
@@ -229,10 +253,11 @@ impl Writer {
     fn snapshot(&mut self, ledger: &Ledger) -> Result<(), StoreError> {
         // Every caller of the partition waits while this runs: say how long it took.
         let started = Instant::now();
-        let state = encode_large("snapshot", ledger)?;
+        let seq = self.next_seq - 1;
+        let state = encode_large("snapshot", ledger, snapshot_room(self.last_snapshot, seq))?;
         let encoded = started.elapsed();
         let bytes = state.len();
-        let seq = self.next_seq - 1;
+        self.last_snapshot = (bytes, seq);
         self.store.save_snapshot(Snapshot { seq, state })?;
         tracing::info!(
             seq,
@@ -266,5 +291,24 @@ impl Writer {
     fn fail(&self, error: &StoreError) {
         tracing::error!(%error, "store write failed; the engine stops (acknowledged means durable)");
         store_failed(&self.shared, error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_room;
+
+    #[test]
+    fn the_next_snapshot_is_estimated_from_the_last_by_batches() {
+        // None yet: measure first.
+        assert_eq!(snapshot_room((0, 0), 7), 0);
+        // Twice the batches, twice the size, and a quarter more.
+        assert_eq!(snapshot_room((1_000, 100), 200), 2_500);
+        assert_eq!(snapshot_room((1_000, 100), 100), 1_250);
+        assert_eq!(snapshot_room((1_000, 100), 150), 1_875);
+        // Never below the last one's, never above two and a half times it.
+        assert_eq!(snapshot_room((1_000, 100), 50), 1_250);
+        assert_eq!(snapshot_room((1_000, 100), 1_000), 2_500);
+        assert_eq!(snapshot_room((usize::MAX / 2, 1), u64::MAX), usize::MAX);
     }
 }
