@@ -433,17 +433,16 @@ impl EmbeddedStore {
     }
 }
 
-/// Snapshot bytes written between two `fdatasync`s of the snapshot file. The log's
+/// Bytes written between two `fdatasync`s of a file `replace_durably` writes. The log's
 /// `fdatasync` flushes the disk's cache, and so waits for whatever else has been written
 /// and not yet flushed: written in one go, a snapshot of 584 MB held the log's writes back
 /// for seconds after it was taken (Reserve + Commit p50 57 ms for two seconds, BENCHMARKS.md
 /// session 13). In pieces, the log waits behind one piece at most (about a millisecond
 /// here, where a 1 MiB write and its flush take 0.8 ms).
-const SNAPSHOT_SYNC_BYTES: usize = 1024 * 1024;
+const SYNC_EVERY_BYTES: usize = 1024 * 1024;
 
-/// Writes `snapshot` to `dir` durably: a temporary file written and synced in pieces of
-/// `SNAPSHOT_SYNC_BYTES`, fsync, rename, directory fsync. The header, then the state as it
-/// is: a snapshot can be hundreds of MB, so it is not copied into one buffer first. The
+/// Writes `snapshot` to `dir` durably (`replace_durably`): the header, then the state as
+/// it is: a snapshot can be hundreds of MB, so it is not copied into one buffer first. The
 /// thread gives way to the partition's own (see `yield_to_callers`).
 /// Writes the snapshot file, or removes what it wrote of it.
 fn write_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
@@ -465,15 +464,7 @@ fn write_snapshot_file(dir: &Path, tmp: &Path, snapshot: &Snapshot) -> Result<()
     header.extend_from_slice(&snapshot.seq.to_le_bytes());
     header.extend_from_slice(&(snapshot.state.len() as u64).to_le_bytes());
     header.extend_from_slice(&crc32c::crc32c(&snapshot.state).to_le_bytes());
-    let mut file = File::create(tmp).map_err(|e| io("create", tmp, e))?;
-    file.write_all(&header).map_err(|e| io("write", tmp, e))?;
-    for piece in snapshot.state.chunks(SNAPSHOT_SYNC_BYTES) {
-        file.write_all(piece).map_err(|e| io("write", tmp, e))?;
-        file.sync_data().map_err(|e| io("fdatasync", tmp, e))?;
-    }
-    file.sync_all().map_err(|e| io("fsync", tmp, e))?;
-    fs::rename(tmp, &path).map_err(|e| io("rename", tmp, e))?;
-    sync_dir(dir)?;
+    replace_durably(dir, tmp, &path, &[&header, &snapshot.state])?;
     tracing::info!(
         seq = snapshot.seq,
         bytes = snapshot.state.len(),
@@ -518,7 +509,8 @@ fn io(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
 }
 
 /// Makes `path` (in `dir`) hold `parts`, whole or not at all across a crash: written to
-/// `tmp`, synced, renamed over `path`, and the directory synced.
+/// `tmp` (synced every `SYNC_EVERY_BYTES` on the way), synced, renamed over `path`,
+/// and the directory synced.
 pub(crate) fn replace_durably(
     dir: &Path,
     tmp: &Path,
@@ -526,8 +518,14 @@ pub(crate) fn replace_durably(
     parts: &[&[u8]],
 ) -> Result<(), StoreError> {
     let mut file = File::create(tmp).map_err(|e| io("create", tmp, e))?;
-    for part in parts {
-        file.write_all(part).map_err(|e| io("write", tmp, e))?;
+    let mut unsynced = 0;
+    for piece in parts.iter().flat_map(|part| part.chunks(SYNC_EVERY_BYTES)) {
+        file.write_all(piece).map_err(|e| io("write", tmp, e))?;
+        unsynced += piece.len();
+        if unsynced >= SYNC_EVERY_BYTES {
+            file.sync_data().map_err(|e| io("fdatasync", tmp, e))?;
+            unsynced = 0;
+        }
     }
     file.sync_all().map_err(|e| io("fsync", tmp, e))?;
     fs::rename(tmp, path).map_err(|e| io("rename", tmp, e))?;

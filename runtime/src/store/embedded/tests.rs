@@ -352,9 +352,9 @@ fn a_failed_snapshot_write_keeps_the_log_and_the_partition_serving() {
 #[test]
 fn appends_continue_while_a_snapshot_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    // Several pieces of `SNAPSHOT_SYNC_BYTES` and a part of one, each byte telling where
+    // Several pieces of `SYNC_EVERY_BYTES` and a part of one, each byte telling where
     // it belongs: a piece written twice, left out or out of place would show.
-    let size = 3 * super::SNAPSHOT_SYNC_BYTES + super::SNAPSHOT_SYNC_BYTES / 3;
+    let size = 3 * super::SYNC_EVERY_BYTES + super::SYNC_EVERY_BYTES / 3;
     let state: Vec<u8> = (0..size)
         .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
         .collect();
