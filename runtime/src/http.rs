@@ -135,27 +135,19 @@ impl EngineMetrics {
             let stats = engine.stats().snapshot();
             let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
             let seconds = |us: u64| us as f64 / 1e6;
-            self.queue_depth
-                .with_label_values(l)
-                .set(int(engine.queue_depth() as u64));
-            self.max_batch
-                .with_label_values(l)
-                .set(int(stats.max_batch));
+            for (gauge, value) in [
+                (&self.queue_depth, engine.queue_depth() as u64),
+                (&self.max_batch, stats.max_batch),
+                (&self.snapshot_bytes, stats.snapshot_bytes),
+                (&self.journal_entries, stats.journal_entries),
+                (&self.answer_slots, stats.answer_slots),
+                (&self.hold_slots, stats.hold_slots),
+            ] {
+                gauge.with_label_values(l).set(int(value));
+            }
             self.store_write_max
                 .with_label_values(l)
                 .set(seconds(stats.store_write_us_max));
-            self.snapshot_bytes
-                .with_label_values(l)
-                .set(int(stats.snapshot_bytes));
-            self.journal_entries
-                .with_label_values(l)
-                .set(int(stats.journal_entries));
-            self.answer_slots
-                .with_label_values(l)
-                .set(int(stats.answer_slots));
-            self.hold_slots
-                .with_label_values(l)
-                .set(int(stats.hold_slots));
             for (counter, value) in [
                 (&self.batches, stats.batches),
                 (&self.commands, stats.commands),
