@@ -99,7 +99,7 @@ impl EngineMetrics {
             )?,
             journal_entries: int_gauge(
                 "tollgate_engine_journal_entries",
-                "Journal entries the ledger holds in memory (and writes in every snapshot)",
+                "Journal entries the ledger holds in memory (and writes in every snapshot); archived ones are not",
             )?,
             answer_slots: int_gauge(
                 "tollgate_engine_answer_slots",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tollgate_runtime::cli::{ClientArgs, ClientCommand};
-use tollgate_runtime::engine::{Activity, recorded_count, recover_ledger};
+use tollgate_runtime::engine::{Activity, recorded_count, recover_ledger, verify_recovered};
 use tollgate_runtime::serve::{DynamoTablesArgs, ServeArgs, build_runtime, create_tables, serve};
 use tollgate_runtime::store::embedded::EmbeddedStore;
 
@@ -189,8 +189,7 @@ fn verify(data_dir: PathBuf, asked: Option<u32>) -> anyhow::Result<()> {
         let mut store = EmbeddedStore::open_read_only(&dir)?;
         let ledger =
             recover_ledger(&mut store).with_context(|| format!("recovering {}", dir.display()))?;
-        let report = ledger
-            .verify()
+        let report = verify_recovered(&ledger, &store)
             .with_context(|| format!("verifying {}", dir.display()))?;
         println!(
             "partition {p}: ok: {} entries, {} accounts, {} open holds, {} micro-credits posted",

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use tollgate_runtime::engine::{
-    EngineConfig, Partitions, SystemClock, partition_of, recover_ledger,
+    EngineConfig, Partitions, SystemClock, partition_of, recover_ledger, verify_recovered,
 };
 use tollgate_runtime::ledger::{
     Category, Command, CommandResult, GrantSpec, HoldId, Keyed, Ledger, Outcome, Timestamp,
@@ -216,8 +216,7 @@ fn recover_all(dir: &Path) -> Vec<Ledger> {
         .map(|p| {
             let mut store = EmbeddedStore::open(dir.join(format!("partition-{p:04}"))).unwrap();
             let ledger = recover_ledger(&mut store).unwrap();
-            ledger
-                .verify()
+            verify_recovered(&ledger, &store)
                 .unwrap_or_else(|v| panic!("partition {p} fails verify after a crash: {v}"));
             ledger
         })
@@ -256,9 +255,16 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
         all_acks.extend(acks);
     }
     // Everything acknowledged in every round survived every later crash too.
-    check_acks(&recover_all(dir.path()), &all_acks, ROUNDS);
+    let ledgers = recover_all(dir.path());
+    check_acks(&ledgers, &all_acks, ROUNDS);
+    let archived: u64 = ledgers.iter().map(|l| l.journal().archived()).sum();
+    assert!(
+        archived > 0,
+        "the rounds made the journal archive (verify read it back)"
+    );
     eprintln!(
-        "crash test: {ROUNDS} SIGKILL rounds, {} acknowledged commands all present",
+        "crash test: {ROUNDS} SIGKILL rounds, {} acknowledged commands all present; \
+         {archived} journal entries read back from the archive",
         all_acks.len()
     );
 }

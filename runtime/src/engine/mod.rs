@@ -41,6 +41,7 @@ pub use stats::{EngineStats, StatsSnapshot};
 use crate::ledger::{
     CommandResult, EntryHash, Keyed, Ledger, LedgerConfig, LedgerError, Timestamp, Violation,
 };
+use crate::store::embedded::JournalArchive;
 use crate::store::{LoggedCommand, Store, StoreError};
 
 /// Upper bound of one batch: bounds the log record (a few hundred KiB), the time callers
@@ -255,6 +256,8 @@ pub(crate) struct Shared {
     /// Every handle is gone: the writer leaves a final snapshot and exits.
     pub(crate) closing: AtomicBool,
     pub(crate) max_batch: usize,
+    /// The store's journal archive, if it keeps one (see `Store::journal_archive`).
+    pub(crate) archive: Option<Arc<JournalArchive>>,
 }
 
 impl Shared {
@@ -339,6 +342,7 @@ impl Engine {
             stopped: std::sync::Mutex::new(None),
             closing: AtomicBool::new(false),
             max_batch,
+            archive: store.journal_archive(),
         });
         let writer = writer::Writer {
             shared: shared.clone(),
@@ -465,11 +469,23 @@ impl Engine {
         }
     }
 
-    /// Recomputes the ledger from its journal and checks every invariant.
+    /// Recomputes the ledger from its journal (archived entries read back from the
+    /// archive) and checks every invariant. Holds the partition for as long as that takes.
     pub async fn verify(
         &self,
     ) -> Result<Result<crate::ledger::VerifyReport, Violation>, EngineError> {
-        self.read(|ledger| ledger.verify()).await
+        let archive = self.journal_archive();
+        self.read(move |ledger| match archive {
+            Some(archive) => ledger.verify_with_archive(&mut archive.entries()),
+            None => ledger.verify(),
+        })
+        .await
+    }
+
+    /// The store's archive of this partition's journal, where the entries the ledger no
+    /// longer keeps in memory are read (`Ledger::wallet_entries` gives their ids).
+    pub fn journal_archive(&self) -> Option<Arc<JournalArchive>> {
+        self.handle.shared.archive.clone()
     }
 
     pub fn stats(&self) -> &EngineStats {
@@ -578,6 +594,18 @@ async fn tick(handle: Weak<Handle>, every: Duration) {
             LoggedCommand::Advance { now },
             ADVANCE_BYTES,
         );
+    }
+}
+
+/// Checks a ledger `recover_ledger` rebuilt from `store` (see `Ledger::verify`), reading the
+/// entries it keeps no longer in memory from the store's journal archive.
+pub fn verify_recovered(
+    ledger: &Ledger,
+    store: &dyn Store,
+) -> Result<crate::ledger::VerifyReport, Violation> {
+    match store.journal_archive() {
+        Some(archive) => ledger.verify_with_archive(&mut archive.entries()),
+        None => ledger.verify(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::{Activity, Shared, store_failed};
-use crate::ledger::{EntryHash, Ledger, LedgerConfig};
+use crate::ledger::{ArchiveChunks, Chunk, EntryHash, Ledger, LedgerConfig};
 use crate::store::{
     Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode_large,
 };
@@ -52,6 +52,17 @@ pub(crate) fn recover(store: &mut dyn Store) -> Result<Recovery, StoreError> {
         }
         Ok(())
     })?;
+    // The snapshot leaves out the entries the journal archive holds: it must hold them.
+    let archived = store.journal_archive().map_or(0, |a| a.archived());
+    if archived < ledger.journal.archived() {
+        return Err(StoreError::Archive {
+            what: format!(
+                "the snapshot leaves out entries 1..={} as archived, but the archive holds \
+                 only 1..={archived}",
+                ledger.journal.archived()
+            ),
+        });
+    }
     Ok(Recovery {
         ledger,
         next_seq,
@@ -146,11 +157,11 @@ impl Writer {
                     // Every handle is gone: leave a snapshot so the next start replays little.
                     // The ticker may have logged time moving on meanwhile: write that first,
                     // so that the snapshot is of the last durable batch.
-                    let ledger = shared.ledger.blocking_lock();
+                    let mut ledger = shared.ledger.blocking_lock();
                     if !shared.gathering().open.commands.is_empty() {
                         continue;
                     }
-                    if let Err(error) = self.snapshot(&ledger) {
+                    if let Err(error) = self.snapshot(&mut ledger) {
                         self.fail(&error);
                     }
                     return;
@@ -214,9 +225,13 @@ impl Writer {
                     return;
                 }
             }
-            if let Some(ledger) = held {
-                match self.snapshot(&ledger) {
-                    Ok(()) => {}
+            if let Some(mut ledger) = held {
+                match self.snapshot(&mut ledger) {
+                    Ok(forgotten) => {
+                        // Freeing hundreds of MB takes a while: not with the ledger held.
+                        drop(ledger);
+                        drop(forgotten);
+                    }
                     Err(error) if error.is_transient() => self.snapshot_later(&error),
                     Err(error) => {
                         self.fail(&error);
@@ -250,18 +265,34 @@ impl Writer {
         Ok(batch.commands)
     }
 
-    fn snapshot(&mut self, ledger: &Ledger) -> Result<(), StoreError> {
+    /// Takes a snapshot of `ledger`. With a store that archives the journal, the sealed
+    /// chunks the archive holds durably leave memory (given back, to be dropped once the
+    /// ledger is let go), and those it does not hold yet go with the snapshot, which
+    /// leaves them out.
+    fn snapshot(&mut self, ledger: &mut Ledger) -> Result<Vec<Chunk>, StoreError> {
         // Every caller of the partition waits while this runs: say how long it took.
         let started = Instant::now();
         let seq = self.next_seq - 1;
-        let state = encode_large("snapshot", ledger, snapshot_room(self.last_snapshot, seq))?;
+        let (chunks, forgotten) = match self.store.journal_archive() {
+            Some(archive) => {
+                let durable = archive.archived();
+                let forgotten = ledger.journal.forget_archived(durable);
+                (ledger.journal.take_to_archive(durable), forgotten)
+            }
+            None => (ArchiveChunks::default(), Vec::new()),
+        };
+        let state = encode_large("snapshot", &*ledger, snapshot_room(self.last_snapshot, seq))?;
         let encoded = started.elapsed();
         let bytes = state.len();
         self.last_snapshot = (bytes, seq);
-        self.store.save_snapshot(Snapshot { seq, state })?;
+        let archiving = chunks.chunks.len() * crate::ledger::CHUNK_ENTRIES;
+        self.store
+            .save_snapshot_with_archive(Snapshot { seq, state }, chunks)?;
         tracing::info!(
             seq,
             bytes,
+            archiving_entries = archiving,
+            forgotten_entries = forgotten.len() * crate::ledger::CHUNK_ENTRIES,
             encode_ms = encoded.as_millis() as u64,
             save_ms = (started.elapsed() - encoded).as_millis() as u64,
             "snapshot taken (the partition's calls waited this long; the store writes it \
@@ -269,7 +300,8 @@ impl Writer {
         );
         self.batches_since_snapshot = 0;
         self.shared.stats.snapshot_taken(bytes as u64);
-        Ok(())
+        self.shared.stats.retained(ledger.retained());
+        Ok(forgotten)
     }
 
     /// A snapshot the store could not take for now (DynamoDB throttled or unreachable):

@@ -45,8 +45,8 @@ pub use counters::{Counter, HeldLimit, MAX_COUNTER_BYTES, MAX_LIMITS_PER_REQUEST
 pub use customers::{Customer, MAX_INCLUDED_GRANTS, Subscription};
 pub use entry::{Entry, EntryHash, EntryKind, GENESIS_HASH, Leg, LegKind};
 pub use error::{HoldResolution, LedgerError};
-pub use journal::Journal;
-pub use query::{GrantBalance, Retained, WalletBalance};
+pub use journal::{ArchiveChunks, CHUNK_ENTRIES, Chunk, Journal};
+pub use query::{EntryRef, GrantBalance, Retained, WalletBalance};
 pub use state::{
     Fingerprint, Hold, HoldState, Ledger, LedgerConfig, MAX_HOLD_TIMEOUT_MS, MAX_ID_BYTES,
     fingerprint,

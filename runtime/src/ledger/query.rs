@@ -108,8 +108,14 @@ impl Ledger {
         self.plan_subscribers.clone()
     }
 
-    /// Journal entries of one wallet after `after` (exclusive), at most `limit`.
-    pub fn wallet_entries(&self, wallet: &WalletRef, after: EntryId, limit: usize) -> Vec<&Entry> {
+    /// Journal entries of one wallet after `after` (exclusive), at most `limit`: those in
+    /// memory, and the ids of those the archive holds.
+    pub fn wallet_entries(
+        &self,
+        wallet: &WalletRef,
+        after: EntryId,
+        limit: usize,
+    ) -> Vec<EntryRef<'_>> {
         let Some(&index) = self.wallet_index.get(wallet) else {
             return Vec::new();
         };
@@ -118,7 +124,10 @@ impl Ledger {
         ids[start..]
             .iter()
             .take(limit)
-            .filter_map(|id| self.journal.get(*id))
+            .map(|&id| match self.journal.get(id) {
+                Some(entry) => EntryRef::InMemory(entry),
+                None => EntryRef::Archived(id),
+            })
             .collect()
     }
 
@@ -178,7 +187,7 @@ impl Ledger {
     /// grows with every entry; answers and resolved holds are kept for the idempotency window.
     pub fn retained(&self) -> Retained {
         Retained {
-            journal_entries: self.journal.len() as u64,
+            journal_entries: self.journal.len() as u64 - self.journal.archived(),
             answer_slots: self.answers.span(),
             hold_slots: self.holds.span(),
         }
@@ -189,10 +198,18 @@ impl Ledger {
     }
 }
 
+/// A journal entry as `wallet_entries` finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryRef<'a> {
+    InMemory(&'a Entry),
+    /// Archived out of memory: the store's journal archive has it.
+    Archived(EntryId),
+}
+
 /// See [`Ledger::retained`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retained {
-    /// Entries in the journal (all of them: none is archived out of memory yet).
+    /// Entries in the journal's memory (archived ones are not).
     pub journal_entries: u64,
     /// Idempotency answers, from the oldest kept to the newest.
     pub answer_slots: u64,

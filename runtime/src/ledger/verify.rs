@@ -58,6 +58,8 @@ pub enum Violation {
     Wallet { wallet: String, what: String },
     #[error("subscribers per plan: {what}")]
     PlanSubscribers { what: String },
+    #[error("journal archive: {what}")]
+    Archive { what: String },
 }
 
 /// What `verify` checked.
@@ -71,63 +73,49 @@ pub struct VerifyReport {
 
 impl Ledger {
     /// Recomputes every balance from the journal, checks the hash chain and every
-    /// invariant, and reports the first violation.
+    /// invariant, and reports the first violation. For a ledger whose journal is partly
+    /// archived, see `verify_with_archive`: this one reports the archived entries missing.
     pub fn verify(&self) -> Result<VerifyReport, Violation> {
-        let mut recomputed = vec![Balances::default(); self.accounts.len()];
-        let mut prev_hash = GENESIS_HASH;
-        let mut prev_time = 0;
-        for (index, entry) in self.journal.iter().enumerate() {
-            check_entry_header(entry, index, prev_time, &prev_hash)?;
-            for (i, leg) in entry.legs.iter().enumerate() {
-                let leg_err = |what: String| Violation::Leg {
-                    entry: entry.id.0,
-                    leg: i,
-                    what,
-                };
-                if leg.amount == 0 {
-                    return Err(leg_err("zero amount".into()));
-                }
-                if leg.debit == leg.credit {
-                    return Err(leg_err("debit and credit are the same account".into()));
-                }
-                for account in [leg.debit, leg.credit] {
-                    let Some(a) = self.accounts.get(account.0 as usize) else {
-                        return Err(leg_err(format!("unknown account {}", account.0)));
-                    };
-                    if a.wallet != entry.wallet {
-                        return Err(leg_err(format!(
-                            "account {} is not the entry's wallet's",
-                            account.0
-                        )));
-                    }
-                }
-                apply_leg_debit(&mut recomputed[leg.debit.0 as usize], leg)
-                    .map_err(|e| leg_err(e.to_string()))?;
-                apply_leg_credit(&mut recomputed[leg.credit.0 as usize], leg)
-                    .map_err(|e| leg_err(e.to_string()))?;
-            }
-            for leg in &entry.legs {
-                for account in [leg.debit, leg.credit] {
-                    let b = recomputed[account.0 as usize];
-                    let is_grant = matches!(
-                        self.accounts[account.0 as usize].kind,
-                        AccountKind::Grant(_)
-                    );
-                    if is_grant
-                        && u128::from(b.debits_posted) + u128::from(b.debits_pending)
-                            > u128::from(b.credits_posted)
-                    {
-                        return Err(Violation::Overdrawn {
-                            entry: entry.id.0,
-                            account: account.0,
-                            balances: b,
-                        });
-                    }
-                }
-            }
-            prev_hash = entry.hash;
-            prev_time = entry.time.0;
+        self.verify_with_archive(&mut std::iter::empty())
+    }
+
+    /// As `verify`, reading the entries archived out of memory (ids `1..=archived`, in
+    /// order) from `archived`, as the store's journal archive gives them (an `Err` says why
+    /// an entry could not be read). Only those are read.
+    pub fn verify_with_archive(
+        &self,
+        archived: &mut dyn Iterator<Item = Result<Entry, String>>,
+    ) -> Result<VerifyReport, Violation> {
+        let mut replay = Replay {
+            ledger: self,
+            recomputed: vec![Balances::default(); self.accounts.len()],
+            prev_hash: GENESIS_HASH,
+            prev_time: 0,
+            index: 0,
+        };
+        let expected = self.journal.archived();
+        for entry in (&mut *archived).take(usize::try_from(expected).unwrap_or(usize::MAX)) {
+            let entry = entry.map_err(|what| Violation::Archive { what })?;
+            replay.entry(&entry)?;
         }
+        // (The archive may hold more: entries archived and not yet forgotten, in memory
+        // too. Those are checked as the journal in memory has them.)
+        if replay.index as u64 != expected {
+            return Err(Violation::Archive {
+                what: format!(
+                    "the journal's first {expected} entries are archived, the archive gave {}",
+                    replay.index
+                ),
+            });
+        }
+        for entry in self.journal.iter() {
+            replay.entry(entry)?;
+        }
+        let Replay {
+            recomputed,
+            prev_hash,
+            ..
+        } = replay;
         if prev_hash != self.last_hash {
             return Err(Violation::ChainHead);
         }
@@ -295,6 +283,73 @@ impl Ledger {
                 });
             }
         }
+        Ok(())
+    }
+}
+
+/// The journal replayed entry by entry, archived ones first.
+struct Replay<'a> {
+    ledger: &'a Ledger,
+    recomputed: Vec<Balances>,
+    prev_hash: super::entry::EntryHash,
+    prev_time: u64,
+    /// Entries replayed so far.
+    index: usize,
+}
+
+impl Replay<'_> {
+    fn entry(&mut self, entry: &Entry) -> Result<(), Violation> {
+        check_entry_header(entry, self.index, self.prev_time, &self.prev_hash)?;
+        for (i, leg) in entry.legs.iter().enumerate() {
+            let leg_err = |what: String| Violation::Leg {
+                entry: entry.id.0,
+                leg: i,
+                what,
+            };
+            if leg.amount == 0 {
+                return Err(leg_err("zero amount".into()));
+            }
+            if leg.debit == leg.credit {
+                return Err(leg_err("debit and credit are the same account".into()));
+            }
+            for account in [leg.debit, leg.credit] {
+                let Some(a) = self.ledger.accounts.get(account.0 as usize) else {
+                    return Err(leg_err(format!("unknown account {}", account.0)));
+                };
+                if a.wallet != entry.wallet {
+                    return Err(leg_err(format!(
+                        "account {} is not the entry's wallet's",
+                        account.0
+                    )));
+                }
+            }
+            apply_leg_debit(&mut self.recomputed[leg.debit.0 as usize], leg)
+                .map_err(|e| leg_err(e.to_string()))?;
+            apply_leg_credit(&mut self.recomputed[leg.credit.0 as usize], leg)
+                .map_err(|e| leg_err(e.to_string()))?;
+        }
+        for leg in &entry.legs {
+            for account in [leg.debit, leg.credit] {
+                let b = self.recomputed[account.0 as usize];
+                let is_grant = matches!(
+                    self.ledger.accounts[account.0 as usize].kind,
+                    AccountKind::Grant(_)
+                );
+                if is_grant
+                    && u128::from(b.debits_posted) + u128::from(b.debits_pending)
+                        > u128::from(b.credits_posted)
+                {
+                    return Err(Violation::Overdrawn {
+                        entry: entry.id.0,
+                        account: account.0,
+                        balances: b,
+                    });
+                }
+            }
+        }
+        self.prev_hash = entry.hash;
+        self.prev_time = entry.time.0;
+        self.index += 1;
         Ok(())
     }
 }

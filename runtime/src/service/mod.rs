@@ -2,6 +2,8 @@
 //! evaluations (pure) and ledger commands (through each partition's engine), and ledger
 //! answers into decisions that say why.
 
+#[cfg(test)]
+mod archive_tests;
 mod decision;
 mod enforcement;
 mod error;

@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{Runtime, ServiceError, require_customer, require_id, require_key, unexpected};
 use crate::ledger::{
-    Category, Command, DEFAULT_CURRENCY, Entry, EntryId, GrantSpec, LedgerError,
-    MAX_EVENTS_PER_COMMAND, Measure, Outcome, Timestamp, UsageCharge, WalletBalance, WalletRef,
+    AccountId, Category, Command, DEFAULT_CURRENCY, Entry, EntryId, EntryRef, GrantSpec, Ledger,
+    LedgerError, MAX_EVENTS_PER_COMMAND, Measure, Outcome, Timestamp, UsageCharge, WalletBalance,
+    WalletRef,
 };
 use crate::policy::{EffectiveFeature, FeatureKind, Policy, Request, Subject, SubscriptionView};
 
@@ -287,23 +288,55 @@ impl Runtime {
             .read(customer, move |ledger| {
                 ledger.customer(&id)?;
                 let wallet = WalletRef::new(&id, DEFAULT_CURRENCY);
-                let entries: Vec<Entry> = ledger
+                let page: Vec<Result<Entry, EntryId>> = ledger
                     .wallet_entries(&wallet, EntryId(after), limit)
                     .into_iter()
-                    .cloned()
+                    .map(|found| match found {
+                        EntryRef::InMemory(entry) => Ok(entry.clone()),
+                        EntryRef::Archived(id) => Err(id),
+                    })
                     .collect();
-                let names = entries
-                    .iter()
-                    .flat_map(|e| e.legs.iter().flat_map(|l| [l.debit, l.credit]))
-                    .map(|a| (a.0, ledger.account_name(a)))
-                    .collect();
-                Some((entries, names))
+                let names = account_names(ledger, page.iter().flatten());
+                Some((page, names))
             })
             .await?;
-        found.ok_or_else(|| ServiceError::NotFound {
-            what: "customer",
-            id: customer.to_string(),
+        let Some((page, mut names)) = found else {
+            return Err(ServiceError::NotFound {
+                what: "customer",
+                id: customer.to_string(),
+            });
+        };
+        if page.iter().all(Result::is_ok) {
+            return Ok((page.into_iter().flatten().collect(), names));
+        }
+        // Entries the ledger archived out of memory: read back from the store's archive,
+        // off the async threads (they are immutable, so no lock is needed).
+        let (_, engine) = self.partitions.for_customer(customer);
+        let Some(archive) = engine.journal_archive() else {
+            return Err(ServiceError::Internal(
+                "entries are archived, but the store keeps no journal archive".into(),
+            ));
+        };
+        let entries = tokio::task::spawn_blocking(move || {
+            page.into_iter()
+                .map(|found| found.or_else(|id| archive.get(id)))
+                .collect::<Result<Vec<Entry>, _>>()
         })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("reading the journal archive: {e}")))?
+        .map_err(|e| ServiceError::Internal(format!("reading the journal archive: {e}")))?;
+        let unnamed: Vec<Entry> = entries
+            .iter()
+            .filter(|e| legs_accounts(e).any(|a| !names.contains_key(&a.0)))
+            .cloned()
+            .collect();
+        let more = self
+            .read(customer, move |ledger| {
+                account_names(ledger, unnamed.iter())
+            })
+            .await?;
+        names.extend(more);
+        Ok((entries, names))
     }
 
     /// Records usage events: each is validated, deduplicated by id, priced by the
@@ -473,6 +506,22 @@ fn price_event(
         credits: evaluation.credits,
         counters,
     })
+}
+
+/// The accounts `entry`'s legs move.
+fn legs_accounts(entry: &Entry) -> impl Iterator<Item = AccountId> + '_ {
+    entry.legs.iter().flat_map(|l| [l.debit, l.credit])
+}
+
+/// People's names of the accounts the entries' legs move, by account id.
+fn account_names<'a>(
+    ledger: &Ledger,
+    entries: impl Iterator<Item = &'a Entry>,
+) -> HashMap<u32, String> {
+    entries
+        .flat_map(legs_accounts)
+        .map(|a| (a.0, ledger.account_name(a)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ pub enum StoreError {
     Locked { path: std::path::PathBuf },
     #[error("replaying batch {seq} failed: {what}")]
     Replay { seq: u64, what: String },
+    #[error("journal archive: {what}")]
+    Archive { what: String },
     #[cfg(feature = "dynamodb")]
     #[error(transparent)]
     Dynamo(#[from] dynamodb::DynamoError),
@@ -106,6 +108,7 @@ impl StoreError {
             StoreError::Codec { .. } => "codec",
             StoreError::Locked { .. } => "locked",
             StoreError::Replay { .. } => "replay",
+            StoreError::Archive { .. } => "archive",
             #[cfg(feature = "dynamodb")]
             StoreError::Dynamo(e) => e.code(),
         }
@@ -137,6 +140,27 @@ pub trait Store: Send {
     /// with the partition held (a DynamoDB upload can take minutes).
     fn ready_for_snapshot(&mut self) -> bool {
         true
+    }
+
+    /// The store's archive of the journal, if it keeps one (the embedded store, once
+    /// recovered): the engine then hands it the journal's sealed chunks with each snapshot,
+    /// which leaves them out, and forgets them once the archive holds them durably.
+    fn journal_archive(&self) -> Option<std::sync::Arc<embedded::JournalArchive>> {
+        None
+    }
+
+    /// As `save_snapshot`, writing `chunks` to the journal archive durably first. Only a
+    /// store with a `journal_archive` is handed chunks.
+    fn save_snapshot_with_archive(
+        &mut self,
+        snapshot: Snapshot,
+        chunks: crate::ledger::ArchiveChunks,
+    ) -> Result<(), StoreError> {
+        debug_assert!(
+            chunks.chunks.is_empty(),
+            "this store keeps no journal archive"
+        );
+        self.save_snapshot(snapshot)
     }
 }
 

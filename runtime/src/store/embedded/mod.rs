@@ -6,7 +6,14 @@
 //! <dir>/LOCK                          held with an exclusive file lock while open
 //! <dir>/wal-<first seq, 20 digits>.log   log segments, appended in order
 //! <dir>/snapshot-<seq, 20 digits>.snap   the ledger as of the end of batch <seq>
+//! <dir>/journal-<entries before, 20 digits>.jnl   journal entries archived out of memory
 //! ```
+//!
+//! The journal archive (see `archive`): each snapshot writes the journal's chunks sealed
+//! since the last one to a `journal-*.jnl` file first, durably, and then leaves them out of
+//! the snapshot; the ledger forgets them at the next snapshot, and `ListEntries` and
+//! `verify` read them back from the file. So memory and snapshots hold the recent journal
+//! only, and archive files are never deleted: together they are the journal.
 //!
 //! A log record is one engine batch:
 //!
@@ -27,8 +34,9 @@
 //! A segment is sealed (its free space cut off) when it passes `SEGMENT_BYTES`, when a
 //! snapshot is taken, or when the store closes; a new segment starts with the next batch.
 //!
-//! A snapshot file is `"TGSNAP02"`, seq (u64 LE), payload length (u64 LE), CRC-32C of the
-//! payload (u32 LE), then the postcard-encoded ledger. It is written on a thread of its
+//! A snapshot file is `"TGSNAP03"`, seq (u64 LE), payload length (u64 LE), CRC-32C of the
+//! payload (u32 LE), then the postcard-encoded ledger. (`"TGSNAP02"`, read as well, is the
+//! same with no journal entry archived.) It is written on a thread of its
 //! own (the engine goes on meanwhile) to a temporary file, fsynced, renamed into place and
 //! the directory fsynced; only then, at the next append or at close, are older snapshots
 //! and the segments it covers deleted.
@@ -47,13 +55,18 @@
 //! `write` + one `fdatasync` (about 150 us here, see BENCHMARKS.md), with a format short
 //! enough to document above and recover by hand.
 
+mod archive;
 mod wal;
+
+pub use archive::JournalArchive;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{Batch, Recovered, Snapshot, Store, StoreError};
+use crate::ledger::ArchiveChunks;
 use wal::{ActiveSegment, ScanEnd, encode_record, scan_segment};
 
 /// A segment is sealed once it grows past this size; recovery reads one segment at a time,
@@ -61,7 +74,11 @@ use wal::{ActiveSegment, ScanEnd, encode_record, scan_segment};
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 const _: () = assert!(SEGMENT_BYTES as usize >= wal::MAX_PAYLOAD_BYTES);
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"TGSNAP02";
+/// Snapshots are written as format 3 (its journal may leave archived entries out), and
+/// format 2 ones are read (the same layout, nothing archived). A version that knows only
+/// format 2 refuses format 3 rather than misread a journal with entries archived.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"TGSNAP03";
+const SNAPSHOT_MAGIC_2: &[u8; 8] = b"TGSNAP02";
 const SNAPSHOT_HEADER_BYTES: usize = 8 + 8 + 8 + 4;
 
 pub struct EmbeddedStore {
@@ -74,6 +91,8 @@ pub struct EmbeddedStore {
     last_seq: u64,
     /// A snapshot being written on its own thread.
     saving: Option<Saving>,
+    /// The journal's archive (opened by `recover`).
+    archive: Option<Arc<JournalArchive>>,
 }
 
 /// A snapshot file being written: its seq and the thread writing it.
@@ -108,6 +127,7 @@ impl EmbeddedStore {
             active: None,
             last_seq: 0,
             saving: None,
+            archive: None,
         })
     }
 
@@ -144,6 +164,7 @@ impl EmbeddedStore {
             active: None,
             last_seq: 0,
             saving: None,
+            archive: None,
         })
     }
 
@@ -220,7 +241,9 @@ impl EmbeddedStore {
                  chain changed): start it on an empty data directory",
             ));
         }
-        if bytes.len() < SNAPSHOT_HEADER_BYTES || &bytes[..8] != SNAPSHOT_MAGIC {
+        if bytes.len() < SNAPSHOT_HEADER_BYTES
+            || (&bytes[..8] != SNAPSHOT_MAGIC && &bytes[..8] != SNAPSHOT_MAGIC_2)
+        {
             return Err(corrupt("not a snapshot file"));
         }
         let header_seq = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or([0; 8]));
@@ -245,12 +268,16 @@ impl Store for EmbeddedStore {
         &mut self,
         restore: &mut dyn FnMut(Recovered) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        // A snapshot whose write a crash cut short is never read: only its space is left.
-        for (_, partial) in self.files("snapshot-", ".tmp")? {
-            if partial.is_file() && !self.read_only {
-                fs::remove_file(&partial).map_err(|e| io("remove", &partial, e))?;
+        // A snapshot or archive file whose write a crash cut short is never read: only its
+        // space is left.
+        for prefix in ["snapshot-", "journal-"] {
+            for (_, partial) in self.files(prefix, ".tmp")? {
+                if partial.is_file() && !self.read_only {
+                    fs::remove_file(&partial).map_err(|e| io("remove", &partial, e))?;
+                }
             }
         }
+        self.archive = Some(Arc::new(JournalArchive::open(&self.dir)?));
         let after = match self.load_snapshot()? {
             Some(snapshot) => {
                 let seq = snapshot.seq;
@@ -373,6 +400,20 @@ impl Store for EmbeddedStore {
     /// have covered is kept, and the next snapshot tries again (a snapshot only shortens
     /// recovery; stopping the partition for it would lose availability and save nothing).
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.save_snapshot_with_archive(snapshot, ArchiveChunks::default())
+    }
+
+    fn journal_archive(&self) -> Option<Arc<JournalArchive>> {
+        self.archive.clone()
+    }
+
+    /// The archive's files first, then the snapshot that leaves their entries out, on the
+    /// same thread (see `save_snapshot`).
+    fn save_snapshot_with_archive(
+        &mut self,
+        snapshot: Snapshot,
+        chunks: ArchiveChunks,
+    ) -> Result<(), StoreError> {
         self.writable()?;
         assert_eq!(
             snapshot.seq, self.last_seq,
@@ -383,9 +424,24 @@ impl Store for EmbeddedStore {
         self.start_segment(snapshot.seq + 1, 0)?;
         let seq = snapshot.seq;
         let dir = self.dir.clone();
+        let archive = self.archive.clone();
         let thread = std::thread::Builder::new()
             .name("tollgate-snapshot".into())
-            .spawn(move || write_snapshot(&dir, &snapshot))
+            .spawn(move || {
+                yield_to_callers();
+                if !chunks.chunks.is_empty() {
+                    let Some(archive) = archive else {
+                        return Err(io(
+                            "archive the journal in",
+                            &dir,
+                            std::io::Error::other("the store was not recovered"),
+                        ));
+                    };
+                    archive.write(&chunks)?;
+                }
+                drop(chunks);
+                write_snapshot(&dir, &snapshot)
+            })
             .map_err(|e| io("start the snapshot thread for", &self.dir, e))?;
         self.saving = Some(Saving { seq, thread });
         Ok(())
@@ -446,7 +502,6 @@ const SYNC_EVERY_BYTES: usize = 1024 * 1024;
 /// thread gives way to the partition's own (see `yield_to_callers`).
 /// Writes the snapshot file, or removes what it wrote of it.
 fn write_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
-    yield_to_callers();
     let tmp = dir.join(format!("snapshot-{:020}.tmp", snapshot.seq));
     let written = write_snapshot_file(dir, &tmp, snapshot);
     if written.is_err() && tmp.is_file() {
@@ -517,16 +572,32 @@ pub(crate) fn replace_durably(
     path: &Path,
     parts: &[&[u8]],
 ) -> Result<(), StoreError> {
+    replace_durably_with(dir, tmp, path, |out| {
+        parts.iter().try_for_each(|part| out(part))
+    })
+}
+
+/// As `replace_durably`, with the parts handed to `out` one by one as `fill` makes them
+/// (so that a large file need not be in memory whole).
+pub(crate) fn replace_durably_with(
+    dir: &Path,
+    tmp: &Path,
+    path: &Path,
+    fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<(), StoreError>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let mut file = File::create(tmp).map_err(|e| io("create", tmp, e))?;
     let mut unsynced = 0;
-    for piece in parts.iter().flat_map(|part| part.chunks(SYNC_EVERY_BYTES)) {
-        file.write_all(piece).map_err(|e| io("write", tmp, e))?;
-        unsynced += piece.len();
-        if unsynced >= SYNC_EVERY_BYTES {
-            file.sync_data().map_err(|e| io("fdatasync", tmp, e))?;
-            unsynced = 0;
+    fill(&mut |part: &[u8]| {
+        for piece in part.chunks(SYNC_EVERY_BYTES) {
+            file.write_all(piece).map_err(|e| io("write", tmp, e))?;
+            unsynced += piece.len();
+            if unsynced >= SYNC_EVERY_BYTES {
+                file.sync_data().map_err(|e| io("fdatasync", tmp, e))?;
+                unsynced = 0;
+            }
         }
-    }
+        Ok(())
+    })?;
     file.sync_all().map_err(|e| io("fsync", tmp, e))?;
     fs::rename(tmp, path).map_err(|e| io("rename", tmp, e))?;
     sync_dir(dir)
