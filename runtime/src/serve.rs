@@ -90,7 +90,7 @@ pub struct ServeArgs {
     pub replicas: u32,
     /// How long the answer to an idempotency key, a usage event id and a resolved hold are
     /// kept, in ledger time: longer than any client retries. Memory grows with it (see the
-    /// README's "A known limit: memory"). A start with another window logs the change, so
+    /// README's "Memory"). A start with another window logs the change, so
     /// the log still replays as it ran.
     #[arg(
         long,

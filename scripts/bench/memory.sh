@@ -1,0 +1,41 @@
+#!/bin/bash
+# What a partition keeps in memory and in its snapshots under sustained Reserve + Commit load.
+#
+#   scripts/bench/memory.sh [TOLLGATE_BIN] [WINDOW] [SECONDS]
+#
+# Starts `tollgate serve` (TOLLGATE_BIN, default the fat-LTO release build) pinned to core 0
+# on a fresh data directory with `--idempotency-window WINDOW` (default 1m), drives it with
+# `tollgate-loadgen --rpc reserve-commit --concurrency 64` pinned to core 1 for SECONDS
+# (default 240), and prints every 15 s the server's resident size and the retained figures
+# of /metrics (`journal_entries` in memory, `answer_slots`), then the load generator's line,
+# the server's snapshot lines (size, entries archived and forgotten, the encode pause) and
+# the data directory's size. Build first:
+#   CARGO_TARGET_DIR=$HOME/.cache/tollgate/target-lto cargo build --release --locked -p tollgate-runtime -p tollgate-e2e
+set -euo pipefail
+RELEASE=${CARGO_TARGET_DIR:-$HOME/.cache/tollgate/target-lto}/release
+BIN=${1:-$RELEASE/tollgate}
+WINDOW=${2:-1m}
+SECONDS_=${3:-240}
+PORT=${PORT:-50071}
+DIR=$(mktemp -d)
+trap 'kill $SP 2>/dev/null || true; rm -rf "$DIR"' EXIT
+cd "$(dirname "$0")/../.."
+taskset -c 0 "$BIN" serve --data-dir "$DIR/data" --grpc-addr 127.0.0.1:$PORT \
+  --http-addr 127.0.0.1:$((PORT + 1)) --idempotency-window "$WINDOW" > "$DIR/server.log" 2>&1 &
+SP=$!
+for _ in $(seq 100); do curl -sf 127.0.0.1:$((PORT + 1))/readyz > /dev/null && break; sleep 0.1; done
+taskset -c 1 "$RELEASE/tollgate-loadgen" --addr 127.0.0.1:$PORT --rpc reserve-commit \
+  --concurrency 64 --duration-s "$SECONDS_" --warmup-s 1 > "$DIR/loadgen.out" 2>&1 &
+LP=$!
+for t in $(seq 15 15 "$SECONDS_"); do
+  sleep 15
+  rss=$(awk '/VmRSS/{print $2}' /proc/$SP/status)
+  kept=$(curl -s 127.0.0.1:$((PORT + 1))/metrics \
+    | grep -E '^tollgate_engine_(journal_entries|answer_slots)' | sed 's/{[^}]*}//' \
+    | awk '{sub("tollgate_engine_", "", $1); printf "%s=%s ", $1, $2}')
+  echo "t=${t}s rss_mb=$((rss / 1024)) $kept"
+done
+wait $LP
+grep -E '^rpc=' "$DIR/loadgen.out"
+grep -E 'snapshot (taken|written)' "$DIR/server.log" | sed 's/.*INFO [a-z_:]*: //' | cut -c1-200 || true
+echo "data directory: $(du -sh "$DIR/data" | cut -f1), journal archive files: $(ls "$DIR"/data/partition-*/journal-*.jnl 2> /dev/null | wc -l)"
