@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -321,14 +321,15 @@ impl ArchiveFile {
         if !ordered {
             return Err(self.corrupt(self.index, "journal archive index out of order"));
         }
-        let mut reader = BufReader::with_capacity(
-            1 << 20,
-            File::open(&self.path).map_err(|e| io("open", &self.path, e))?,
-        );
-        let mut skip = [0u8; HEADER_BYTES as usize];
-        reader
-            .read_exact(&mut skip)
-            .map_err(|e| io("read", &self.path, e))?;
+        // The file this one opened (a retried snapshot may have put another in its place
+        // since); reads by id use `read_exact_at`, so moving its offset changes nothing.
+        let mut file = self
+            .file
+            .try_clone()
+            .map_err(|e| io("open", &self.path, e))?;
+        file.seek(SeekFrom::Start(HEADER_BYTES))
+            .map_err(|e| io("seek", &self.path, e))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut record = Vec::new();
         Ok((0..self.count as usize).map(move |i| {
             record.resize((offsets[i + 1] - offsets[i]) as usize, 0);
