@@ -33,6 +33,7 @@ pub(crate) fn recover(store: &mut dyn Store) -> Result<Recovery, StoreError> {
         match item {
             Recovered::Snapshot(snapshot) => {
                 ledger = decode("snapshot", &snapshot.state)?;
+                ledger.share_names();
                 next_seq = snapshot.seq + 1;
                 taken = (snapshot.state.len(), snapshot.seq);
             }

@@ -41,6 +41,10 @@ impl HashedKey {
     pub(crate) fn new(text: Arc<str>, hash: u64) -> Self {
         HashedKey { hash, text }
     }
+
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 impl PartialEq for HashedKey {

@@ -258,6 +258,33 @@ impl Ledger {
         result
     }
 
+    /// Makes a decoded ledger share its names as one built by `apply` does: each answer's
+    /// key with its index entry, and each customer's name with all of that customer's
+    /// answers. Decoding gives every one of them its own copy, which made a restarted
+    /// partition half as large again as the one that wrote the snapshot (BENCHMARKS.md,
+    /// session 14). The index keeps exactly what it held; only where its text lives changes.
+    pub(crate) fn share_names(&mut self) {
+        let decoded = std::mem::take(&mut self.keys);
+        let mut index =
+            super::keys::KeyIndex::with_capacity_and_hasher(decoded.len(), Default::default());
+        for (customer, keys) in decoded {
+            let mut shared =
+                super::keys::CustomerKeys::with_capacity_and_hasher(keys.len(), Default::default());
+            for (key, number) in keys {
+                let key = match self.answers.get_mut(number) {
+                    Some(answer) if answer.key == key.text && answer.customer == customer => {
+                        answer.customer = customer.clone();
+                        super::keys::HashedKey::new(answer.key.clone(), key.hash())
+                    }
+                    _ => key,
+                };
+                shared.insert(key, number);
+            }
+            index.insert(customer, shared);
+        }
+        self.keys = index;
+    }
+
     /// Whether a hold timeout or grant expiry is due at `now`.
     pub fn has_due(&self, now: Timestamp) -> bool {
         self.next_due(now).is_some()

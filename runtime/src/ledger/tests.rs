@@ -763,3 +763,65 @@ fn usage_is_deduplicated_charged_and_counted() {
     assert_eq!(f.ledger.counter("tokens", Timestamp(0)).unwrap().used, 30);
     assert_eq!(f.balance().available, 0);
 }
+
+/// A decoded ledger shares each answer's key with its index entry and each customer's
+/// name across its answers, as the ledger that wrote it did; and answers as before.
+#[test]
+fn a_decoded_ledger_shares_its_names_and_answers_the_same() {
+    use std::sync::Arc;
+    let mut ledger = Ledger::new(LedgerConfig::default());
+    let open = |customer: &str| Command::OpenWallet {
+        wallet: WalletRef::new(customer, "credits"),
+        overage: OveragePolicy::Deny,
+    };
+    let keyed = |customer: &str, key: String| Keyed {
+        customer: customer.into(),
+        key,
+        command: open(customer),
+    };
+    for customer in ["acme", "globex"] {
+        for i in 0..50 {
+            let _ = ledger.apply(T0, &keyed(customer, format!("{customer}-{i}")));
+        }
+    }
+    let bytes = postcard::to_allocvec(&ledger).unwrap();
+    let mut decoded: Ledger = postcard::from_bytes(&bytes).unwrap();
+    let index_text = |l: &Ledger, customer: &str, key: &str| {
+        let (_, keys) = l.keys.get_key_value(customer).unwrap();
+        keys.keys().find(|k| &*k.text == key).unwrap().text.clone()
+    };
+    let answer = decoded.answers.iter().next().unwrap().clone();
+    assert!(!Arc::ptr_eq(
+        &answer.key,
+        &index_text(&decoded, "acme", "acme-0")
+    ));
+    decoded.share_names();
+    for answer in decoded.answers.iter() {
+        let text = index_text(&decoded, &answer.customer, &answer.key);
+        assert!(
+            Arc::ptr_eq(&answer.key, &text),
+            "{} shares its text",
+            answer.key
+        );
+        let (customer, _) = decoded.keys.get_key_value(&*answer.customer).unwrap();
+        assert!(Arc::ptr_eq(&answer.customer, customer));
+    }
+    assert_eq!(decoded.remembered_keys(), ledger.remembered_keys());
+    assert_eq!(
+        postcard::to_allocvec(&decoded.answers).unwrap(),
+        postcard::to_allocvec(&ledger.answers).unwrap()
+    );
+    // The same answers to retries, and a conflict for a key reused with another command.
+    for customer in ["acme", "globex"] {
+        let retry = keyed(customer, format!("{customer}-7"));
+        assert_eq!(decoded.apply(T0, &retry), ledger.apply(T0, &retry));
+        let other = Keyed {
+            command: open("someone-else"),
+            ..retry
+        };
+        assert!(matches!(
+            decoded.apply(T0, &other),
+            Err(LedgerError::IdempotencyConflict { .. })
+        ));
+    }
+}
