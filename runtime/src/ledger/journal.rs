@@ -89,8 +89,14 @@ impl Journal {
 
     /// The entries in memory (after `archived()`), in order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Entry> {
+        self.in_memory_after(0)
+    }
+
+    /// The entries in memory after the first `skip` sealed chunks, in order.
+    fn in_memory_after(&self, skip: usize) -> impl DoubleEndedIterator<Item = &Entry> {
         self.sealed
             .iter()
+            .skip(skip)
             .flat_map(|chunk| chunk.iter())
             .chain(self.open.iter())
     }
@@ -188,13 +194,9 @@ impl Serialize for Journal {
         impl Serialize for Groups<'_> {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let Groups(journal, skip) = *self;
-                let sealed = journal.sealed.iter().skip(skip);
-                let kept = sealed.len() * CHUNK_ENTRIES + journal.open.len();
-                let entries: Entries<'_> = Box::new(
-                    sealed
-                        .flat_map(|chunk| chunk.iter())
-                        .chain(journal.open.iter()),
-                );
+                let kept =
+                    journal.sealed.len().saturating_sub(skip) * CHUNK_ENTRIES + journal.open.len();
+                let entries: Entries<'_> = Box::new(journal.in_memory_after(skip));
                 let entries = RefCell::new(entries);
                 let mut seq = serializer.serialize_seq(Some(kept.div_ceil(ENCODED_GROUP)))?;
                 for start in (0..kept).step_by(ENCODED_GROUP) {

@@ -94,11 +94,11 @@ impl JournalArchive {
         }
         let first = chunks.first;
         if first > self.archived() {
-            return Err(StoreError::Corrupt {
-                path: self.dir.clone(),
-                offset: 0,
+            return Err(StoreError::Archive {
                 what: format!(
-                    "journal archive would skip entries {}..={first}",
+                    "{}: a file from entry {} would skip entries {}..={first}",
+                    self.dir.display(),
+                    first + 1,
                     self.archived() + 1
                 ),
             });
@@ -157,10 +157,8 @@ impl JournalArchive {
             .next_back()
             .map(|(_, f)| f.clone())
             .filter(|f| id.0 <= f.first + f.count)
-            .ok_or_else(|| StoreError::Corrupt {
-                path: self.dir.clone(),
-                offset: 0,
-                what: format!("entry {} is not in the journal archive", id.0),
+            .ok_or_else(|| StoreError::Archive {
+                what: format!("{}: no file holds entry {}", self.dir.display(), id.0),
             })?;
         file.get(id)
     }
