@@ -72,6 +72,7 @@ fn first_store(connection: &DynamoConnection) -> DynamoStore {
 
 /// Saves a checkpoint of batch `seq` and waits until it is published.
 fn publish(store: &mut DynamoStore, seq: u64, state: Vec<u8>) {
+    store.begin_snapshot(seq).unwrap();
     store.save_snapshot(Snapshot { seq, state }).unwrap();
     store.finish_checkpoint().unwrap();
 }
@@ -219,6 +220,7 @@ fn a_checkpoint_upload_does_not_hold_up_the_journal() {
     faults.delay_batch_writes(Duration::from_millis(1500));
     let checkpoint = state(3, 3);
     let started = Instant::now();
+    store.begin_snapshot(3).unwrap();
     store
         .save_snapshot(Snapshot {
             seq: 3,
@@ -257,6 +259,7 @@ fn dropping_the_store_waits_for_the_upload() {
     store.append(&batch(1)).unwrap();
     faults.delay_batch_writes(Duration::from_millis(500));
     let checkpoint = state(1, 2);
+    store.begin_snapshot(1).unwrap();
     store
         .save_snapshot(Snapshot {
             seq: 1,
@@ -310,6 +313,7 @@ fn a_published_checkpoint_is_counted_when_its_upload_ends() {
     let connection = DynamoConnection::connect(local.config("counted")).unwrap();
     let mut store = first_store(&connection);
     store.append(&batch(1)).unwrap();
+    store.begin_snapshot(1).unwrap();
     store
         .save_snapshot(Snapshot {
             seq: 1,
@@ -492,6 +496,7 @@ fn throttled_chunks_are_sent_again_while_dynamodb_makes_progress() {
     faults.leave_batch_writes_unprocessed(0);
     faults.stall_chunk_puts_after(0);
     store.append(&batch(2)).unwrap();
+    store.begin_snapshot(2).unwrap();
     store
         .save_snapshot(Snapshot {
             seq: 2,
@@ -529,6 +534,7 @@ fn an_upload_that_gives_up_deletes_the_chunks_it_wrote() {
     // 51 chunks, three BatchWriteItem calls: the first is written, then the partition
     // stalls for good.
     faults.stall_chunk_puts_after(1);
+    store.begin_snapshot(1).unwrap();
     store
         .save_snapshot(Snapshot {
             seq: 1,
@@ -671,6 +677,7 @@ fn a_fenced_upload_deletes_the_chunks_it_wrote() {
     let other = DynamoConnection::connect(config.clone()).unwrap();
     let mut new = other.store("p0", "pod-b").unwrap();
     recover(&mut new);
+    old.begin_snapshot(1).unwrap();
     old.save_snapshot(Snapshot {
         seq: 1,
         state: state(1, 3),

@@ -89,6 +89,7 @@ fn the_older_epoch_can_never_write_again() {
     }
     // Its checkpoints are refused too (uploaded in the background: the refusal comes with
     // the upload's outcome).
+    old.begin_snapshot(3).unwrap();
     old.save_snapshot(tollgate_runtime::store::Snapshot {
         seq: 3,
         state: vec![1, 2, 3],

@@ -8,8 +8,8 @@
 # `tollgate-loadgen --rpc reserve-commit --concurrency 64` pinned to core 1 for SECONDS
 # (default 240), and prints every 15 s the server's resident size and the retained figures
 # of /metrics (`journal_entries` in memory, `answer_slots`), then the load generator's line,
-# the server's snapshot lines (size, entries archived and forgotten, the encode pause) and
-# the data directory's size. Build first:
+# the server's snapshot lines (size, entries archived, the pause for its image, the encoding
+# time, off the partition's path) and the data directory's size. Build first:
 #   CARGO_TARGET_DIR=$HOME/.cache/tollgate/target-lto cargo build --release --locked -p tollgate-runtime -p tollgate-e2e
 set -euo pipefail
 RELEASE=${CARGO_TARGET_DIR:-$HOME/.cache/tollgate/target-lto}/release
@@ -37,5 +37,6 @@ for t in $(seq 15 15 "$SECONDS_"); do
 done
 wait $LP
 grep -E '^rpc=' "$DIR/loadgen.out"
-grep -E 'snapshot (taken|written)' "$DIR/server.log" | sed 's/.*INFO [a-z_:]*: //' | cut -c1-200 || true
+grep -E 'snapshot (taken|written)' "$DIR/server.log" \
+  | sed -E 's/.*INFO [a-z_:]*: //; s/ \([^)]*\)//' | cut -c1-220 || true
 echo "data directory: $(du -sh "$DIR/data" | cut -f1), journal archive files: $(ls "$DIR"/data/partition-*/journal-*.jnl 2> /dev/null | wc -l)"

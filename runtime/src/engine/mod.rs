@@ -353,6 +353,7 @@ impl Engine {
             activity: config.activity.clone(),
             cut_wait: config.cut_wait,
             last_snapshot: recovered.snapshot,
+            encoding: None,
         };
         let handle = std::thread::Builder::new()
             .name("tollgate-writer".into())

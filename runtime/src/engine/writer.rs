@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use super::{Activity, Shared, store_failed};
 use crate::ledger::{ArchiveChunks, Chunk, EntryHash, Ledger, LedgerConfig};
 use crate::store::{
     Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode_large,
+    yield_to_callers,
 };
 
 pub(crate) struct Recovery {
@@ -138,6 +140,21 @@ pub(crate) struct Writer {
     /// Size and batch of the last snapshot taken or recovered ((0, 0): none yet), from
     /// which `snapshot_room` estimates the next one's.
     pub(crate) last_snapshot: (usize, u64),
+    /// The snapshot being encoded, if any.
+    pub(crate) encoding: Option<Encoding>,
+}
+
+/// A snapshot whose image was taken (with the ledger held, at the end of batch `seq`) and
+/// is being encoded on a thread of its own while the partition goes on.
+pub(crate) struct Encoding {
+    seq: u64,
+    /// The journal's chunks to archive with it (the image leaves them out).
+    chunks: ArchiveChunks,
+    /// How long the partition's calls waited for the image.
+    paused: Duration,
+    started: Instant,
+    /// The encoded ledger and how long encoding took; disconnected if the thread died.
+    done: mpsc::Receiver<Result<(Vec<u8>, Duration), StoreError>>,
 }
 
 impl Writer {
@@ -145,6 +162,9 @@ impl Writer {
         let shared = self.shared.clone();
         let mut spare = Vec::with_capacity(shared.max_batch);
         loop {
+            if !self.save_encoded(false) {
+                return;
+            }
             let mut gathering = shared.gathering();
             if !gathering.serving {
                 return;
@@ -152,6 +172,9 @@ impl Writer {
             if gathering.open.commands.is_empty() {
                 if shared.closing.load(Ordering::SeqCst) {
                     drop(gathering);
+                    if !self.save_encoded(true) {
+                        return;
+                    }
                     if self.batches_since_snapshot == 0 {
                         return;
                     }
@@ -162,9 +185,16 @@ impl Writer {
                     if !shared.gathering().open.commands.is_empty() {
                         continue;
                     }
-                    if let Err(error) = self.snapshot(&mut ledger) {
-                        self.fail(&error);
+                    let started = self.start_snapshot(&mut ledger);
+                    drop(ledger);
+                    match started {
+                        Ok(forgotten) => drop(forgotten),
+                        Err(error) => {
+                            self.fail(&error);
+                            return;
+                        }
                     }
+                    self.save_encoded(true);
                     return;
                 }
                 gathering.writer_idle = true;
@@ -188,12 +218,14 @@ impl Writer {
                 }
             }
             // A snapshot must be of the state this batch leaves: with the ledger held,
-            // nobody applies anything until it is taken. Otherwise callers fill the next
-            // batch while this one is written.
-            // Due, and the store done with the last one: a store still writing it would
-            // make the partition wait here (a DynamoDB upload takes minutes). It is taken
-            // at the first batch after that.
+            // nobody applies anything until its image is taken (then it is encoded while
+            // the partition goes on). Otherwise callers fill the next batch while this one
+            // is written.
+            // Due, the last one encoded, and the store done with it: a store still writing
+            // it would make the partition wait here (a DynamoDB upload takes minutes). It
+            // is taken at the first batch after that.
             let snapshot_due = self.batches_since_snapshot + 1 >= self.snapshot_every_batches
+                && self.encoding.is_none()
                 && self.store.ready_for_snapshot();
             let held = if snapshot_due {
                 drop(gathering);
@@ -227,7 +259,7 @@ impl Writer {
                 }
             }
             if let Some(mut ledger) = held {
-                match self.snapshot(&mut ledger) {
+                match self.start_snapshot(&mut ledger) {
                     Ok(forgotten) => {
                         // Freeing hundreds of MB takes a while: not with the ledger held.
                         drop(ledger);
@@ -266,12 +298,13 @@ impl Writer {
         Ok(batch.commands)
     }
 
-    /// Takes a snapshot of `ledger`. With a store that archives the journal, the sealed
-    /// chunks the archive holds durably leave memory (given back, to be dropped once the
-    /// ledger is let go), and those it does not hold yet go with the snapshot, which
-    /// leaves them out.
-    fn snapshot(&mut self, ledger: &mut Ledger) -> Result<Vec<Chunk>, StoreError> {
-        // Every caller of the partition waits while this runs: say how long it took.
+    /// Takes a snapshot of `ledger` at the last batch appended: its image, with the ledger
+    /// held, then its encoding on a thread of its own (`save_encoded` saves it). With a
+    /// store that archives the journal, the sealed chunks the archive holds durably leave
+    /// memory (given back, to be dropped once the ledger is let go), and those it does not
+    /// hold yet go with the snapshot, which leaves them out.
+    fn start_snapshot(&mut self, ledger: &mut Ledger) -> Result<Vec<Chunk>, StoreError> {
+        // Every caller of the partition waits while this runs: it is logged with the save.
         let started = Instant::now();
         let seq = self.next_seq - 1;
         let (chunks, forgotten) = match self.store.journal_archive() {
@@ -282,27 +315,112 @@ impl Writer {
             }
             None => (ArchiveChunks::default(), Vec::new()),
         };
-        let state = encode_large("snapshot", &*ledger, snapshot_room(self.last_snapshot, seq))?;
-        let encoded = started.elapsed();
-        let bytes = state.len();
-        self.last_snapshot = (bytes, seq);
-        let archiving = chunks.chunks.len() * crate::ledger::CHUNK_ENTRIES;
-        self.store
-            .save_snapshot_with_archive(Snapshot { seq, state }, chunks)?;
-        tracing::info!(
-            seq,
-            bytes,
-            archiving_entries = archiving,
-            forgotten_entries = forgotten.len() * crate::ledger::CHUNK_ENTRIES,
-            encode_ms = encoded.as_millis() as u64,
-            save_ms = (started.elapsed() - encoded).as_millis() as u64,
-            "snapshot taken (the partition's calls waited this long; the store writes it \
-             in the background)"
-        );
+        let image = ledger.image();
+        self.store.begin_snapshot(seq)?;
         self.batches_since_snapshot = 0;
-        self.shared.stats.snapshot_taken(bytes as u64);
         self.shared.stats.retained(ledger.retained());
+        let room = snapshot_room(self.last_snapshot, seq);
+        let (send, done) = mpsc::sync_channel(1);
+        let writer = std::thread::current();
+        std::thread::Builder::new()
+            .name("tollgate-snapshot-encode".into())
+            .spawn(move || {
+                yield_to_callers();
+                let started = Instant::now();
+                let state = encode_large("snapshot", &image, room);
+                let took = started.elapsed();
+                // The image's copies are freed here too, not on the writer.
+                drop(image);
+                // The writer may be asleep (an idle partition): wake it to save this.
+                let _ = send.send(state.map(|state| (state, took)));
+                writer.unpark();
+            })
+            .map_err(|source| StoreError::Io {
+                op: "start the snapshot encoding thread",
+                path: std::path::PathBuf::new(),
+                source,
+            })?;
+        self.encoding = Some(Encoding {
+            seq,
+            chunks,
+            paused: started.elapsed(),
+            started,
+            done,
+        });
+        tracing::debug!(
+            seq,
+            forgotten_entries = forgotten.len() * crate::ledger::CHUNK_ENTRIES,
+            "snapshot image taken; encoding it while the partition goes on"
+        );
         Ok(forgotten)
+    }
+
+    /// Hands the snapshot being encoded to the store once it is (waiting for it when
+    /// `wait`). Returns false when the engine stopped (the store refused it for good).
+    fn save_encoded(&mut self, wait: bool) -> bool {
+        let Some(encoding) = self.encoding.take() else {
+            return true;
+        };
+        let received = if wait {
+            encoding.done.recv().map_err(|_| ())
+        } else {
+            match encoding.done.try_recv() {
+                Ok(done) => Ok(done),
+                Err(mpsc::TryRecvError::Empty) => {
+                    self.encoding = Some(encoding);
+                    return true;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => Err(()),
+            }
+        };
+        let encoded = received.unwrap_or_else(|()| {
+            Err(StoreError::Io {
+                op: "encode the snapshot (the thread panicked)",
+                path: std::path::PathBuf::new(),
+                source: std::io::Error::other("panicked"),
+            })
+        });
+        let Encoding {
+            seq,
+            chunks,
+            paused,
+            started,
+            ..
+        } = encoding;
+        let archiving = chunks.chunks.len() * crate::ledger::CHUNK_ENTRIES;
+        let saved = encoded.and_then(|(state, took)| {
+            let bytes = state.len();
+            self.last_snapshot = (bytes, seq);
+            let saving = Instant::now();
+            self.store
+                .save_snapshot_with_archive(Snapshot { seq, state }, chunks)?;
+            Ok((bytes, took, saving.elapsed()))
+        });
+        match saved {
+            Ok((bytes, took, save)) => {
+                tracing::info!(
+                    seq,
+                    bytes,
+                    archiving_entries = archiving,
+                    pause_ms = paused.as_millis() as u64,
+                    encode_ms = took.as_millis() as u64,
+                    save_ms = save.as_millis() as u64,
+                    since_image_ms = started.elapsed().as_millis() as u64,
+                    "snapshot taken (the partition's calls waited pause_ms for its image; \
+                     it was encoded, and the store writes it, while they went on)"
+                );
+                self.shared.stats.snapshot_taken(bytes as u64);
+                true
+            }
+            Err(error) if error.is_transient() => {
+                self.snapshot_later(&error);
+                true
+            }
+            Err(error) => {
+                self.fail(&error);
+                false
+            }
+        }
     }
 
     /// A snapshot the store could not take for now (DynamoDB throttled or unreachable):

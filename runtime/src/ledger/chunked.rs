@@ -5,11 +5,13 @@
 //! Here a push allocates at most one new chunk, and a chunk is freed as soon as it empties.
 //!
 //! Serialized exactly like a `VecDeque` (a sequence of its items), so snapshots taken
-//! before and after this type read alike.
+//! before and after this type read alike. Chunks are shared by `clone` (a snapshot's image)
+//! and copied when changed while shared, as in `Numbered`.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -20,7 +22,17 @@ const CHUNK_ITEMS: usize = 4096;
 #[derive(Clone)]
 pub(crate) struct ChunkedDeque<T> {
     /// Every chunk holds at least one item and at most `CHUNK_ITEMS`.
-    chunks: VecDeque<VecDeque<T>>,
+    chunks: VecDeque<Arc<VecDeque<T>>>,
+}
+
+/// `chunk`, to change: copied first when a clone still shares it.
+fn own<T: Clone>(chunk: &mut Arc<VecDeque<T>>) -> &mut VecDeque<T> {
+    if Arc::get_mut(chunk).is_none() {
+        let mut copy = VecDeque::with_capacity(CHUNK_ITEMS);
+        copy.extend(chunk.iter().cloned());
+        *chunk = Arc::new(copy);
+    }
+    Arc::make_mut(chunk)
 }
 
 impl<T> Default for ChunkedDeque<T> {
@@ -36,32 +48,41 @@ impl<T> ChunkedDeque<T> {
         Self::default()
     }
 
+    pub(crate) fn front(&self) -> Option<&T> {
+        self.chunks.front().and_then(|c| c.front())
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.chunks.iter().map(|c| c.len()).sum()
+    }
+}
+
+impl<T: Clone> ChunkedDeque<T> {
     pub(crate) fn push_back(&mut self, item: T) {
         match self.chunks.back_mut() {
-            Some(last) if last.len() < CHUNK_ITEMS => last.push_back(item),
+            Some(last) if last.len() < CHUNK_ITEMS => own(last).push_back(item),
             _ => {
                 let mut chunk = VecDeque::with_capacity(CHUNK_ITEMS);
                 chunk.push_back(item);
-                self.chunks.push_back(chunk);
+                self.chunks.push_back(Arc::new(chunk));
             }
         }
     }
 
-    pub(crate) fn front(&self) -> Option<&T> {
-        self.chunks.front().and_then(VecDeque::front)
-    }
-
     pub(crate) fn pop_front(&mut self) -> Option<T> {
         let first = self.chunks.front_mut()?;
-        let item = first.pop_front();
-        if first.is_empty() {
-            self.chunks.pop_front();
+        if first.len() == 1 {
+            // The chunk goes with its last item (copied only if a clone shares the chunk).
+            return match Arc::try_unwrap(self.chunks.pop_front()?) {
+                Ok(mut chunk) => chunk.pop_front(),
+                Err(shared) => shared.front().cloned(),
+            };
         }
-        item
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten()
+        own(first).pop_front()
     }
 }
 
@@ -75,8 +96,7 @@ impl<T: Serialize> Serialize for ChunkedDeque<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         // The length first (postcard needs it): a sum over the chunks, not the items.
-        let len = self.chunks.iter().map(VecDeque::len).sum();
-        let mut seq = serializer.serialize_seq(Some(len))?;
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
         for item in self.iter() {
             seq.serialize_element(item)?;
         }
@@ -84,10 +104,10 @@ impl<T: Serialize> Serialize for ChunkedDeque<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for ChunkedDeque<T> {
+impl<'de, T: Deserialize<'de> + Clone> Deserialize<'de> for ChunkedDeque<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Items<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for Items<T> {
+        impl<'de, T: Deserialize<'de> + Clone> Visitor<'de> for Items<T> {
             type Value = ChunkedDeque<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a sequence")

@@ -81,7 +81,7 @@ impl EventIds {
         self.tables.iter().all(Set::is_empty)
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.tables.iter().map(Set::len).sum()
     }
 

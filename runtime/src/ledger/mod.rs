@@ -28,6 +28,7 @@ mod entry;
 mod error;
 mod event_ids;
 mod fingerprint;
+mod image;
 mod journal;
 mod keys;
 mod numbered;
@@ -45,6 +46,7 @@ pub use counters::{Counter, HeldLimit, MAX_COUNTER_BYTES, MAX_LIMITS_PER_REQUEST
 pub use customers::{Customer, MAX_INCLUDED_GRANTS, Subscription};
 pub use entry::{Entry, EntryHash, EntryKind, GENESIS_HASH, Leg, LegKind};
 pub use error::{HoldResolution, LedgerError};
+pub use image::LedgerImage;
 pub use journal::{ArchiveChunks, CHUNK_ENTRIES, Chunk, Journal};
 pub use query::{EntryRef, GrantBalance, Retained, WalletBalance};
 pub use state::{

@@ -2,8 +2,13 @@
 //! idempotency answers). Indexed by number: no hashing. Stored in fixed-size chunks, so
 //! growing never moves what is already there (a `VecDeque` doubling copies every item, and
 //! these hold a day of answers), and forgetting frees whole chunks from the front.
+//!
+//! Chunks are shared, not copied, by `clone`: a snapshot's image of the ledger costs one
+//! reference per chunk, and the ledger copies a chunk only when it changes one the image
+//! still holds (its newest and oldest, and those whose holds resolve meanwhile).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
@@ -20,7 +25,18 @@ pub(crate) struct Numbered<T> {
     /// Number the next `push` gets.
     next: u64,
     /// `None`: forgotten while an older item is still kept. Every chunk but the last is full.
-    chunks: VecDeque<Vec<Option<T>>>,
+    chunks: VecDeque<Arc<Vec<Option<T>>>>,
+}
+
+/// `chunk`, to change: copied first when a clone still shares it (with room for a whole
+/// chunk, as the newest one fills up).
+fn own<T: Clone>(chunk: &mut Arc<Vec<Option<T>>>) -> &mut Vec<Option<T>> {
+    if Arc::get_mut(chunk).is_none() {
+        let mut copy = Vec::with_capacity(CHUNK);
+        copy.extend(chunk.iter().cloned());
+        *chunk = Arc::new(copy);
+    }
+    Arc::make_mut(chunk)
 }
 
 impl<T> Numbered<T> {
@@ -44,18 +60,6 @@ impl<T> Numbered<T> {
         self.next - self.base
     }
 
-    pub(crate) fn push(&mut self, item: T) -> u64 {
-        if self.chunks.back().is_none_or(|c| c.len() == CHUNK) {
-            self.chunks.push_back(Vec::with_capacity(CHUNK));
-        }
-        if let Some(chunk) = self.chunks.back_mut() {
-            chunk.push(Some(item));
-        }
-        let number = self.next;
-        self.next += 1;
-        number
-    }
-
     /// Chunk and offset of a number that is kept or forgotten out of order.
     fn slot(&self, number: u64) -> Option<(usize, usize)> {
         if number < self.base || number >= self.next {
@@ -70,19 +74,63 @@ impl<T> Numbered<T> {
         self.chunks.get(chunk)?.get(at)?.as_ref()
     }
 
-    pub(crate) fn get_mut(&mut self, number: u64) -> Option<&mut T> {
-        let (chunk, at) = self.slot(number)?;
-        self.chunks.get_mut(chunk)?.get_mut(at)?.as_mut()
-    }
-
     /// The oldest item kept.
     pub(crate) fn front(&self) -> Option<&T> {
         self.get(self.base)
     }
 
+    /// Kept items, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots().flatten()
+    }
+
+    /// Every slot from the oldest kept item to the newest, forgotten ones as `None`.
+    fn slots(&self) -> impl Iterator<Item = &Option<T>> {
+        let skip = usize::try_from(self.base - self.start).unwrap_or(usize::MAX);
+        self.chunks.iter().flat_map(|c| c.iter()).skip(skip)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Kept items with their numbers, oldest first.
+    pub(crate) fn iter_numbered(&self) -> impl Iterator<Item = (u64, &T)> {
+        (self.base..)
+            .zip(self.slots())
+            .filter_map(|(number, slot)| slot.as_ref().map(|item| (number, item)))
+    }
+}
+
+impl<T: Clone> Numbered<T> {
+    pub(crate) fn push(&mut self, item: T) -> u64 {
+        self.push_slot(Some(item))
+    }
+
+    fn push_slot(&mut self, slot: Option<T>) -> u64 {
+        match self.chunks.back_mut() {
+            Some(chunk) if chunk.len() < CHUNK => own(chunk).push(slot),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(slot);
+                self.chunks.push_back(Arc::new(chunk));
+            }
+        }
+        let number = self.next;
+        self.next += 1;
+        number
+    }
+
+    pub(crate) fn get_mut(&mut self, number: u64) -> Option<&mut T> {
+        let (chunk, at) = self.slot(number)?;
+        own(self.chunks.get_mut(chunk)?).get_mut(at)?.as_mut()
+    }
+
     pub(crate) fn remove(&mut self, number: u64) -> Option<T> {
         let (chunk, at) = self.slot(number)?;
-        let item = self.chunks.get_mut(chunk)?.get_mut(at)?.take();
+        let chunk = self.chunks.get_mut(chunk)?;
+        chunk.get(at)?.as_ref()?;
+        let item = own(chunk).get_mut(at)?.take();
         self.skip_forgotten();
         item
     }
@@ -112,21 +160,6 @@ impl<T> Numbered<T> {
             self.chunks.clear();
             self.start = self.next;
         }
-    }
-
-    /// Kept items, oldest first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.slots().flatten()
-    }
-
-    /// Every slot from the oldest kept item to the newest, forgotten ones as `None`.
-    fn slots(&self) -> impl Iterator<Item = &Option<T>> {
-        let skip = usize::try_from(self.base - self.start).unwrap_or(usize::MAX);
-        self.chunks.iter().flatten().skip(skip)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.iter().count()
     }
 }
 
@@ -160,7 +193,7 @@ impl<T: Serialize> Serialize for Numbered<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Numbered<T> {
+impl<'de, T: Deserialize<'de> + Clone> Deserialize<'de> for Numbered<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(serde::Deserialize)]
         #[serde(rename = "Numbered")]
@@ -170,21 +203,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Numbered<T> {
         }
         let flat = Flat::<T>::deserialize(deserializer)?;
         let mut numbered = Numbered::starting_at(flat.base);
-        for item in flat.items {
-            match item {
-                Some(item) => {
-                    numbered.push(item);
-                }
-                None => {
-                    if numbered.chunks.back().is_none_or(|c| c.len() == CHUNK) {
-                        numbered.chunks.push_back(Vec::with_capacity(CHUNK));
-                    }
-                    if let Some(chunk) = numbered.chunks.back_mut() {
-                        chunk.push(None);
-                    }
-                    numbered.next += 1;
-                }
-            }
+        for slot in flat.items {
+            numbered.push_slot(slot);
         }
         numbered.skip_forgotten();
         Ok(numbered)

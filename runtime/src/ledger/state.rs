@@ -116,8 +116,8 @@ pub(crate) struct KeyRecord {
 }
 
 /// The whole ledger of one partition. Pure and deterministic: the same commands at the
-/// same times give the same state, byte for byte.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// same times give the same state, byte for byte. Encoded by `image.rs`.
+#[derive(Debug, Clone, Deserialize)]
 pub struct Ledger {
     pub(crate) config: LedgerConfig,
     pub(crate) time: Timestamp,

@@ -825,3 +825,157 @@ fn a_decoded_ledger_shares_its_names_and_answers_the_same() {
         ));
     }
 }
+
+/// A snapshot's image encodes exactly as the ledger did when it was taken, and goes on
+/// doing so while the ledger changes (a chunk the image shares is copied, not changed);
+/// what it encodes reads back into a ledger whose indexes (rebuilt from their queues, not
+/// copied) verify and encode the same again.
+#[test]
+fn an_image_encodes_as_its_ledger_did_while_the_ledger_changes() {
+    let mut ledger = Ledger::new(LedgerConfig {
+        idempotency_window_ms: 2_000,
+    });
+    let customers = ["acme", "globex", "initech"];
+    let mut now = T0;
+    let mut n = 0u64;
+    let step = |ledger: &mut Ledger, now: Timestamp, n: &mut u64| {
+        *n += 1;
+        let customer = customers[(*n % 3) as usize];
+        let wallet = WalletRef::new(customer, "credits");
+        let command = match *n % 4 {
+            0 => Command::Grant {
+                wallet,
+                grant: GrantSpec {
+                    amount: 50,
+                    category: Category::Paid,
+                    priority: 0,
+                    effective_at: Timestamp(0),
+                    expires_at: None,
+                    cost_basis_micros: 1_000,
+                },
+            },
+            1 => Command::Reserve {
+                wallet,
+                amount: 3,
+                // Some holds time out (and are forgotten), most are committed.
+                timeout_ms: if (*n).is_multiple_of(7) { 500 } else { 60_000 },
+                limits: vec![],
+                price: None,
+                request: None,
+            },
+            2 => Command::RecordUsage {
+                wallet,
+                events: vec![UsageCharge {
+                    // Every fifth event is a duplicate of an earlier one.
+                    event_id: format!("e{}", if (*n).is_multiple_of(5) { *n - 10 } else { *n }),
+                    credits: 1,
+                    counters: vec![],
+                }],
+            },
+            _ => Command::Grant {
+                wallet,
+                grant: GrantSpec {
+                    amount: 5,
+                    category: Category::Promotional,
+                    priority: 1,
+                    effective_at: Timestamp(0),
+                    expires_at: Some(Timestamp(now.0 + 1_500)),
+                    cost_basis_micros: 0,
+                },
+            },
+        };
+        let _ = ledger.apply(
+            now,
+            &Keyed {
+                customer: customer.into(),
+                key: format!("k{n}"),
+                command,
+            },
+        );
+    };
+    for customer in customers {
+        let open = Keyed {
+            customer: customer.into(),
+            key: "open".into(),
+            command: Command::OpenWallet {
+                wallet: WalletRef::new(customer, "credits"),
+                overage: OveragePolicy::Deny,
+            },
+        };
+        ledger.apply(now, &open).unwrap();
+    }
+    // Past the window several times over: keys and events forgotten from the oldest
+    // chunks, holds timed out, grants expired.
+    for _ in 0..12_000 {
+        step(&mut ledger, now, &mut n);
+        if n.is_multiple_of(100) {
+            now = Timestamp(now.0 + 37);
+            ledger.advance(now);
+        }
+    }
+    ledger.verify().unwrap();
+    assert!(
+        ledger.remembered_keys() > 4096,
+        "more than a chunk of answers"
+    );
+
+    let image = ledger.image();
+    let then = now;
+    let encoded = postcard::to_allocvec(&ledger).unwrap();
+    let balances = |ledger: &Ledger| {
+        customers.map(|c| {
+            ledger
+                .wallet_balance(&WalletRef::new(c, "credits"))
+                .unwrap()
+        })
+    };
+    let (head, keys, balances_then) = (
+        ledger.chain_head(),
+        ledger.remembered_keys(),
+        balances(&ledger),
+    );
+    // (Compared whole, not printed: megabytes.)
+    assert!(postcard::to_allocvec(&image).unwrap() == encoded);
+    for _ in 0..6_000 {
+        step(&mut ledger, now, &mut n);
+        if n.is_multiple_of(100) {
+            now = Timestamp(now.0 + 37);
+            ledger.advance(now);
+        }
+    }
+    ledger.verify().unwrap();
+    assert_ne!(ledger.chain_head(), head);
+    assert!(
+        postcard::to_allocvec(&image).unwrap() == encoded,
+        "the image changed with its ledger"
+    );
+
+    // (Not compared byte for byte with `encoded`: a decoded ledger's hash maps iterate in
+    // an order of their own.)
+    let mut decoded: Ledger = postcard::from_bytes(&encoded).unwrap();
+    decoded.share_names();
+    decoded.verify().unwrap();
+    assert_eq!(decoded.chain_head(), head);
+    assert_eq!(decoded.remembered_keys(), keys);
+    assert_eq!(balances(&decoded), balances_then);
+    // The ledger decoded answers a retry as the ledger did before it changed.
+    let retry = Keyed {
+        customer: customers[0].into(),
+        key: format!("k{}", 12_000 - 3),
+        command: Command::Grant {
+            wallet: WalletRef::new(customers[0], "credits"),
+            grant: GrantSpec {
+                amount: 1,
+                category: Category::Paid,
+                priority: 0,
+                effective_at: Timestamp(0),
+                expires_at: None,
+                cost_basis_micros: 0,
+            },
+        },
+    };
+    assert!(matches!(
+        decoded.apply(then, &retry),
+        Err(LedgerError::IdempotencyConflict { .. })
+    ));
+}

@@ -60,6 +60,8 @@ pub enum Violation {
     PlanSubscribers { what: String },
     #[error("journal archive: {what}")]
     Archive { what: String },
+    #[error("index: {what}")]
+    Index { what: String },
 }
 
 /// What `verify` checked.
@@ -150,12 +152,64 @@ impl Ledger {
         let open_holds = self.verify_holds()?;
         self.verify_grants()?;
         self.verify_plan_subscribers()?;
+        self.verify_indexes()?;
         Ok(VerifyReport {
             entries: self.journal.len() as u64,
             accounts: self.accounts.len() as u64,
             open_holds,
             debits_posted: totals[0],
         })
+    }
+
+    /// The idempotency key index holds exactly the kept answers, each under its own number,
+    /// and the seen usage event ids exactly those queued to be forgotten: the snapshot
+    /// encodes each index from its queue (`image.rs`).
+    fn verify_indexes(&self) -> Result<(), Violation> {
+        let index = |what: String| Violation::Index { what };
+        let mut answers = 0usize;
+        for (number, answer) in self.answers.iter_numbered() {
+            let probe = super::keys::Probe {
+                hash: super::keys::hash_key(&answer.key),
+                text: &answer.key,
+            };
+            let indexed = self
+                .keys
+                .get(&*answer.customer)
+                .and_then(|keys| keys.get(&probe));
+            if indexed != Some(&number) {
+                return Err(index(format!(
+                    "answer {number} (customer {:?}, key {:?}) is indexed as {indexed:?}",
+                    answer.customer, answer.key
+                )));
+            }
+            answers += 1;
+        }
+        let keys: usize = self.keys.values().map(|keys| keys.len()).sum();
+        if keys != answers {
+            return Err(index(format!(
+                "{keys} idempotency keys indexed for {answers} answers kept"
+            )));
+        }
+        let mut queued = 0usize;
+        for (_, customer, event) in self.forget_events.iter() {
+            if !self
+                .seen_events
+                .get(customer)
+                .is_some_and(|s| s.contains(event))
+            {
+                return Err(index(format!(
+                    "usage event {event:?} of {customer:?} is to be forgotten but not seen"
+                )));
+            }
+            queued += 1;
+        }
+        let seen: usize = self.seen_events.values().map(|s| s.len()).sum();
+        if seen != queued {
+            return Err(index(format!(
+                "{seen} usage event ids seen for {queued} to be forgotten"
+            )));
+        }
+        Ok(())
     }
 
     /// The kept count of subscribers per plan is a recount of the customers.

@@ -128,11 +128,17 @@ pub trait Store: Send {
     /// Makes `batch` durable; returns only once it is.
     fn append(&mut self, batch: &Batch) -> Result<(), StoreError>;
 
-    /// Saves `snapshot`, which covers every batch appended so far; the log it covers may be
-    /// dropped once it is durable. Both stores write it in the background (the engine holds
-    /// the partition's ledger meanwhile): the embedded store on a thread of its own,
-    /// DynamoDB on its connection's runtime. A failure is logged, and the log keeps what
-    /// the snapshot would have covered.
+    /// Marks the end of the log a coming snapshot covers: the state after batch `seq`, the
+    /// last one appended. Batches appended from now on are logged apart from those it
+    /// covers, so that the snapshot, saved later (the engine encodes it while the partition
+    /// goes on), can drop exactly the log before it. A later `begin_snapshot` replaces an
+    /// earlier one never saved (its encoding failed).
+    fn begin_snapshot(&mut self, seq: u64) -> Result<(), StoreError>;
+
+    /// Saves `snapshot`, of the state at the batch the last `begin_snapshot` named; the log
+    /// it covers may be dropped once it is durable. Both stores write it in the background:
+    /// the embedded store on a thread of its own, DynamoDB on its connection's runtime. A
+    /// failure is logged, and the log keeps what the snapshot would have covered.
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError>;
 
     /// Whether a snapshot saved now would start at once: false while the last one is still
@@ -161,6 +167,17 @@ pub trait Store: Send {
             "this store keeps no journal archive"
         );
         self.save_snapshot(snapshot)
+    }
+}
+
+/// Lowers the calling thread's priority (nice 10, Linux): a snapshot only shortens
+/// recovery, and its threads (encoding the ledger; copying hundreds of MB into the page
+/// cache, checksumming them) would otherwise take cores the partition's callers and writer
+/// share. A refusal is logged and changes nothing else.
+pub(crate) fn yield_to_callers() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::process::setpriority_process(None, 10) {
+        tracing::debug!(%error, "the snapshot thread keeps its priority");
     }
 }
 

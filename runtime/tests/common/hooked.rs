@@ -7,11 +7,13 @@ use tollgate_runtime::store::{Batch, Recovered, Snapshot, Store, StoreError};
 type AppendHook = Box<dyn FnMut(&Batch) -> Result<(), StoreError> + Send>;
 /// `Ok(false)`: drop the snapshot (as if the store had none).
 type SnapshotHook = Box<dyn FnMut() -> Result<bool, StoreError> + Send>;
+type BeginHook = Box<dyn FnMut(u64) + Send>;
 
 pub struct Hooked {
     inner: EmbeddedStore,
     before_append: AppendHook,
     before_snapshot: SnapshotHook,
+    before_begin: BeginHook,
 }
 
 impl Hooked {
@@ -21,6 +23,7 @@ impl Hooked {
             inner: EmbeddedStore::open(dir).expect("open the embedded store"),
             before_append: Box::new(|_| Ok(())),
             before_snapshot: Box::new(|| Ok(true)),
+            before_begin: Box::new(|_| {}),
         }
     }
 
@@ -30,6 +33,12 @@ impl Hooked {
         hook: impl FnMut(&Batch) -> Result<(), StoreError> + Send + 'static,
     ) -> Hooked {
         self.before_append = Box::new(hook);
+        self
+    }
+
+    /// Runs `hook` with the batch each snapshot is begun at (its image taken).
+    pub fn before_begin(mut self, hook: impl FnMut(u64) + Send + 'static) -> Hooked {
+        self.before_begin = Box::new(hook);
         self
     }
 
@@ -54,6 +63,11 @@ impl Store for Hooked {
     fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
         (self.before_append)(batch)?;
         self.inner.append(batch)
+    }
+
+    fn begin_snapshot(&mut self, seq: u64) -> Result<(), StoreError> {
+        (self.before_begin)(seq);
+        self.inner.begin_snapshot(seq)
     }
 
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {

@@ -140,6 +140,9 @@ pub struct DynamoStore {
     /// Journal slot and engine seq of the last batch written or recovered.
     last_batch_slot: u64,
     last_seq: u64,
+    /// Engine seq and journal slot of the batch the coming checkpoint covers the journal
+    /// up to (`begin_snapshot`).
+    begun: Option<(u64, u64)>,
     /// The checkpoint being uploaded, if any (see `save_snapshot`).
     uploading: Option<Upload>,
     /// Why the last upload failed, until `finish_checkpoint` reports it (a later upload
@@ -239,6 +242,7 @@ impl DynamoStore {
             next_slot: 1,
             last_batch_slot: 0,
             last_seq: 0,
+            begun: None,
             uploading: None,
             upload_failed: None,
         })
@@ -546,6 +550,17 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    /// Notes the journal slot of batch `seq`, which the checkpoint names: batches appended
+    /// while the engine encodes it take later slots.
+    fn begin_snapshot(&mut self, seq: u64) -> Result<(), StoreError> {
+        assert_eq!(
+            seq, self.last_seq,
+            "a snapshot covers exactly the log so far"
+        );
+        self.begun = Some((seq, self.last_batch_slot));
+        Ok(())
+    }
+
     fn ready_for_snapshot(&mut self) -> bool {
         self.settle_upload(false);
         self.uploading.is_none()
@@ -561,12 +576,15 @@ impl Store for DynamoStore {
     /// before it are deleted. The outcome is logged when it is known (`append` looks, and
     /// dropping the store waits for it); `finish_checkpoint` waits for it and returns it.
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let Some((begun, slot)) = self.begun.take() else {
+            panic!("save_snapshot without begin_snapshot");
+        };
         assert_eq!(
-            snapshot.seq, self.last_seq,
-            "a snapshot covers exactly the log so far"
+            snapshot.seq, begun,
+            "a snapshot covers the journal up to where begin_snapshot named"
         );
         self.settle_upload(true);
-        let (partition, epoch, slot) = (self.partition.clone(), self.epoch, self.last_batch_slot);
+        let (partition, epoch) = (self.partition.clone(), self.epoch);
         let Snapshot { seq, state } = snapshot;
         let started = std::time::Instant::now();
         let running = self.connection.spawn(move |shared| async move {

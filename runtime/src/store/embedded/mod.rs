@@ -89,6 +89,8 @@ pub struct EmbeddedStore {
     active: Option<ActiveSegment>,
     /// Seq of the last batch appended or recovered.
     last_seq: u64,
+    /// The batch the coming snapshot covers the log up to (`begin_snapshot`).
+    begun: Option<u64>,
     /// A snapshot being written on its own thread.
     saving: Option<Saving>,
     /// The journal's archive (opened by `recover`).
@@ -126,6 +128,7 @@ impl EmbeddedStore {
             read_only: false,
             active: None,
             last_seq: 0,
+            begun: None,
             saving: None,
             archive: None,
         })
@@ -163,6 +166,7 @@ impl EmbeddedStore {
             read_only: true,
             active: None,
             last_seq: 0,
+            begun: None,
             saving: None,
             archive: None,
         })
@@ -392,7 +396,21 @@ impl Store for EmbeddedStore {
             .is_none_or(|saving| saving.thread.is_finished())
     }
 
-    /// Seals the log at the snapshot and hands the file to a thread of its own, so the
+    /// Seals the log at `seq`: later batches go to a new segment, so that everything up to
+    /// the snapshot can go at once when it is durable.
+    fn begin_snapshot(&mut self, seq: u64) -> Result<(), StoreError> {
+        self.writable()?;
+        assert_eq!(
+            seq, self.last_seq,
+            "a snapshot covers exactly the log so far"
+        );
+        self.finish_saving(true)?;
+        self.start_segment(seq + 1, 0)?;
+        self.begun = Some(seq);
+        Ok(())
+    }
+
+    /// Hands the snapshot file (the log is sealed at it: `begin_snapshot`) to a thread of its own, so the
     /// writer goes on with the next batches while hundreds of MB go to disk. The log the
     /// snapshot covers is deleted only once the file is durable (checked at the next
     /// append, and at close); a crash before then recovers from the previous snapshot and
@@ -416,19 +434,18 @@ impl Store for EmbeddedStore {
     ) -> Result<(), StoreError> {
         self.writable()?;
         assert_eq!(
-            snapshot.seq, self.last_seq,
-            "a snapshot covers exactly the log so far"
+            Some(snapshot.seq),
+            self.begun.take(),
+            "a snapshot covers the log up to where begin_snapshot sealed it"
         );
         self.finish_saving(true)?;
-        // Later batches go to a new segment, so that everything up to here can go at once.
-        self.start_segment(snapshot.seq + 1, 0)?;
         let seq = snapshot.seq;
         let dir = self.dir.clone();
         let archive = self.archive.clone();
         let thread = std::thread::Builder::new()
             .name("tollgate-snapshot".into())
             .spawn(move || {
-                yield_to_callers();
+                crate::store::yield_to_callers();
                 if !chunks.chunks.is_empty() {
                     let Some(archive) = archive else {
                         return Err(io(
@@ -527,17 +544,6 @@ fn write_snapshot_file(dir: &Path, tmp: &Path, snapshot: &Snapshot) -> Result<()
         "snapshot written"
     );
     Ok(())
-}
-
-/// Lowers the calling thread's priority (nice 10, Linux): a snapshot only shortens
-/// recovery, and its thread (copying hundreds of MB into the page cache, checksumming
-/// them) would otherwise take a third of a core the partition's callers and writer share.
-/// A refusal is logged and changes nothing else.
-fn yield_to_callers() {
-    #[cfg(target_os = "linux")]
-    if let Err(error) = rustix::process::setpriority_process(None, 10) {
-        tracing::debug!(%error, "the snapshot thread keeps its priority");
-    }
 }
 
 impl Drop for EmbeddedStore {

@@ -231,6 +231,7 @@ fn store_with_snapshot(dir: &Path, last: u64, state: Vec<u8>) -> EmbeddedStore {
     for seq in 1..=last {
         store.append(&batch(seq)).unwrap();
     }
+    store.begin_snapshot(last).unwrap();
     store.save_snapshot(Snapshot { seq: last, state }).unwrap();
     store
 }

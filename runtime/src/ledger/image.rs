@@ -1,0 +1,190 @@
+//! The ledger's encoding, and the image a snapshot encodes without holding the ledger.
+//!
+//! Encoding a partition's ledger takes about a second per 450 MB, and every call of the
+//! partition used to wait it out (BENCHMARKS.md, sessions 13-15). Now the writer takes an
+//! *image* with the ledger held, and encodes it on a thread of its own while the partition
+//! goes on. The image costs little to take because what grows with traffic is kept in
+//! shared chunks that a clone does not copy (`Numbered`, `ChunkedDeque`, the journal's
+//! sealed chunks); the ledger copies a chunk only when it changes one the image still
+//! holds. The two hash indexes that grow with traffic are not taken at all: each is
+//! rebuilt, in the encoding, from the queue it indexes (`keys` from `answers`,
+//! `seen_events` from `forget_events`), which hold exactly the same pairs (`verify` checks).
+//!
+//! The encoding is the one the ledger always had (snapshot format 3): the indexes are
+//! written as maps of the same shape, so a snapshot reads back as before.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+use super::state::{Ledger, Map};
+
+/// A snapshot's image of a ledger: encodes exactly as the ledger it was taken from did at
+/// that moment, and can be encoded on another thread while the ledger changes.
+pub struct LedgerImage(Ledger);
+
+impl Serialize for LedgerImage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl Ledger {
+    /// The image a snapshot encodes. Costs a reference per shared chunk, and a copy of the
+    /// rest: accounts, wallets (with their lists of entry ids), grants, counters,
+    /// customers, and the journal's open chunk.
+    pub fn image(&self) -> LedgerImage {
+        LedgerImage(Ledger {
+            config: self.config,
+            time: self.time,
+            accounts: self.accounts.clone(),
+            wallets: self.wallets.clone(),
+            wallet_index: self.wallet_index.clone(),
+            grants: self.grants.clone(),
+            holds: self.holds.clone(),
+            journal: self.journal.clone(),
+            last_hash: self.last_hash,
+            hold_timeouts: self.hold_timeouts.clone(),
+            grant_expiries: self.grant_expiries.clone(),
+            // Rebuilt from `answers` and `forget_events` in the encoding.
+            keys: super::keys::KeyIndex::default(),
+            answers: self.answers.clone(),
+            forget_holds: self.forget_holds.clone(),
+            counters: self.counters.clone(),
+            customers: self.customers.clone(),
+            grant_schedule: self.grant_schedule.clone(),
+            seen_events: Map::default(),
+            forget_events: self.forget_events.clone(),
+            plan_subscribers: self.plan_subscribers.clone(),
+        })
+    }
+}
+
+/// The ledger's fields in the order `Ledger`'s derived `Deserialize` reads them.
+#[derive(Serialize)]
+#[serde(rename = "Ledger")]
+struct Encoded<'a> {
+    config: &'a super::state::LedgerConfig,
+    time: &'a super::types::Timestamp,
+    accounts: &'a Vec<super::account::Account>,
+    wallets: &'a Vec<super::state::Wallet>,
+    wallet_index: &'a Map<super::types::WalletRef, u32>,
+    grants: &'a Vec<super::state::Grant>,
+    holds: &'a super::numbered::Numbered<super::state::Hold>,
+    journal: &'a super::journal::Journal,
+    last_hash: &'a super::entry::EntryHash,
+    hold_timeouts: &'a BTreeSet<(super::types::Timestamp, super::types::HoldId)>,
+    grant_expiries: &'a BTreeSet<(super::types::Timestamp, super::types::GrantId)>,
+    keys: KeysOf<'a>,
+    answers: &'a super::numbered::Numbered<super::state::KeyEntry>,
+    forget_holds: &'a super::chunked::ChunkedDeque<(super::types::Timestamp, super::types::HoldId)>,
+    counters: &'a Map<String, BTreeMap<super::types::Timestamp, super::counters::Counter>>,
+    customers: &'a Map<String, super::customers::Customer>,
+    grant_schedule: &'a BTreeSet<(super::types::Timestamp, String, u32)>,
+    seen_events: SeenOf<'a>,
+    forget_events: &'a super::chunked::ChunkedDeque<(super::types::Timestamp, String, String)>,
+    plan_subscribers: &'a BTreeMap<String, u64>,
+}
+
+/// Encoded from the queues the indexes are built from, never from the indexes themselves:
+/// the same bytes for a ledger and its image.
+impl Serialize for Ledger {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Encoded {
+            config: &self.config,
+            time: &self.time,
+            accounts: &self.accounts,
+            wallets: &self.wallets,
+            wallet_index: &self.wallet_index,
+            grants: &self.grants,
+            holds: &self.holds,
+            journal: &self.journal,
+            last_hash: &self.last_hash,
+            hold_timeouts: &self.hold_timeouts,
+            grant_expiries: &self.grant_expiries,
+            keys: KeysOf(&self.answers),
+            answers: &self.answers,
+            forget_holds: &self.forget_holds,
+            counters: &self.counters,
+            customers: &self.customers,
+            grant_schedule: &self.grant_schedule,
+            seen_events: SeenOf(&self.forget_events),
+            forget_events: &self.forget_events,
+            plan_subscribers: &self.plan_subscribers,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Groups `(group, item)` pairs by group, keeping each group's items in order.
+fn grouped<'a, T>(pairs: impl Iterator<Item = (&'a str, T)>) -> Vec<(&'a str, Vec<T>)> {
+    let mut at: Map<&'a str, usize> = Map::default();
+    let mut groups: Vec<(&'a str, Vec<T>)> = Vec::new();
+    for (group, item) in pairs {
+        let index = *at.entry(group).or_insert_with(|| {
+            groups.push((group, Vec::new()));
+            groups.len() - 1
+        });
+        groups[index].1.push(item);
+    }
+    groups
+}
+
+/// The key index as `answers` gives it: customer, then key, to the answer's number. The
+/// layout of `KeyIndex` (a map of maps of strings).
+struct KeysOf<'a>(&'a super::numbered::Numbered<super::state::KeyEntry>);
+
+impl Serialize for KeysOf<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Keys<'a>(&'a [(&'a str, u64)]);
+        impl Serialize for Keys<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(self.0.len()))?;
+                for (key, number) in self.0 {
+                    map.serialize_entry(key, number)?;
+                }
+                map.end()
+            }
+        }
+        let groups = grouped(
+            self.0
+                .iter_numbered()
+                .map(|(number, answer)| (&*answer.customer, (&*answer.key, number))),
+        );
+        let mut map = serializer.serialize_map(Some(groups.len()))?;
+        for (customer, keys) in &groups {
+            map.serialize_entry(customer, &Keys(keys))?;
+        }
+        map.end()
+    }
+}
+
+/// The usage event ids seen, by customer, as `forget_events` gives them. The layout of a
+/// map of `EventIds` (each a sequence of ids).
+struct SeenOf<'a>(&'a super::chunked::ChunkedDeque<(super::types::Timestamp, String, String)>);
+
+impl Serialize for SeenOf<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Ids<'a>(&'a [&'a str]);
+        impl Serialize for Ids<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+                for id in self.0 {
+                    seq.serialize_element(id)?;
+                }
+                seq.end()
+            }
+        }
+        let groups = grouped(
+            self.0
+                .iter()
+                .map(|(_, customer, event)| (customer.as_str(), event.as_str())),
+        );
+        let mut map = serializer.serialize_map(Some(groups.len()))?;
+        for (customer, ids) in &groups {
+            map.serialize_entry(customer, &Ids(ids))?;
+        }
+        map.end()
+    }
+}
