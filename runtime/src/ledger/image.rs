@@ -1,11 +1,11 @@
 //! The ledger's encoding, and the image a snapshot encodes without holding the ledger.
 //!
 //! Encoding a partition's ledger takes about a second per 450 MB, and every call of the
-//! partition used to wait it out (BENCHMARKS.md, sessions 13-15). Now the writer takes an
+//! partition used to wait it out (BENCHMARKS.md, sessions 13 and 14). Now the writer takes an
 //! *image* with the ledger held, and encodes it on a thread of its own while the partition
 //! goes on. The image costs little to take because what grows with traffic is kept in
-//! shared chunks that a clone does not copy (`Numbered`, `ChunkedDeque`, the journal's
-//! sealed chunks); the ledger copies a chunk only when it changes one the image still
+//! shared chunks that a clone does not copy (`Numbered`, `ChunkedDeque`, `Appended`, the
+//! journal's sealed chunks); the ledger copies a chunk only when it changes one the image still
 //! holds. The two hash indexes that grow with traffic are not taken at all: each is
 //! rebuilt, in the encoding, from the queue it indexes (`keys` from `answers`,
 //! `seen_events` from `forget_events`), which hold exactly the same pairs (`verify` checks).
@@ -32,8 +32,9 @@ impl Serialize for LedgerImage {
 
 impl Ledger {
     /// The image a snapshot encodes. Costs a reference per shared chunk, and a copy of the
-    /// rest: accounts, wallets (with their lists of entry ids), grants, counters,
-    /// customers, and the journal's open chunk.
+    /// rest, which grows with customers, wallets and grants, not with calls: accounts,
+    /// wallets (their lists of entries are shared chunks), grants, counters, customers,
+    /// and the journal's open chunk.
     pub fn image(&self) -> LedgerImage {
         LedgerImage(Ledger {
             config: self.config,

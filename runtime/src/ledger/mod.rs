@@ -20,6 +20,7 @@
 //! Holds are the same legs as consumption, pending instead of posted.
 
 mod account;
+mod appended;
 mod chunked;
 mod command;
 mod counters;
@@ -41,6 +42,7 @@ mod usage;
 mod verify;
 
 pub use account::{Account, AccountKind, Balances, WalletAccounts};
+pub use appended::Appended;
 pub use command::{Command, CommandResult, Keyed, Outcome};
 pub use counters::{Counter, HeldLimit, MAX_COUNTER_BYTES, MAX_LIMITS_PER_REQUEST};
 pub use customers::{Customer, MAX_INCLUDED_GRANTS, Subscription};

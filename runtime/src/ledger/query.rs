@@ -121,8 +121,7 @@ impl Ledger {
         };
         let ids = &self.wallets[index as usize].entries;
         let start = ids.partition_point(|id| *id <= after);
-        ids[start..]
-            .iter()
+        ids.iter_from(start)
             .take(limit)
             .map(|&id| match self.journal.get(id) {
                 Some(entry) => EntryRef::InMemory(entry),

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use super::appended::Appended;
 use super::chunked::ChunkedDeque;
 use super::numbered::Numbered;
 
@@ -52,7 +53,7 @@ pub struct Wallet {
     /// Every grant ever made to the wallet, in creation order.
     pub grants: Vec<GrantId>,
     /// Entries that moved this wallet's accounts, in journal order.
-    pub entries: Vec<EntryId>,
+    pub entries: Appended<EntryId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -486,7 +487,7 @@ impl Ledger {
             overage: overage.unwrap_or_default(),
             live_grants: Vec::new(),
             grants: Vec::new(),
-            entries: Vec::new(),
+            entries: Default::default(),
         });
         self.wallet_index.insert(wallet.clone(), index);
         index
