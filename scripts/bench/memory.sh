@@ -9,7 +9,8 @@
 # (default 240), and prints every 15 s the server's resident size and the retained figures
 # of /metrics (`journal_entries` in memory, `answer_slots`), then the load generator's line,
 # the server's snapshot lines (size, entries archived, the pause for its image, the encoding
-# time, off the partition's path) and the data directory's size. Build first:
+# time, off the partition's path) and the data directory's size. With TRACE_DIR set, the
+# load generator writes every call there (`scripts/bench/tail.py`). Build first:
 #   CARGO_TARGET_DIR=$HOME/.cache/tollgate/target-lto cargo build --release --locked -p tollgate-runtime -p tollgate-e2e
 set -euo pipefail
 RELEASE=${CARGO_TARGET_DIR:-$HOME/.cache/tollgate/target-lto}/release
@@ -18,14 +19,16 @@ WINDOW=${2:-1m}
 SECONDS_=${3:-240}
 PORT=${PORT:-50071}
 DIR=$(mktemp -d)
-trap 'kill $SP 2>/dev/null || true; rm -rf "$DIR"' EXIT
+# The server writes a last snapshot when stopped: wait for it before removing its directory.
+trap 'kill $SP 2>/dev/null || true; wait $SP 2>/dev/null || true; rm -rf "$DIR"' EXIT
 cd "$(dirname "$0")/../.."
 taskset -c 0 "$BIN" serve --data-dir "$DIR/data" --grpc-addr 127.0.0.1:$PORT \
   --http-addr 127.0.0.1:$((PORT + 1)) --idempotency-window "$WINDOW" > "$DIR/server.log" 2>&1 &
 SP=$!
 for _ in $(seq 100); do curl -sf 127.0.0.1:$((PORT + 1))/readyz > /dev/null && break; sleep 0.1; done
 taskset -c 1 "$RELEASE/tollgate-loadgen" --addr 127.0.0.1:$PORT --rpc reserve-commit \
-  --concurrency 64 --duration-s "$SECONDS_" --warmup-s 1 > "$DIR/loadgen.out" 2>&1 &
+  --concurrency 64 --duration-s "$SECONDS_" --warmup-s 1 ${TRACE_DIR:+--trace-dir "$TRACE_DIR"} \
+  > "$DIR/loadgen.out" 2>&1 &
 LP=$!
 for t in $(seq 15 15 "$SECONDS_"); do
   sleep 15
