@@ -904,15 +904,19 @@ fn an_image_encodes_as_its_ledger_did_while_the_ledger_changes() {
         };
         ledger.apply(now, &open).unwrap();
     }
+    // `count` commands, the clock 37 ms on every 100.
+    let run = |ledger: &mut Ledger, now: &mut Timestamp, n: &mut u64, count: u64| {
+        for _ in 0..count {
+            step(ledger, *now, n);
+            if n.is_multiple_of(100) {
+                *now = Timestamp(now.0 + 37);
+                ledger.advance(*now);
+            }
+        }
+    };
     // Past the window several times over: keys and events forgotten from the oldest
     // chunks, holds timed out, grants expired.
-    for _ in 0..12_000 {
-        step(&mut ledger, now, &mut n);
-        if n.is_multiple_of(100) {
-            now = Timestamp(now.0 + 37);
-            ledger.advance(now);
-        }
-    }
+    run(&mut ledger, &mut now, &mut n, 12_000);
     ledger.verify().unwrap();
     assert!(
         ledger.remembered_keys() > 4096,
@@ -936,13 +940,7 @@ fn an_image_encodes_as_its_ledger_did_while_the_ledger_changes() {
     );
     // (Compared whole, not printed: megabytes.)
     assert!(postcard::to_allocvec(&image).unwrap() == encoded);
-    for _ in 0..6_000 {
-        step(&mut ledger, now, &mut n);
-        if n.is_multiple_of(100) {
-            now = Timestamp(now.0 + 37);
-            ledger.advance(now);
-        }
-    }
+    run(&mut ledger, &mut now, &mut n, 6_000);
     ledger.verify().unwrap();
     assert_ne!(ledger.chain_head(), head);
     assert!(
