@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tollgate_runtime::engine::{Clock, Engine, EngineConfig, ManualClock, SystemClock};
 use tollgate_runtime::ledger::{
-    Command, CommandResult, HoldResolution, HoldState, Keyed, LedgerError, Outcome, OveragePolicy,
-    Timestamp,
+    CHUNK_ENTRIES, Command, CommandResult, EntryId, HoldResolution, HoldState, Keyed, LedgerError,
+    Outcome, OveragePolicy, Timestamp,
 };
 use tollgate_runtime::store::dynamodb::DynamoConnection;
 use tollgate_runtime::store::embedded::EmbeddedStore;
@@ -20,6 +20,7 @@ use tollgate_runtime::store::{Batch, LoggedCommand, Recovered, Snapshot, Store};
 
 use common::acme::{self, keyed, reserve, wallet};
 use common::dynamodb_local::DynamoLocal;
+use common::journal;
 
 /// Opens the durable state called `name`; the same name reopens the same state.
 trait Backend: Sync {
@@ -80,6 +81,7 @@ conformance!(
     concurrent_reserves_never_overspend,
     retried_keys_have_one_effect_across_restarts,
     holds_time_out_and_stay_timed_out_after_restart,
+    journal_entries_archived_out_of_memory_read_back_the_same,
 );
 
 // ---- store-level scenarios ----
@@ -441,5 +443,93 @@ fn holds_time_out_and_stay_timed_out_after_restart(backend: &dyn Backend) {
             "a timed-out hold cannot be committed: {commit:?}"
         );
         engine.verify().await.unwrap().unwrap();
+    });
+}
+
+/// Entries the ledger archived out of memory read back the same after a restart: by id
+/// (as `ListEntries` reads them), in order (as `verify` does), and through `verify`; and
+/// the chunks sealed later are archived by the snapshots that follow.
+fn journal_entries_archived_out_of_memory_read_back_the_same(backend: &dyn Backend) {
+    runtime().block_on(async {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        // No snapshot while the reference is made: every entry is in memory.
+        let config = EngineConfig {
+            snapshot_every_batches: u64::MAX,
+            ..engine_config()
+        };
+        let (engine, thread) = Engine::start(backend.open("p0"), clock.clone(), config).unwrap();
+        acme::grants(&engine, 0, 2 * CHUNK_ENTRIES + 100).await;
+        let (archived, reference) = journal::in_memory(&engine).await;
+        assert_eq!(archived, 0);
+        assert!(reference.len() > 2 * CHUNK_ENTRIES);
+        // Closing takes a snapshot: it archives the two sealed chunks and leaves them out.
+        stop(engine, thread);
+
+        let config = EngineConfig {
+            snapshot_every_batches: 3,
+            ..engine_config()
+        };
+        let (engine, thread) =
+            Engine::start(backend.open("p0"), clock.clone(), config.clone()).unwrap();
+        let archive = engine
+            .journal_archive()
+            .expect("the store keeps an archive");
+        let chunks = 2 * CHUNK_ENTRIES as u64;
+        assert_eq!(archive.archived(), chunks);
+        assert_eq!(
+            journal::in_memory(&engine).await.0,
+            chunks,
+            "left out of memory"
+        );
+        assert_eq!(journal::every_entry(&engine).await, reference, "by id");
+        let in_order = {
+            let archive = archive.clone();
+            tokio::task::spawn_blocking(move || archive.entries().collect::<Result<Vec<_>, _>>())
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(in_order[..], reference[..chunks as usize], "in order");
+        for outside in [0, chunks + 1] {
+            let error = archive.get(EntryId(outside)).unwrap_err().to_string();
+            assert!(error.contains("not archived"), "{error}");
+        }
+        let report = engine.verify().await.unwrap().expect("verify passes");
+        assert_eq!(report.entries as usize, reference.len());
+
+        // Two more chunks, then one grant at a time (each a batch, so snapshots come due)
+        // until a later snapshot has archived the third chunk and the ledger forgot it.
+        acme::grants(&engine, 1_000_000, 2 * CHUNK_ENTRIES).await;
+        let started = std::time::Instant::now();
+        let mut more = 0;
+        while journal::in_memory(&engine).await.0 < 3 * CHUNK_ENTRIES as u64 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the third chunk not archived in 60 s: {:?}",
+                engine.stats().snapshot()
+            );
+            engine
+                .submit(acme::grant(format!("more-{more}"), 1, 0))
+                .await
+                .unwrap()
+                .unwrap();
+            more += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let all = journal::every_entry(&engine).await;
+        assert_eq!(all[..reference.len()], reference[..]);
+        let ids: Vec<u64> = all.iter().map(|e| e.id.0).collect();
+        assert!(
+            ids.iter().zip(1..).all(|(&id, n)| id == n),
+            "every id, once, in order"
+        );
+        stop(engine, thread);
+
+        let (engine, thread) = Engine::start(backend.open("p0"), clock, config).unwrap();
+        assert!(engine.journal_archive().unwrap().archived() >= 3 * CHUNK_ENTRIES as u64);
+        assert_eq!(journal::every_entry(&engine).await, all);
+        let report = engine.verify().await.unwrap().expect("verify passes");
+        assert_eq!(report.entries as usize, all.len());
+        stop(engine, thread);
     });
 }

@@ -41,7 +41,7 @@ pub use stats::{EngineStats, StatsSnapshot};
 use crate::ledger::{
     CommandResult, EntryHash, Keyed, Ledger, LedgerConfig, LedgerError, Timestamp, Violation,
 };
-use crate::store::embedded::JournalArchive;
+use crate::store::JournalArchive;
 use crate::store::{LoggedCommand, Store, StoreError};
 
 /// Upper bound of one batch: bounds the log record (a few hundred KiB), the time callers
@@ -257,7 +257,7 @@ pub(crate) struct Shared {
     pub(crate) closing: AtomicBool,
     pub(crate) max_batch: usize,
     /// The store's journal archive, if it keeps one (see `Store::journal_archive`).
-    pub(crate) archive: Option<Arc<JournalArchive>>,
+    pub(crate) archive: Option<Arc<dyn JournalArchive>>,
 }
 
 impl Shared {
@@ -485,7 +485,7 @@ impl Engine {
 
     /// The store's archive of this partition's journal, where the entries the ledger no
     /// longer keeps in memory are read (`Ledger::wallet_entries` gives their ids).
-    pub fn journal_archive(&self) -> Option<Arc<JournalArchive>> {
+    pub fn journal_archive(&self) -> Option<Arc<dyn JournalArchive>> {
         self.handle.shared.archive.clone()
     }
 

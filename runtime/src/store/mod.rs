@@ -12,7 +12,7 @@ pub mod embedded;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{EntryHash, Keyed, LedgerConfig, Timestamp};
+use crate::ledger::{Entry, EntryHash, EntryId, Keyed, LedgerConfig, Timestamp};
 
 /// One command as the engine applied it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,10 +148,10 @@ pub trait Store: Send {
         true
     }
 
-    /// The store's archive of the journal, if it keeps one (the embedded store, once
+    /// The store's archive of the journal, if it keeps one (both stores do, once
     /// recovered): the engine then hands it the journal's sealed chunks with each snapshot,
     /// which leaves them out, and forgets them once the archive holds them durably.
-    fn journal_archive(&self) -> Option<std::sync::Arc<embedded::JournalArchive>> {
+    fn journal_archive(&self) -> Option<std::sync::Arc<dyn JournalArchive>> {
         None
     }
 
@@ -168,6 +168,21 @@ pub trait Store: Send {
         );
         self.save_snapshot(snapshot)
     }
+}
+
+/// Where a store keeps the journal entries the ledger no longer holds in memory: ids
+/// `1..=archived()`, immutable once written. Reads block (a file, or DynamoDB): callers
+/// run them off the async threads, or accept holding theirs (`verify`).
+pub trait JournalArchive: Send + Sync + std::fmt::Debug {
+    /// Entries the archive holds durably: ids `1..=archived()`.
+    fn archived(&self) -> u64;
+
+    /// Entry `id` (at most `archived()`).
+    fn get(&self, id: EntryId) -> Result<Entry, StoreError>;
+
+    /// Every archived entry, in order (for `Ledger::verify_with_archive`); an `Err` says
+    /// why the next one could not be read.
+    fn entries(&self) -> Box<dyn Iterator<Item = Result<Entry, String>> + Send>;
 }
 
 /// Lowers the calling thread's priority (nice 10, Linux): a snapshot only shortens

@@ -52,3 +52,15 @@ pub fn reserve(key: impl Into<String>, amount: u64, timeout_ms: u64) -> Keyed {
         },
     )
 }
+
+/// `count` grants of one micro-credit (one journal entry each), keys `g<from>` on, 64 at
+/// a time so that they share batches.
+pub async fn grants(engine: &tollgate_runtime::engine::Engine, from: usize, count: usize) {
+    for start in (from..from + count).step_by(64) {
+        let calls = (start..(start + 64).min(from + count))
+            .map(|i| engine.submit(grant(format!("g{i}"), 1, 0)));
+        for answer in futures::future::join_all(calls).await {
+            answer.unwrap().unwrap();
+        }
+    }
+}

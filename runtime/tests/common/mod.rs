@@ -5,3 +5,4 @@ pub mod acme;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb_local;
 pub mod hooked;
+pub mod journal;

@@ -305,7 +305,7 @@ async fn published_epoch(
 /// up after `max_attempts` rounds in a row that process nothing: a large checkpoint takes
 /// many rounds under throttling, and every round that makes progress starts the count
 /// afresh (a budget shared by all its rounds failed checkpoints of a few hundred MB).
-async fn batch_write(
+pub(crate) async fn batch_write(
     shared: &Shared,
     table: &str,
     pending: Vec<WriteRequest>,

@@ -100,6 +100,11 @@ impl FaultLayer {
         self.0.stall_puts.store(true, Ordering::SeqCst);
     }
 
+    /// Sends every `BatchWriteItem` call of puts again (the partition recovered).
+    pub fn stop_stalling(&self) {
+        self.0.stall_puts.store(false, Ordering::SeqCst);
+    }
+
     /// `BatchWriteItem` calls of chunk puts seen since `stall_chunk_puts_after` (sent or
     /// stalled).
     pub fn chunk_put_calls(&self) -> u64 {

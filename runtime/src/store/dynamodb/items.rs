@@ -25,6 +25,10 @@ pub(crate) const BODY: &str = "body";
 pub(crate) const BYTES: &str = "bytes";
 /// Checkpoint chunks per hash key (absent: all under one, as written before it existed).
 pub(crate) const PER_KEY: &str = "per_key";
+/// A journal archive piece: the entries before its first.
+pub(crate) const FIRST: &str = "first";
+/// The journal archive's mark: entries `1..=archived` are written.
+pub(crate) const ARCHIVED: &str = "archived";
 /// An upload intent's checkpoint seq (its range key packs seq and epoch).
 pub(crate) const INTENT_SEQ: &str = "intent_seq";
 /// Lease attributes.

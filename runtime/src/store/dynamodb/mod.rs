@@ -11,6 +11,9 @@
 //! | `journal`     | `P`               | journal slot    | `epoch`, `kind` = `b`: `batch`, `chunks`, `digest`, `body` |
 //! |               | `P`               | journal slot    | `epoch`, `kind` = `f` (a fence, no body)              |
 //! |               | `P#s<slot>`       | 1..chunks-1     | `epoch`, `body` (the rest of a batch over one item)   |
+//! |               | `P#a`             | 0               | `archived`: the journal archive's mark (see below)    |
+//! |               | `P#a`             | last entry id   | `first`, `digest`, `body`: archived journal entries   |
+//! |               | `P#a<last id>`    | 1..chunks-1     | `body` (the rest of an archive piece over one item)   |
 //! | `checkpoints` | `P`               | engine seq      | manifest: `slot`, `epoch`, `chunks`, `bytes`, `digest`, `per_key` |
 //! |               | `P#c<seq>#e<epoch>#g<i / per_key>` | chunk `i` | `body` (a slice of the encoded ledger); `per_key` chunks per hash key (8), so that an upload spreads over DynamoDB partitions; a manifest without `per_key` has every chunk under `P#c<seq>#e<epoch>` |
 //! | `leases`      | `P`               | -               | `epoch`, `owner`, `incarnation`, `acquired_at_ms`     |
@@ -33,6 +36,12 @@
 //!   published, the checkpoints before the previous one are deleted, chunks first (their
 //!   manifests are what the next run looks for). Chunks of an upload whose manifest never
 //!   lands (a crash, a fenced writer) are not found again and stay.
+//! * **Journal archive.** The ledger's journal entries leave memory as the embedded store's
+//!   do: each checkpoint's upload first writes the journal chunks sealed since the last one
+//!   (pieces of at most 64 entries, under `P#a`, then the mark saying how many entries are
+//!   all written), and the checkpoint leaves them out; the ledger forgets them at the next
+//!   checkpoint. `ListEntries` and `verify` read them back (`archive.rs`). A start whose
+//!   archive lacks entries the checkpoint left out stops with an error saying which.
 //! * **Idempotency records** live *inside* the journal batch, atomically with the entries
 //!   they produced (the command and its key are what is logged, and the ledger remembers
 //!   the answer for `idempotency_window_ms` of ledger time, carried by checkpoints). An item
@@ -85,6 +94,7 @@
 //! (acknowledged means durable); the partition is restarted by recovering on a new store,
 //! which takes a new epoch and sees exactly what landed.
 
+mod archive;
 mod checkpoint;
 mod config;
 mod connection;
@@ -100,6 +110,7 @@ mod schema;
 mod stats;
 mod transact;
 
+pub use archive::DynamoArchive;
 pub use config::{
     CallPolicy, Credentials, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BASE_BACKOFF, DEFAULT_CALL_DEADLINE,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DynamoConfig,
@@ -116,7 +127,10 @@ pub use stats::{DynamoStats, DynamoStatsSnapshot};
 use items::JournalRecord;
 use journal::Written;
 
-use super::{Batch, Recovered, Snapshot, Store, StoreError, decode, encode};
+use std::sync::Arc;
+
+use super::{Batch, JournalArchive, Recovered, Snapshot, Store, StoreError, decode, encode};
+use crate::ledger::ArchiveChunks;
 
 /// Most fence attempts while an old owner keeps landing batches in the slot we aim for.
 /// Each lost round means the old owner wrote one more batch; a live old owner stops at its
@@ -148,6 +162,8 @@ pub struct DynamoStore {
     /// Why the last upload failed, until `finish_checkpoint` reports it (a later upload
     /// that succeeds clears it).
     upload_failed: Option<DynamoError>,
+    /// The journal archive (once recovered).
+    archive: Option<Arc<DynamoArchive>>,
 }
 
 /// A checkpoint being uploaded on the connection's runtime.
@@ -245,6 +261,7 @@ impl DynamoStore {
             begun: None,
             uploading: None,
             upload_failed: None,
+            archive: None,
         })
     }
 
@@ -423,6 +440,10 @@ impl Store for DynamoStore {
             lease::take_over(&shared, &partition, &owner, &incarnation, now_ms, from).await
         })?;
         self.connection.0.took(&self.partition, self.epoch);
+        self.archive = Some(Arc::new(DynamoArchive::open(
+            &self.connection,
+            &self.partition,
+        )?));
 
         let partition = self.partition.clone();
         let checkpoint = self
@@ -576,6 +597,20 @@ impl Store for DynamoStore {
     /// before it are deleted. The outcome is logged when it is known (`append` looks, and
     /// dropping the store waits for it); `finish_checkpoint` waits for it and returns it.
     fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.save_snapshot_with_archive(snapshot, ArchiveChunks::default())
+    }
+
+    fn journal_archive(&self) -> Option<Arc<dyn JournalArchive>> {
+        self.archive.clone().map(|a| a as Arc<dyn JournalArchive>)
+    }
+
+    /// As `save_snapshot`, the upload first writing `chunks` to the journal archive (the
+    /// checkpoint leaves their entries out, so it is published only once they are written).
+    fn save_snapshot_with_archive(
+        &mut self,
+        snapshot: Snapshot,
+        chunks: ArchiveChunks,
+    ) -> Result<(), StoreError> {
         let Some((begun, slot)) = self.begun.take() else {
             panic!("save_snapshot without begin_snapshot");
         };
@@ -583,6 +618,10 @@ impl Store for DynamoStore {
             snapshot.seq, begun,
             "a snapshot covers the journal up to where begin_snapshot named"
         );
+        let archive = self.archive.clone().ok_or_else(|| DynamoError::Config {
+            field: "store",
+            reason: "a checkpoint is saved only after recover".into(),
+        })?;
         self.settle_upload(true);
         let (partition, epoch) = (self.partition.clone(), self.epoch);
         let Snapshot { seq, state } = snapshot;
@@ -590,6 +629,7 @@ impl Store for DynamoStore {
         let running = self.connection.spawn(move |shared| async move {
             let bytes = state.len();
             let outcome = async {
+                archive.write(&shared, &chunks).await?;
                 checkpoint::write(&shared, &partition, epoch, seq, slot, state).await?;
                 // Published: what is older is garbage. Failing to delete it costs storage
                 // only, and the next checkpoint deletes it.

@@ -28,7 +28,7 @@ use std::sync::{Arc, RwLock};
 
 use super::{io, replace_durably_with};
 use crate::ledger::{ArchiveChunks, Entry, EntryId};
-use crate::store::StoreError;
+use crate::store::{JournalArchive as _, StoreError};
 
 const MAGIC: &[u8; 8] = b"TGJRNL01";
 const HEADER_BYTES: u64 = 28;
@@ -76,14 +76,6 @@ impl JournalArchive {
             dir: dir.to_path_buf(),
             files: RwLock::new(files),
         })
-    }
-
-    /// Entries the archive holds: ids `1..=archived()`.
-    pub fn archived(&self) -> u64 {
-        self.read_files()
-            .values()
-            .next_back()
-            .map_or(0, |f| f.first + f.count)
     }
 
     /// Writes `chunks` as one file, durably, and adds it to the archive (replacing a file
@@ -149,8 +141,22 @@ impl JournalArchive {
         Ok(())
     }
 
+    fn read_files(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Arc<ArchiveFile>>> {
+        self.files.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl crate::store::JournalArchive for JournalArchive {
+    /// Entries the archive holds: ids `1..=archived()`.
+    fn archived(&self) -> u64 {
+        self.read_files()
+            .values()
+            .next_back()
+            .map_or(0, |f| f.first + f.count)
+    }
+
     /// Entry `id`, read from its file.
-    pub fn get(&self, id: EntryId) -> Result<Entry, StoreError> {
+    fn get(&self, id: EntryId) -> Result<Entry, StoreError> {
         let file = self
             .read_files()
             .range(..id.0)
@@ -158,25 +164,27 @@ impl JournalArchive {
             .map(|(_, f)| f.clone())
             .filter(|f| id.0 <= f.first + f.count)
             .ok_or_else(|| StoreError::Archive {
-                what: format!("{}: no file holds entry {}", self.dir.display(), id.0),
+                what: format!(
+                    "{}: entry {} is not archived (1..={} are)",
+                    self.dir.display(),
+                    id.0,
+                    self.archived()
+                ),
             })?;
         file.get(id)
     }
 
     /// Every archived entry, in order: for `Ledger::verify_with_archive`.
-    pub fn entries(&self) -> impl Iterator<Item = Result<Entry, String>> + use<> {
+    fn entries(&self) -> Box<dyn Iterator<Item = Result<Entry, String>> + Send> {
         let files: Vec<Arc<ArchiveFile>> = self.read_files().values().cloned().collect();
-        files.into_iter().flat_map(|file| {
-            let entries: Box<dyn Iterator<Item = Result<Entry, String>>> = match file.scan() {
+        Box::new(files.into_iter().flat_map(|file| {
+            let entries: Box<dyn Iterator<Item = Result<Entry, String>> + Send> = match file.scan()
+            {
                 Ok(entries) => Box::new(entries.map(|e| e.map_err(|e| e.to_string()))),
                 Err(e) => Box::new(std::iter::once(Err(e.to_string()))),
             };
             entries
-        })
-    }
-
-    fn read_files(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Arc<ArchiveFile>>> {
-        self.files.read().unwrap_or_else(|e| e.into_inner())
+        }))
     }
 }
 

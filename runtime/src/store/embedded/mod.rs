@@ -421,8 +421,10 @@ impl Store for EmbeddedStore {
         self.save_snapshot_with_archive(snapshot, ArchiveChunks::default())
     }
 
-    fn journal_archive(&self) -> Option<Arc<JournalArchive>> {
-        self.archive.clone()
+    fn journal_archive(&self) -> Option<Arc<dyn crate::store::JournalArchive>> {
+        self.archive
+            .clone()
+            .map(|a| a as Arc<dyn crate::store::JournalArchive>)
     }
 
     /// The archive's files first, then the snapshot that leaves their entries out, on the

@@ -1,5 +1,6 @@
 use super::*;
 use crate::ledger::{Command, Keyed, OveragePolicy, Timestamp, WalletRef};
+use crate::store::JournalArchive as _;
 use crate::store::LoggedCommand;
 
 fn batch(seq: u64) -> Batch {

@@ -1,0 +1,477 @@
+//! The journal archive in DynamoDB: the journal chunks the ledger has sealed, written out of
+//! memory with the checkpoint that leaves them out (as the embedded store writes them to
+//! files), and read back by entry id (`ListEntries`) or in order (`verify`).
+//!
+//! Items, in the journal table under the hash key `P#a`:
+//!
+//! | range key `seq` | attributes |
+//! |-----------------|------------|
+//! | 0               | `archived`: every entry `1..=archived` is written (the mark) |
+//! | `through`       | `first`, `digest`, `body`: entries `first + 1..=through` (a piece), postcard; `chunks` if it spans more items |
+//!
+//! and under `P#a<through>`, range keys `1..chunks`, the `body` of a piece continued (only a
+//! piece of one entry with tens of thousands of legs is larger than an item).
+//!
+//! A piece holds at most `PIECE_ENTRIES` entries of one chunk (fewer if they would not fit
+//! an item), about 4-8 KB: one or two read units to read one entry back. Pieces are cut the
+//! same way every time, so an upload tried again after a failure writes the same items
+//! again. The mark is raised only once every piece below it is written, and never lowered
+//! (a conditional put), so any id up to it is found by one `Query`: the first piece whose
+//! `through` is at least the id. An owner fenced while it uploads writes the very entries
+//! the new owner replayed from the journal, so its pieces change nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
+
+use super::connection::{DynamoConnection, Shared};
+use super::items::{self, Item};
+use super::limits::{MAX_CHUNK_BYTES, RECOVERY_PAGE_ITEMS};
+use super::retry::AttemptError;
+use super::schema::Schema;
+use super::transact::{PutOutcome, put_item_if};
+use super::{DynamoError, checkpoint};
+use crate::ledger::{ArchiveChunks, Entry, EntryId};
+use crate::store::StoreError;
+
+/// Most entries in one piece.
+pub(crate) const PIECE_ENTRIES: usize = 64;
+
+/// Range key of the mark.
+const MARK: u64 = 0;
+
+/// The archive of one partition's journal in DynamoDB.
+pub struct DynamoArchive {
+    connection: DynamoConnection,
+    partition: String,
+    /// Entries `1..=archived` are written (the mark as this process last wrote or read it).
+    archived: AtomicU64,
+    /// The piece read last: one wallet's entries, paged through, often share it.
+    last: Mutex<Option<Arc<Piece>>>,
+}
+
+impl std::fmt::Debug for DynamoArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoArchive")
+            .field("partition", &self.partition)
+            .field("archived", &self.archived.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
+/// Entries `first + 1..=first + entries.len()`, as one item holds them.
+#[derive(Debug)]
+struct Piece {
+    first: u64,
+    entries: Vec<Entry>,
+}
+
+impl Piece {
+    fn holds(&self, id: EntryId) -> bool {
+        id.0 > self.first && id.0 <= self.first + self.entries.len() as u64
+    }
+}
+
+fn names(shared: &Shared) -> (String, String, String) {
+    let journal = &shared.schema.tables.journal;
+    (
+        shared.schema.name(journal),
+        journal.hash_key.name.clone(),
+        Schema::range_key(journal).to_string(),
+    )
+}
+
+/// The hash key of a partition's archive.
+fn archive_key(partition: &str) -> String {
+    format!("{partition}#a")
+}
+
+/// The hash key of the items that continue the piece ending with entry `through`.
+fn continuation_key(partition: &str, through: u64) -> String {
+    items::sub_key(partition, 'a', through, None)
+}
+
+fn put_request(item: Item) -> Result<WriteRequest, DynamoError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| DynamoError::Config {
+            field: "journal archive item",
+            reason: e.to_string(),
+        })?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+fn corrupt(partition: &str, at: u64, reason: String) -> DynamoError {
+    DynamoError::Corrupt {
+        partition: partition.to_string(),
+        what: "journal archive",
+        at,
+        reason,
+    }
+}
+
+impl DynamoArchive {
+    /// The archive of `partition`, reading its mark (0 when nothing is archived yet).
+    pub(crate) fn open(
+        connection: &DynamoConnection,
+        partition: &str,
+    ) -> Result<DynamoArchive, DynamoError> {
+        let name = partition.to_string();
+        let archived = connection.run(move |shared| async move {
+            let (table, pk, range) = names(&shared);
+            let key = [
+                (pk.as_str(), items::s(archive_key(&name))),
+                (range.as_str(), items::n(MARK)),
+            ];
+            match super::reads::get_item(&shared, &table, &key).await? {
+                Some(item) => items::get_u64(&item, items::ARCHIVED)
+                    .map_err(|reason| corrupt(&name, MARK, reason)),
+                None => Ok(0),
+            }
+        })?;
+        Ok(DynamoArchive {
+            connection: connection.clone(),
+            partition: partition.to_string(),
+            archived: AtomicU64::new(archived),
+            last: Mutex::new(None),
+        })
+    }
+
+    /// Writes `chunks` (their pieces, then the mark), durably. Runs on the connection's
+    /// runtime, in the checkpoint's upload, before the checkpoint that leaves them out.
+    pub(crate) async fn write(
+        &self,
+        shared: &Shared,
+        chunks: &ArchiveChunks,
+    ) -> Result<(), DynamoError> {
+        let archived = self.archived.load(Ordering::Acquire);
+        if chunks.chunks.is_empty() {
+            return Ok(());
+        }
+        if chunks.first > archived {
+            return Err(corrupt(
+                &self.partition,
+                chunks.first,
+                format!(
+                    "entries from {} would skip entries {}..={}",
+                    chunks.first + 1,
+                    archived + 1,
+                    chunks.first
+                ),
+            ));
+        }
+        let started = std::time::Instant::now();
+        let (table, pk, range) = names(shared);
+        let key = archive_key(&self.partition);
+        let mut requests = Vec::new();
+        let mut first = chunks.first;
+        for chunk in &chunks.chunks {
+            for (count, body) in cut(chunk, &self.partition)? {
+                let through = first + count as u64;
+                // Only a piece of one entry with a great many legs spans several items.
+                let parts = items::split(&body, MAX_CHUNK_BYTES);
+                let mut item = Item::new();
+                item.insert(pk.clone(), items::s(key.clone()));
+                item.insert(range.clone(), items::n(through));
+                item.insert(items::FIRST.into(), items::n(first));
+                item.insert(items::DIGEST.into(), items::b(items::digest_of(&body)));
+                item.insert(items::BODY.into(), items::b(parts[0].to_vec()));
+                if parts.len() > 1 {
+                    item.insert(items::CHUNKS.into(), items::n(parts.len() as u64));
+                }
+                requests.push(put_request(item)?);
+                for (i, part) in parts.iter().enumerate().skip(1) {
+                    let mut item = Item::new();
+                    item.insert(
+                        pk.clone(),
+                        items::s(continuation_key(&self.partition, through)),
+                    );
+                    item.insert(range.clone(), items::n(i as u64));
+                    item.insert(items::BODY.into(), items::b(part.to_vec()));
+                    requests.push(put_request(item)?);
+                }
+                first = through;
+            }
+        }
+        let pieces = requests.len();
+        checkpoint::batch_write(shared, &table, requests, "journal archive pieces").await?;
+        // Every piece is written: raise the mark (never lower it).
+        let through = chunks.through();
+        let mut mark = Item::new();
+        mark.insert(pk.clone(), items::s(key));
+        mark.insert(range.clone(), items::n(MARK));
+        mark.insert(items::ARCHIVED.into(), items::n(through));
+        let names = [("#pk", pk.as_str()), ("#archived", items::ARCHIVED)];
+        let values = [(":through", items::n(through))];
+        let condition = "attribute_not_exists(#pk) OR #archived < :through";
+        match put_item_if(shared, &table, &mark, condition, &names, &values).await? {
+            // Refused: the mark is at `through` already (a retry), or past it.
+            PutOutcome::Stored | PutOutcome::Refused(_) => {}
+        }
+        self.archived.fetch_max(through, Ordering::AcqRel);
+        tracing::info!(
+            partition = %self.partition,
+            entries = through - chunks.first,
+            archived_through = through,
+            pieces,
+            took_ms = started.elapsed().as_millis() as u64,
+            "journal entries archived"
+        );
+        Ok(())
+    }
+
+    /// The piece that holds `id`: the first whose last entry is at least `id`.
+    fn read_piece(&self, id: EntryId) -> Result<Arc<Piece>, DynamoError> {
+        let partition = self.partition.clone();
+        let pieces = self
+            .connection
+            .run(move |shared| async move { query(&shared, &partition, id.0, 1).await })?;
+        let piece = pieces
+            .into_iter()
+            .next()
+            .ok_or_else(|| corrupt(&self.partition, id.0, "no piece holds this entry".into()))?;
+        if !piece.holds(id) {
+            return Err(corrupt(
+                &self.partition,
+                id.0,
+                format!(
+                    "the piece found holds entries {}..={}",
+                    piece.first + 1,
+                    piece.first + piece.entries.len() as u64
+                ),
+            ));
+        }
+        Ok(Arc::new(piece))
+    }
+}
+
+impl crate::store::JournalArchive for DynamoArchive {
+    fn archived(&self) -> u64 {
+        self.archived.load(Ordering::Acquire)
+    }
+
+    fn get(&self, id: EntryId) -> Result<Entry, StoreError> {
+        let archived = self.archived();
+        if id.0 == 0 || id.0 > archived {
+            return Err(StoreError::Archive {
+                what: format!(
+                    "partition {}: entry {} is not archived (1..={archived} are)",
+                    self.partition, id.0
+                ),
+            });
+        }
+        let cached = self
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|piece| piece.holds(id));
+        let piece = match cached {
+            Some(piece) => piece,
+            None => {
+                let piece = self.read_piece(id)?;
+                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(piece.clone());
+                piece
+            }
+        };
+        let index = usize::try_from(id.0 - piece.first - 1).unwrap_or(usize::MAX);
+        piece.entries.get(index).cloned().ok_or_else(|| {
+            StoreError::from(corrupt(
+                &self.partition,
+                id.0,
+                "entry not in its piece".into(),
+            ))
+        })
+    }
+
+    fn entries(&self) -> Box<dyn Iterator<Item = Result<Entry, String>> + Send> {
+        Box::new(InOrder {
+            connection: self.connection.clone(),
+            partition: self.partition.clone(),
+            archived: self.archived(),
+            next: 1,
+            buffer: Vec::new().into_iter(),
+            failed: false,
+        })
+    }
+}
+
+/// Every archived entry in order, read a page of pieces at a time.
+struct InOrder {
+    connection: DynamoConnection,
+    partition: String,
+    archived: u64,
+    /// Id of the first entry not read yet.
+    next: u64,
+    buffer: std::vec::IntoIter<Entry>,
+    failed: bool,
+}
+
+impl InOrder {
+    fn fill(&mut self) -> Result<(), DynamoError> {
+        let (partition, from) = (self.partition.clone(), self.next);
+        let pieces = self.connection.run(move |shared| async move {
+            query(&shared, &partition, from, RECOVERY_PAGE_ITEMS).await
+        })?;
+        if pieces.is_empty() {
+            return Err(corrupt(
+                &self.partition,
+                self.next,
+                format!("entries {}..={} are missing", self.next, self.archived),
+            ));
+        }
+        let mut entries = Vec::new();
+        for piece in pieces {
+            if piece.first + 1 != self.next {
+                return Err(corrupt(
+                    &self.partition,
+                    self.next,
+                    format!("the next piece starts at entry {}", piece.first + 1),
+                ));
+            }
+            self.next += piece.entries.len() as u64;
+            entries.extend(piece.entries);
+            if self.next > self.archived {
+                break;
+            }
+        }
+        self.buffer = entries.into_iter();
+        Ok(())
+    }
+}
+
+impl Iterator for InOrder {
+    type Item = Result<Entry, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(entry) = self.buffer.next() {
+            return Some(Ok(entry));
+        }
+        if self.failed || self.next > self.archived {
+            return None;
+        }
+        if let Err(error) = self.fill() {
+            self.failed = true;
+            return Some(Err(error.to_string()));
+        }
+        self.buffer.next().map(Ok)
+    }
+}
+
+/// Cuts one chunk into pieces, each given as its entry count and encoding: at most
+/// `PIECE_ENTRIES` entries, halved until a piece's encoding fits an item (or holds one
+/// entry). The same entries are always cut the same way.
+fn cut(entries: &[Entry], partition: &str) -> Result<Vec<(usize, Vec<u8>)>, DynamoError> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < entries.len() {
+        let mut end = (start + PIECE_ENTRIES).min(entries.len());
+        loop {
+            let piece = &entries[start..end];
+            let body = postcard::to_allocvec(piece).map_err(|e| {
+                corrupt(
+                    partition,
+                    start as u64,
+                    format!("cannot encode entries: {e}"),
+                )
+            })?;
+            // One entry over an item is a piece of its own, continued in more items.
+            if body.len() <= MAX_CHUNK_BYTES || end - start == 1 {
+                pieces.push((piece.len(), body));
+                break;
+            }
+            end = start + (end - start) / 2;
+        }
+        start = end;
+    }
+    Ok(pieces)
+}
+
+/// At most `limit` pieces, in order, from the one holding entry `from` on; each checked
+/// against its digest and its key.
+async fn query(
+    shared: &Shared,
+    partition: &str,
+    from: u64,
+    limit: i32,
+) -> Result<Vec<Piece>, DynamoError> {
+    let (table, pk, range) = names(shared);
+    let key = archive_key(partition);
+    let found = shared
+        .retried("Query", || {
+            let request = shared
+                .client
+                .query()
+                .table_name(&table)
+                .key_condition_expression("#pk = :pk AND #range >= :from")
+                .expression_attribute_names("#pk", &pk)
+                .expression_attribute_names("#range", &range)
+                .expression_attribute_values(":pk", items::s(key.clone()))
+                .expression_attribute_values(":from", items::n(from.max(1)))
+                .consistent_read(true)
+                .limit(limit)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| AttemptError::from_sdk("Query", &e))?;
+                let units = out.consumed_capacity().and_then(|c| c.capacity_units());
+                shared.stats.consumed(None, units);
+                Ok(out.items().to_vec())
+            }
+        })
+        .await?;
+    let mut pieces = Vec::with_capacity(found.len());
+    for item in &found {
+        let through = items::get_u64(item, &range).map_err(|r| corrupt(partition, 0, r))?;
+        let bad = |reason: String| corrupt(partition, through, reason);
+        let mut body = items::get_bytes(item, items::BODY).map_err(bad)?.to_vec();
+        let parts = match item.get(items::CHUNKS) {
+            Some(_) => items::get_u64(item, items::CHUNKS).map_err(bad)?,
+            None => 1,
+        };
+        if parts > 1 {
+            let key = continuation_key(partition, through);
+            let mut next = 1;
+            while next < parts {
+                let (page, _) =
+                    super::reads::query_from(shared, &table, &pk, &range, &key, next).await?;
+                if page.is_empty() {
+                    return Err(bad(format!("part {next} of {parts} is missing")));
+                }
+                for part in page.iter().take((parts - next) as usize) {
+                    body.extend_from_slice(items::get_bytes(part, items::BODY).map_err(bad)?);
+                    next += 1;
+                }
+            }
+        }
+        pieces.push(piece_of(item, through, &body, partition)?);
+    }
+    Ok(pieces)
+}
+
+/// The piece ending with entry `through` that `item` heads, its encoding `body` (read
+/// from the items it spans).
+fn piece_of(item: &Item, through: u64, body: &[u8], partition: &str) -> Result<Piece, DynamoError> {
+    let bad = |reason: String| corrupt(partition, through, reason);
+    let first = items::get_u64(item, items::FIRST).map_err(bad)?;
+    let digest = items::get_bytes(item, items::DIGEST).map_err(bad)?;
+    if items::digest_of(body) != digest {
+        return Err(bad("piece digest mismatch".into()));
+    }
+    let entries: Vec<Entry> =
+        postcard::from_bytes(body).map_err(|e| bad(format!("cannot decode the piece: {e}")))?;
+    let in_order = entries
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.id.0 == first + i as u64 + 1);
+    if !in_order || first + entries.len() as u64 != through {
+        return Err(bad(format!(
+            "the piece after entry {first} does not hold the entries up to {through}"
+        )));
+    }
+    Ok(Piece { first, entries })
+}

@@ -1,0 +1,179 @@
+//! The journal archive on DynamoDB Local: an archive upload that fails keeps the entries
+//! in memory and is tried again with the next checkpoint, and a start whose archive lacks
+//! entries the checkpoint left out stops and says so.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::acme;
+use common::dynamodb_local::DynamoLocal;
+use common::journal;
+use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
+use tollgate_runtime::ledger::CHUNK_ENTRIES;
+use tollgate_runtime::store::dynamodb::{
+    CallPolicy, DynamoConnection, FaultLayer, MAX_CHUNK_BYTES,
+};
+
+/// Deletes the item `(pk, seq)` of `table` with a client of the test's own.
+async fn delete_item(endpoint: &str, table: &str, pk: &str, seq: u64) {
+    let client = Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("tollgate", "local", None, None, "test"))
+            .build(),
+    );
+    client
+        .delete_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("seq", AttributeValue::N(seq.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_start() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let mut config = local.config("archive");
+    let faults = FaultLayer::new();
+    config.faults = Some(faults.clone());
+    config.calls = CallPolicy {
+        max_attempts: 3,
+        base_backoff: Duration::from_millis(2),
+        max_backoff: Duration::from_millis(20),
+        ..CallPolicy::default()
+    };
+    let connection = DynamoConnection::connect(config).unwrap();
+    let engine_config = EngineConfig {
+        snapshot_every_batches: 3,
+        tick: Duration::from_millis(10),
+        ..EngineConfig::default()
+    };
+    let clock = Arc::new(SystemClock);
+    let store = connection.store("p0", "pod-a").unwrap();
+    let (engine, thread) =
+        Engine::start(Box::new(store), clock.clone(), engine_config.clone()).unwrap();
+
+    // Every BatchWriteItem of puts stalls: archive pieces (and checkpoint chunks) are not
+    // written, so no checkpoint is published and nothing leaves memory.
+    faults.stall_chunk_puts_after(0);
+    acme::grants(&engine, 0, 2 * CHUNK_ENTRIES + 100).await;
+    let started = Instant::now();
+    let mut more = 0;
+    while connection.stats().checkpoints_failed < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no two failed uploads in 30 s: {:?}",
+            connection.stats()
+        );
+        engine
+            .submit(acme::grant(format!("more-{more}"), 1, 0))
+            .await
+            .unwrap()
+            .unwrap();
+        more += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let archive = engine.journal_archive().unwrap();
+    assert_eq!(archive.archived(), 0);
+    let (archived, reference) = journal::in_memory(&engine).await;
+    assert_eq!(archived, 0, "nothing forgotten that is not archived");
+    assert_eq!(connection.stats().checkpoints_published, 0);
+
+    // DynamoDB takes writes again: a later checkpoint archives the same chunks, and the
+    // ledger forgets them at the one after.
+    faults.stop_stalling();
+    let started = Instant::now();
+    while journal::in_memory(&engine).await.0 < 2 * CHUNK_ENTRIES as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not archived in 60 s: {:?}",
+            connection.stats()
+        );
+        engine
+            .submit(acme::grant(format!("more-{more}"), 1, 0))
+            .await
+            .unwrap()
+            .unwrap();
+        more += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let all = journal::every_entry(&engine).await;
+    assert_eq!(all[..reference.len()], reference[..]);
+    engine.verify().await.unwrap().expect("verify passes");
+    drop(engine);
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .unwrap();
+
+    // The mark lost (a table restored from an older backup, say): the checkpoint leaves
+    // out entries the archive no longer vouches for, and the start says so.
+    let table = connection.journal_table();
+    delete_item(&local.endpoint(), &table, "p0#a", 0).await;
+    let mut store = connection.store("p0", "pod-b").unwrap();
+    let error = tokio::task::spawn_blocking(move || recover_ledger(&mut store).unwrap_err())
+        .await
+        .unwrap()
+        .to_string();
+    assert!(error.contains("the archive holds only 1..=0"), "{error}");
+}
+
+/// An entry with more legs than an item holds (one Reserve drawn from 80,000 grants) is
+/// archived across several items and read back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_larger_than_an_item_is_archived_and_read_back() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let connection = DynamoConnection::connect(local.config("big-entry")).unwrap();
+    let config = EngineConfig {
+        snapshot_every_batches: u64::MAX,
+        tick: Duration::from_millis(10),
+        ..EngineConfig::default()
+    };
+    let clock = Arc::new(SystemClock);
+    let store = connection.store("p0", "pod-a").unwrap();
+    let (engine, thread) = Engine::start(Box::new(store), clock.clone(), config.clone()).unwrap();
+    let grants = 80_000;
+    acme::grants(&engine, 0, grants).await;
+    engine
+        .submit(acme::reserve("all", grants as u64, acme::HOLD_MS))
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, entries) = journal::in_memory(&engine).await;
+    let big = entries.last().unwrap().clone();
+    let bytes = postcard::to_allocvec(&big).unwrap().len();
+    assert!(bytes > MAX_CHUNK_BYTES, "the hold's entry is {bytes} bytes");
+    // Enough grants after it to seal its chunk.
+    let sealed = (big.id.0 as usize).next_multiple_of(CHUNK_ENTRIES);
+    acme::grants(&engine, grants, sealed - entries.len()).await;
+    let (_, reference) = journal::in_memory(&engine).await;
+    drop(engine);
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .unwrap();
+
+    let store = connection.store("p0", "pod-a").unwrap();
+    let (engine, thread) = Engine::start(Box::new(store), clock, config).unwrap();
+    let archive = engine.journal_archive().unwrap();
+    assert!(archive.archived() >= big.id.0, "{}", archive.archived());
+    assert_eq!(journal::every_entry(&engine).await, reference);
+    engine.verify().await.unwrap().expect("verify passes");
+    drop(engine);
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .unwrap();
+}
