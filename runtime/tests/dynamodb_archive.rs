@@ -18,7 +18,7 @@ use common::journal;
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
 use tollgate_runtime::ledger::CHUNK_ENTRIES;
 use tollgate_runtime::store::dynamodb::{
-    CallPolicy, DynamoConnection, FaultLayer, MAX_CHUNK_BYTES,
+    CallPolicy, DynamoConnection, FaultLayer, MAX_CHUNK_BYTES, partition_name,
 };
 
 /// Deletes the item `(pk, seq)` of `table` with a client of the test's own.
@@ -55,14 +55,16 @@ async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_sta
         max_backoff: Duration::from_millis(20),
         ..CallPolicy::default()
     };
+    let prefix = config.table_prefix.clone();
     let connection = DynamoConnection::connect(config).unwrap();
+    let partition = partition_name(0);
     let engine_config = EngineConfig {
         snapshot_every_batches: 3,
         tick: Duration::from_millis(10),
         ..EngineConfig::default()
     };
     let clock = Arc::new(SystemClock);
-    let store = connection.store("p0", "pod-a").unwrap();
+    let store = connection.store(&partition, "pod-a").unwrap();
     let (engine, thread) =
         Engine::start(Box::new(store), clock.clone(), engine_config.clone()).unwrap();
 
@@ -118,11 +120,37 @@ async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_sta
         .await
         .unwrap();
 
+    // `tollgate verify --dynamodb` reads the archived entries back from the table too.
+    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args([
+            "verify",
+            "--dynamodb",
+            "--partitions",
+            "1",
+            "--table-prefix",
+            &prefix,
+        ])
+        .args(["--dynamodb-endpoint", &local.endpoint()])
+        .env("AWS_ACCESS_KEY_ID", "tollgate")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(
+        out.contains(&format!("partition 0: ok: {} entries", all.len())),
+        "{out}"
+    );
+
     // The mark lost (a table restored from an older backup, say): the checkpoint leaves
     // out entries the archive no longer vouches for, and the start says so.
     let table = connection.journal_table();
-    delete_item(&local.endpoint(), &table, "p0#a", 0).await;
-    let mut store = connection.store("p0", "pod-b").unwrap();
+    delete_item(&local.endpoint(), &table, &format!("{partition}#a"), 0).await;
+    let mut store = connection.store(&partition, "pod-b").unwrap();
     let error = tokio::task::spawn_blocking(move || recover_ledger(&mut store).unwrap_err())
         .await
         .unwrap()

@@ -15,7 +15,9 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::acme::{HOLD_MS, grant, reserve};
 use common::dynamodb_local::DynamoLocal;
-use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
+use tollgate_runtime::engine::{
+    Engine, EngineConfig, SystemClock, recover_ledger, verify_recovered,
+};
 use tollgate_runtime::ledger::Timestamp;
 use tollgate_runtime::store::dynamodb::{
     CallPolicy, DynamoConfig, DynamoConnection, DynamoStore, FaultLayer, MAX_CHUNK_BYTES,
@@ -747,8 +749,11 @@ async fn the_engine_never_waits_for_an_upload_still_running() {
 
     // The last snapshot (at close) and the journal give back every hold.
     let mut store = connection.store("p0", "pod-b").unwrap();
-    let ledger = tokio::task::spawn_blocking(move || recover_ledger(&mut store).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(ledger.verify().unwrap().open_holds, n);
+    let report = tokio::task::spawn_blocking(move || {
+        let ledger = recover_ledger(&mut store).unwrap();
+        verify_recovered(&ledger, &store).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.open_holds, n);
 }

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use common::acme::{HOLD_MS, grant, keyed, reserve};
 use common::dynamodb_local::DynamoLocal;
 use rand::{Rng, SeedableRng};
-use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
+use tollgate_runtime::engine::{
+    Engine, EngineConfig, SystemClock, recover_ledger, verify_recovered,
+};
 use tollgate_runtime::ledger::{Command, CommandResult, Outcome};
 use tollgate_runtime::store::dynamodb::{Credentials, DynamoConfig, DynamoConnection};
 
@@ -103,7 +105,7 @@ fn every_acknowledged_operation_survives_kill_dash_nine() {
         // Recover as a new owner and check every acknowledged answer.
         let mut store = connection.store("p0", "auditor").unwrap();
         let ledger = recover_ledger(&mut store).unwrap();
-        let report = ledger.verify().unwrap();
+        let report = verify_recovered(&ledger, &store).unwrap();
         for (key, result) in &acked {
             assert_eq!(
                 ledger.key_record("acme", key).map(|(_, r)| r),

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use common::acme::{HOLD_MS, grant, reserve, wallet};
 use common::dynamodb_local::DynamoLocal;
-use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
+use tollgate_runtime::engine::{
+    Engine, EngineConfig, SystemClock, recover_ledger, verify_recovered,
+};
 use tollgate_runtime::ledger::{Command, Keyed, Outcome, Timestamp};
 use tollgate_runtime::store::dynamodb::{
     DynamoConnection, DynamoError, FaultLayer, partition_name,
@@ -229,7 +231,7 @@ async fn two_engines_that_both_think_they_own_a_partition_never_double_spend() {
     // A fresh recovery: exactly A's first reserve and B's, nothing of a-2.
     let mut store = connection.store("p0", "auditor").unwrap();
     let ledger = recover_ledger(&mut store).unwrap();
-    ledger.verify().unwrap();
+    verify_recovered(&ledger, &store).unwrap();
     let balance = ledger.wallet_balance(&wallet()).unwrap();
     assert_eq!((balance.available, balance.pending), (0, GRANTED));
     assert!(ledger.key_record("acme", "a-1").is_some());
