@@ -16,7 +16,7 @@ use common::acme;
 use common::dynamodb_local::DynamoLocal;
 use common::journal;
 use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, recover_ledger};
-use tollgate_runtime::ledger::CHUNK_ENTRIES;
+use tollgate_runtime::ledger::{CHUNK_ENTRIES, EntryId};
 use tollgate_runtime::store::dynamodb::{
     CallPolicy, DynamoConnection, FaultLayer, MAX_CHUNK_BYTES, partition_name,
 };
@@ -119,6 +119,17 @@ async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_sta
     tokio::task::spawn_blocking(move || thread.join())
         .await
         .unwrap();
+    // A page of entries spread over 100 pieces is read with one call (the engine is
+    // stopped: no other call is counted).
+    let spread: Vec<EntryId> = (1..=100).map(|i| EntryId(i * 81)).collect();
+    let calls = connection.stats().attempts;
+    let read = tokio::task::spawn_blocking(move || archive.get_many(&spread))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(connection.stats().attempts - calls, 1, "one BatchGetItem");
+    let expected: Vec<_> = (1..=100).map(|i| all[i * 81 - 1].clone()).collect();
+    assert_eq!(read, expected);
 
     // `tollgate verify --dynamodb` reads the archived entries back from the table too.
     let verified = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))

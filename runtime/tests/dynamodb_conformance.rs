@@ -490,6 +490,21 @@ fn journal_entries_archived_out_of_memory_read_back_the_same(backend: &dyn Backe
                 .unwrap()
         };
         assert_eq!(in_order[..], reference[..chunks as usize], "in order");
+        // A page's worth spread over the archive (as one wallet's entries are, among
+        // others'), read together, in the order asked.
+        let spread: Vec<EntryId> = (0..100).map(|i| EntryId(chunks - i * 81)).collect();
+        let together = {
+            let (archive, spread) = (archive.clone(), spread.clone());
+            tokio::task::spawn_blocking(move || archive.get_many(&spread))
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        let expected: Vec<_> = spread
+            .iter()
+            .map(|id| reference[id.0 as usize - 1].clone())
+            .collect();
+        assert_eq!(together, expected, "read together");
         for outside in [0, chunks + 1] {
             let error = archive.get(EntryId(outside)).unwrap_err().to_string();
             assert!(error.contains("not archived"), "{error}");

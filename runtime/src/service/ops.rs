@@ -318,8 +318,20 @@ impl Runtime {
             ));
         };
         let entries = tokio::task::spawn_blocking(move || {
+            let archived: Vec<EntryId> = page
+                .iter()
+                .filter_map(|f| f.as_ref().err().copied())
+                .collect();
+            let mut read = archive.get_many(&archived)?.into_iter();
             page.into_iter()
-                .map(|found| found.or_else(|id| archive.get(id)))
+                .map(|found| {
+                    found.or_else(|id| {
+                        read.next()
+                            .ok_or_else(|| crate::store::StoreError::Archive {
+                                what: format!("entry {} was not read back", id.0),
+                            })
+                    })
+                })
                 .collect::<Result<Vec<Entry>, _>>()
         })
         .await

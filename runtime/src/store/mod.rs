@@ -180,6 +180,12 @@ pub trait JournalArchive: Send + Sync + std::fmt::Debug {
     /// Entry `id` (at most `archived()`).
     fn get(&self, id: EntryId) -> Result<Entry, StoreError>;
 
+    /// Entries `ids`, in that order (a page of `ListEntries`); a store may read them
+    /// together.
+    fn get_many(&self, ids: &[EntryId]) -> Result<Vec<Entry>, StoreError> {
+        ids.iter().map(|&id| self.get(id)).collect()
+    }
+
     /// Every archived entry, in order (for `Ledger::verify_with_archive`); an `Err` says
     /// why the next one could not be read.
     fn entries(&self) -> Box<dyn Iterator<Item = Result<Entry, String>> + Send>;

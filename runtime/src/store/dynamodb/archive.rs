@@ -9,17 +9,19 @@
 //! | 0               | `archived`: every entry `1..=archived` is written (the mark) |
 //! | `through`       | `first`, `digest`, `body`: entries `first + 1..=through` (a piece), postcard; `chunks` if it spans more items |
 //!
-//! and under `P#a<through>`, range keys `1..chunks`, the `body` of a piece continued (only a
-//! piece of one entry with tens of thousands of legs is larger than an item).
+//! and under `P#a<through>`, range keys `1..chunks`, the rest of a piece's `body` (only a
+//! piece with entries of thousands of legs is larger than an item).
 //!
-//! A piece holds at most `PIECE_ENTRIES` entries of one chunk (fewer if they would not fit
-//! an item), about 4-8 KB: one or two read units to read one entry back. Pieces are cut the
-//! same way every time, so an upload tried again after a failure writes the same items
-//! again. The mark is raised only once every piece below it is written, and never lowered
-//! (a conditional put), so any id up to it is found by one `Query`: the first piece whose
-//! `through` is at least the id. An owner fenced while it uploads writes the very entries
-//! the new owner replayed from the journal, so its pieces change nothing.
+//! A piece holds `PIECE_ENTRIES` entries, ending at a multiple of it (the archive takes
+//! whole journal chunks, themselves multiples): about 4-8 KB, one or two read units, and
+//! the key of the piece holding any entry is known without a search, so a page of
+//! `ListEntries` reads the pieces it needs with one `BatchGetItem`. An upload tried again
+//! after a failure writes the same items again. The mark is raised only once every piece
+//! below it is written, and never lowered (a conditional put). An owner fenced while it
+//! uploads writes the very entries the new owner replayed from the journal, so its pieces
+//! change nothing.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -32,11 +34,15 @@ use super::retry::AttemptError;
 use super::schema::Schema;
 use super::transact::{PutOutcome, put_item_if};
 use super::{DynamoError, checkpoint};
-use crate::ledger::{ArchiveChunks, Entry, EntryId};
+use crate::ledger::{ArchiveChunks, CHUNK_ENTRIES, Entry, EntryId};
 use crate::store::StoreError;
 
-/// Most entries in one piece.
-pub(crate) const PIECE_ENTRIES: usize = 64;
+/// Entries in one piece.
+pub(crate) const PIECE_ENTRIES: u64 = 64;
+const _: () = assert!((CHUNK_ENTRIES as u64).is_multiple_of(PIECE_ENTRIES));
+
+/// Most keys in one `BatchGetItem` call (service limit).
+const DYNAMODB_MAX_BATCH_GET_KEYS: usize = 100;
 
 /// Range key of the mark.
 const MARK: u64 = 0;
@@ -162,38 +168,54 @@ impl DynamoArchive {
                 ),
             ));
         }
+        if !chunks.first.is_multiple_of(PIECE_ENTRIES) {
+            return Err(corrupt(
+                &self.partition,
+                chunks.first,
+                "archived chunks start at a multiple of the piece size".into(),
+            ));
+        }
         let started = std::time::Instant::now();
         let (table, pk, range) = names(shared);
         let key = archive_key(&self.partition);
         let mut requests = Vec::new();
         let mut first = chunks.first;
-        for chunk in &chunks.chunks {
-            for (count, body) in cut(chunk, &self.partition)? {
-                let through = first + count as u64;
-                // Only a piece of one entry with a great many legs spans several items.
-                let parts = items::split(&body, MAX_CHUNK_BYTES);
-                let mut item = Item::new();
-                item.insert(pk.clone(), items::s(key.clone()));
-                item.insert(range.clone(), items::n(through));
-                item.insert(items::FIRST.into(), items::n(first));
-                item.insert(items::DIGEST.into(), items::b(items::digest_of(&body)));
-                item.insert(items::BODY.into(), items::b(parts[0].to_vec()));
-                if parts.len() > 1 {
-                    item.insert(items::CHUNKS.into(), items::n(parts.len() as u64));
-                }
-                requests.push(put_request(item)?);
-                for (i, part) in parts.iter().enumerate().skip(1) {
-                    let mut item = Item::new();
-                    item.insert(
-                        pk.clone(),
-                        items::s(continuation_key(&self.partition, through)),
-                    );
-                    item.insert(range.clone(), items::n(i as u64));
-                    item.insert(items::BODY.into(), items::b(part.to_vec()));
-                    requests.push(put_request(item)?);
-                }
-                first = through;
+        for piece in chunks
+            .chunks
+            .iter()
+            .flat_map(|c| c.chunks(PIECE_ENTRIES as usize))
+        {
+            let through = first + piece.len() as u64;
+            let body = postcard::to_allocvec(piece).map_err(|e| {
+                corrupt(
+                    &self.partition,
+                    through,
+                    format!("cannot encode entries: {e}"),
+                )
+            })?;
+            // Only a piece with entries of thousands of legs spans several items.
+            let parts = items::split(&body, MAX_CHUNK_BYTES);
+            let mut item = Item::new();
+            item.insert(pk.clone(), items::s(key.clone()));
+            item.insert(range.clone(), items::n(through));
+            item.insert(items::FIRST.into(), items::n(first));
+            item.insert(items::DIGEST.into(), items::b(items::digest_of(&body)));
+            item.insert(items::BODY.into(), items::b(parts[0].to_vec()));
+            if parts.len() > 1 {
+                item.insert(items::CHUNKS.into(), items::n(parts.len() as u64));
             }
+            requests.push(put_request(item)?);
+            for (i, part) in parts.iter().enumerate().skip(1) {
+                let mut item = Item::new();
+                item.insert(
+                    pk.clone(),
+                    items::s(continuation_key(&self.partition, through)),
+                );
+                item.insert(range.clone(), items::n(i as u64));
+                item.insert(items::BODY.into(), items::b(part.to_vec()));
+                requests.push(put_request(item)?);
+            }
+            first = through;
         }
         let pieces = requests.len();
         checkpoint::batch_write(shared, &table, requests, "journal archive pieces").await?;
@@ -222,38 +244,9 @@ impl DynamoArchive {
         Ok(())
     }
 
-    /// The piece that holds `id`: the first whose last entry is at least `id`.
-    fn read_piece(&self, id: EntryId) -> Result<Arc<Piece>, DynamoError> {
-        let partition = self.partition.clone();
-        let pieces = self
-            .connection
-            .run(move |shared| async move { query(&shared, &partition, id.0, 1).await })?;
-        let piece = pieces
-            .into_iter()
-            .next()
-            .ok_or_else(|| corrupt(&self.partition, id.0, "no piece holds this entry".into()))?;
-        if !piece.holds(id) {
-            return Err(corrupt(
-                &self.partition,
-                id.0,
-                format!(
-                    "the piece found holds entries {}..={}",
-                    piece.first + 1,
-                    piece.first + piece.entries.len() as u64
-                ),
-            ));
-        }
-        Ok(Arc::new(piece))
-    }
-}
-
-impl crate::store::JournalArchive for DynamoArchive {
-    fn archived(&self) -> u64 {
-        self.archived.load(Ordering::Acquire)
-    }
-
-    fn get(&self, id: EntryId) -> Result<Entry, StoreError> {
-        let archived = self.archived();
+    /// Fails unless entry `id` is archived.
+    fn check_archived(&self, id: EntryId) -> Result<(), StoreError> {
+        let archived = self.archived.load(Ordering::Acquire);
         if id.0 == 0 || id.0 > archived {
             return Err(StoreError::Archive {
                 what: format!(
@@ -262,28 +255,83 @@ impl crate::store::JournalArchive for DynamoArchive {
                 ),
             });
         }
-        let cached = self
-            .last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .filter(|piece| piece.holds(id));
-        let piece = match cached {
-            Some(piece) => piece,
-            None => {
-                let piece = self.read_piece(id)?;
-                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(piece.clone());
-                piece
+        Ok(())
+    }
+
+    /// The pieces that hold `ids` (each archived), by their last entry: the one read last
+    /// from memory, the others with `BatchGetItem`.
+    fn pieces_of(&self, ids: &[EntryId]) -> Result<BTreeMap<u64, Arc<Piece>>, StoreError> {
+        let mut pieces = BTreeMap::new();
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut wanted = Vec::new();
+        for &id in ids {
+            self.check_archived(id)?;
+            let end = piece_end(id.0);
+            match &last {
+                Some(piece) if piece.holds(id) => {
+                    pieces.insert(end, piece.clone());
+                }
+                _ => wanted.push(end),
             }
-        };
-        let index = usize::try_from(id.0 - piece.first - 1).unwrap_or(usize::MAX);
-        piece.entries.get(index).cloned().ok_or_else(|| {
-            StoreError::from(corrupt(
-                &self.partition,
-                id.0,
-                "entry not in its piece".into(),
-            ))
-        })
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        if !wanted.is_empty() {
+            let partition = self.partition.clone();
+            let read = self
+                .connection
+                .run(move |shared| async move { read_pieces(&shared, &partition, wanted).await })?;
+            for piece in read {
+                let piece = Arc::new(piece);
+                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(piece.clone());
+                pieces.insert(piece.first + piece.entries.len() as u64, piece);
+            }
+        }
+        Ok(pieces)
+    }
+
+    /// Entry `id` of the piece that holds it, among `pieces`.
+    fn entry_in(
+        &self,
+        pieces: &BTreeMap<u64, Arc<Piece>>,
+        id: EntryId,
+    ) -> Result<Entry, StoreError> {
+        pieces
+            .get(&piece_end(id.0))
+            .filter(|piece| piece.holds(id))
+            .and_then(|piece| {
+                let index = usize::try_from(id.0 - piece.first - 1).ok()?;
+                piece.entries.get(index).cloned()
+            })
+            .ok_or_else(|| {
+                StoreError::from(corrupt(
+                    &self.partition,
+                    id.0,
+                    "no piece holds this entry".into(),
+                ))
+            })
+    }
+}
+
+/// The range key of the piece that holds entry `id`: its last entry.
+fn piece_end(id: u64) -> u64 {
+    id.next_multiple_of(PIECE_ENTRIES)
+}
+
+impl crate::store::JournalArchive for DynamoArchive {
+    fn archived(&self) -> u64 {
+        self.archived.load(Ordering::Acquire)
+    }
+
+    fn get(&self, id: EntryId) -> Result<Entry, StoreError> {
+        let pieces = self.pieces_of(&[id])?;
+        self.entry_in(&pieces, id)
+    }
+
+    /// One `BatchGetItem` for up to 100 pieces, whatever the entries' spread.
+    fn get_many(&self, ids: &[EntryId]) -> Result<Vec<Entry>, StoreError> {
+        let pieces = self.pieces_of(ids)?;
+        ids.iter().map(|&id| self.entry_in(&pieces, id)).collect()
     }
 
     fn entries(&self) -> Box<dyn Iterator<Item = Result<Entry, String>> + Send> {
@@ -360,35 +408,6 @@ impl Iterator for InOrder {
     }
 }
 
-/// Cuts one chunk into pieces, each given as its entry count and encoding: at most
-/// `PIECE_ENTRIES` entries, halved until a piece's encoding fits an item (or holds one
-/// entry). The same entries are always cut the same way.
-fn cut(entries: &[Entry], partition: &str) -> Result<Vec<(usize, Vec<u8>)>, DynamoError> {
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    while start < entries.len() {
-        let mut end = (start + PIECE_ENTRIES).min(entries.len());
-        loop {
-            let piece = &entries[start..end];
-            let body = postcard::to_allocvec(piece).map_err(|e| {
-                corrupt(
-                    partition,
-                    start as u64,
-                    format!("cannot encode entries: {e}"),
-                )
-            })?;
-            // One entry over an item is a piece of its own, continued in more items.
-            if body.len() <= MAX_CHUNK_BYTES || end - start == 1 {
-                pieces.push((piece.len(), body));
-                break;
-            }
-            end = start + (end - start) / 2;
-        }
-        start = end;
-    }
-    Ok(pieces)
-}
-
 /// At most `limit` pieces, in order, from the one holding entry `from` on; each checked
 /// against its digest and its key.
 async fn query(
@@ -426,31 +445,111 @@ async fn query(
         .await?;
     let mut pieces = Vec::with_capacity(found.len());
     for item in &found {
-        let through = items::get_u64(item, &range).map_err(|r| corrupt(partition, 0, r))?;
-        let bad = |reason: String| corrupt(partition, through, reason);
-        let mut body = items::get_bytes(item, items::BODY).map_err(bad)?.to_vec();
-        let parts = match item.get(items::CHUNKS) {
-            Some(_) => items::get_u64(item, items::CHUNKS).map_err(bad)?,
-            None => 1,
-        };
-        if parts > 1 {
-            let key = continuation_key(partition, through);
-            let mut next = 1;
-            while next < parts {
-                let (page, _) =
-                    super::reads::query_from(shared, &table, &pk, &range, &key, next).await?;
-                if page.is_empty() {
-                    return Err(bad(format!("part {next} of {parts} is missing")));
-                }
-                for part in page.iter().take((parts - next) as usize) {
-                    body.extend_from_slice(items::get_bytes(part, items::BODY).map_err(bad)?);
-                    next += 1;
-                }
-            }
-        }
-        pieces.push(piece_of(item, through, &body, partition)?);
+        pieces.push(assemble(shared, partition, item).await?);
     }
     Ok(pieces)
+}
+
+/// The pieces ending with entries `ends` (sorted, distinct), read with `BatchGetItem`
+/// (consistent reads, up to 100 keys a call, keys DynamoDB leaves unprocessed asked again);
+/// each must exist.
+async fn read_pieces(
+    shared: &Shared,
+    partition: &str,
+    ends: Vec<u64>,
+) -> Result<Vec<Piece>, DynamoError> {
+    let (table, pk, range) = names(shared);
+    let key = archive_key(partition);
+    let mut found: Vec<Item> = Vec::with_capacity(ends.len());
+    for group in ends.chunks(DYNAMODB_MAX_BATCH_GET_KEYS) {
+        let mut keys: Vec<Item> = group
+            .iter()
+            .map(|&end| {
+                Item::from([
+                    (pk.clone(), items::s(key.clone())),
+                    (range.clone(), items::n(end)),
+                ])
+            })
+            .collect();
+        let mut stalled = 0u32;
+        while !keys.is_empty() {
+            let asked = keys.len();
+            let (items, unprocessed) =
+                super::reads::batch_get(shared, &table, std::mem::take(&mut keys)).await?;
+            found.extend(items);
+            stalled = if unprocessed.len() < asked {
+                0
+            } else {
+                stalled + 1
+            };
+            if stalled >= shared.calls.max_attempts {
+                return Err(DynamoError::Unavailable {
+                    op: "BatchGetItem",
+                    attempts: stalled,
+                    elapsed_ms: 0,
+                    last: format!(
+                        "{} journal archive pieces stayed unprocessed for {stalled} rounds in a row",
+                        unprocessed.len()
+                    ),
+                });
+            }
+            if !unprocessed.is_empty() {
+                shared.stats.throttled();
+                let pause = super::retry::backoff(&shared.calls, stalled + 1, shared.jitter.next());
+                tokio::time::sleep(pause).await;
+            }
+            keys = unprocessed;
+        }
+    }
+    if found.len() < ends.len() {
+        let have: std::collections::BTreeSet<u64> = found
+            .iter()
+            .filter_map(|item| items::get_u64(item, &range).ok())
+            .collect();
+        let missing = ends
+            .iter()
+            .find(|end| !have.contains(end))
+            .copied()
+            .unwrap_or(0);
+        return Err(corrupt(
+            partition,
+            missing,
+            "the piece ending with this entry is missing".into(),
+        ));
+    }
+    let mut pieces = Vec::with_capacity(found.len());
+    for item in &found {
+        pieces.push(assemble(shared, partition, item).await?);
+    }
+    Ok(pieces)
+}
+
+/// The piece `item` heads, its body read from the items it continues in if it spans more.
+async fn assemble(shared: &Shared, partition: &str, item: &Item) -> Result<Piece, DynamoError> {
+    let (table, pk, range) = names(shared);
+    let through = items::get_u64(item, &range).map_err(|r| corrupt(partition, 0, r))?;
+    let bad = |reason: String| corrupt(partition, through, reason);
+    let mut body = items::get_bytes(item, items::BODY).map_err(bad)?.to_vec();
+    let parts = match item.get(items::CHUNKS) {
+        Some(_) => items::get_u64(item, items::CHUNKS).map_err(bad)?,
+        None => 1,
+    };
+    if parts > 1 {
+        let key = continuation_key(partition, through);
+        let mut next = 1;
+        while next < parts {
+            let (page, _) =
+                super::reads::query_from(shared, &table, &pk, &range, &key, next).await?;
+            if page.is_empty() {
+                return Err(bad(format!("part {next} of {parts} is missing")));
+            }
+            for part in page.iter().take((parts - next) as usize) {
+                body.extend_from_slice(items::get_bytes(part, items::BODY).map_err(bad)?);
+                next += 1;
+            }
+        }
+    }
+    piece_of(item, through, &body, partition)
 }
 
 /// The piece ending with entry `through` that `item` heads, its encoding `body` (read

@@ -38,7 +38,7 @@
 //!   lands (a crash, a fenced writer) are not found again and stay.
 //! * **Journal archive.** The ledger's journal entries leave memory as the embedded store's
 //!   do: each checkpoint's upload first writes the journal chunks sealed since the last one
-//!   (pieces of at most 64 entries, under `P#a`, then the mark saying how many entries are
+//!   (pieces of 64 entries, under `P#a`, then the mark saying how many entries are
 //!   all written), and the checkpoint leaves them out; the ledger forgets them at the next
 //!   checkpoint. `ListEntries` and `verify` read them back (`archive.rs`). A start whose
 //!   archive lacks entries the checkpoint left out stops with an error saying which.

@@ -1,7 +1,7 @@
 //! The two reads every table shares: one item by key, and a page of the items under a
 //! partition key from a range key on. Consistent reads, with retries and read units counted.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
 
 use super::DynamoError;
 use super::connection::Shared;
@@ -71,6 +71,56 @@ pub(crate) async fn query_from(
                 let units = out.consumed_capacity().and_then(|c| c.capacity_units());
                 shared.stats.consumed(None, units);
                 Ok((out.items().to_vec(), out.last_evaluated_key().is_some()))
+            }
+        })
+        .await
+}
+
+/// One `BatchGetItem` of `keys` (at most 100) from `table`, consistent reads, retried on
+/// transient errors: the items found, and the keys DynamoDB left unprocessed (it does
+/// when it throttles) for the caller to ask again.
+pub(crate) async fn batch_get(
+    shared: &Shared,
+    table: &str,
+    keys: Vec<Item>,
+) -> Result<(Vec<Item>, Vec<Item>), DynamoError> {
+    let wanted = KeysAndAttributes::builder()
+        .set_keys(Some(keys))
+        .consistent_read(true)
+        .build()
+        .map_err(|e| DynamoError::Config {
+            field: "BatchGetItem keys",
+            reason: e.to_string(),
+        })?;
+    shared
+        .retried("BatchGetItem", || {
+            let request = shared
+                .client
+                .batch_get_item()
+                .request_items(table, wanted.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| AttemptError::from_sdk("BatchGetItem", &e))?;
+                let units: f64 = out
+                    .consumed_capacity()
+                    .iter()
+                    .filter_map(|c| c.capacity_units())
+                    .sum();
+                shared.stats.consumed(None, Some(units));
+                let found = out
+                    .responses()
+                    .and_then(|r| r.get(table))
+                    .cloned()
+                    .unwrap_or_default();
+                let unprocessed = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                Ok((found, unprocessed))
             }
         })
         .await
