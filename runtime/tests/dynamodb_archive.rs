@@ -7,10 +7,8 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::acme;
 use common::dynamodb_local::DynamoLocal;
@@ -20,26 +18,6 @@ use tollgate_runtime::ledger::{CHUNK_ENTRIES, EntryId};
 use tollgate_runtime::store::dynamodb::{
     CallPolicy, DynamoConnection, FaultLayer, MAX_CHUNK_BYTES, partition_name,
 };
-
-/// Deletes the item `(pk, seq)` of `table` with a client of the test's own.
-async fn delete_item(endpoint: &str, table: &str, pk: &str, seq: u64) {
-    let client = Client::from_conf(
-        aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("tollgate", "local", None, None, "test"))
-            .build(),
-    );
-    client
-        .delete_item()
-        .table_name(table)
-        .key("pk", AttributeValue::S(pk.into()))
-        .key("seq", AttributeValue::N(seq.to_string()))
-        .send()
-        .await
-        .unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_start() {
@@ -72,21 +50,12 @@ async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_sta
     // written, so no checkpoint is published and nothing leaves memory.
     faults.stall_chunk_puts_after(0);
     acme::grants(&engine, 0, 2 * CHUNK_ENTRIES + 100).await;
-    let started = Instant::now();
-    let mut more = 0;
+    let mut driver = acme::OneAtATime::new();
+    driver.within(Duration::from_secs(30));
     while connection.stats().checkpoints_failed < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no two failed uploads in 30 s: {:?}",
-            connection.stats()
-        );
-        engine
-            .submit(acme::grant(format!("more-{more}"), 1, 0))
-            .await
-            .unwrap()
-            .unwrap();
-        more += 1;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        driver
+            .grant(&engine, ("two failed uploads", connection.stats()))
+            .await;
     }
     let archive = engine.journal_archive().unwrap();
     assert_eq!(archive.archived(), 0);
@@ -97,20 +66,11 @@ async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_sta
     // DynamoDB takes writes again: a later checkpoint archives the same chunks, and the
     // ledger forgets them at the one after.
     faults.stop_stalling();
-    let started = Instant::now();
+    driver.within(Duration::from_secs(60));
     while journal::in_memory(&engine).await.0 < 2 * CHUNK_ENTRIES as u64 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "not archived in 60 s: {:?}",
-            connection.stats()
-        );
-        engine
-            .submit(acme::grant(format!("more-{more}"), 1, 0))
-            .await
-            .unwrap()
-            .unwrap();
-        more += 1;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        driver
+            .grant(&engine, ("archived", connection.stats()))
+            .await;
     }
     let all = journal::every_entry(&engine).await;
     assert_eq!(all[..reference.len()], reference[..]);
@@ -160,7 +120,15 @@ async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_sta
     // The mark lost (a table restored from an older backup, say): the checkpoint leaves
     // out entries the archive no longer vouches for, and the start says so.
     let table = connection.journal_table();
-    delete_item(&local.endpoint(), &table, &format!("{partition}#a"), 0).await;
+    local
+        .client()
+        .delete_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("{partition}#a")))
+        .key("seq", AttributeValue::N("0".into()))
+        .send()
+        .await
+        .unwrap();
     let mut store = connection.store(&partition, "pod-b").unwrap();
     let error = tokio::task::spawn_blocking(move || recover_ledger(&mut store).unwrap_err())
         .await

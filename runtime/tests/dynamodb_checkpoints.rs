@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::acme::{HOLD_MS, grant, reserve};
@@ -87,22 +86,14 @@ fn with_faults(mut config: DynamoConfig) -> (DynamoConfig, FaultLayer) {
 
 /// Runs `f` with a DynamoDB client of the test's own.
 fn with_client<T, F: std::future::Future<Output = T>>(
-    endpoint: &str,
+    local: &DynamoLocal,
     f: impl FnOnce(Client) -> F,
 ) -> T {
-    let client = Client::from_conf(
-        aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("tollgate", "local", None, None, "test"))
-            .build(),
-    );
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
-        .block_on(f(client))
+        .block_on(f(local.client()))
 }
 
 /// Writes by hand the manifest of partition p0's checkpoint of batch `seq` (epoch 1,
@@ -175,9 +166,9 @@ async fn put_intent(client: &Client, table: &str, seq: u64, epoch: u64, chunks: 
 }
 
 /// Every item of the checkpoints table, as (hash key, range key).
-fn checkpoint_items(endpoint: &str, config: &DynamoConfig) -> Vec<(String, u64)> {
+fn checkpoint_items(local: &DynamoLocal, config: &DynamoConfig) -> Vec<(String, u64)> {
     let table = format!("{}checkpoints", config.table_prefix);
-    with_client(endpoint, |client| scan(client, table))
+    with_client(local, |client| scan(client, table))
 }
 
 async fn scan(client: Client, table: String) -> Vec<(String, u64)> {
@@ -302,7 +293,7 @@ fn older_checkpoints_are_deleted_once_a_newer_one_is_published() {
         }
     }
     expected.sort();
-    assert_eq!(checkpoint_items(&local.endpoint(), &config), expected);
+    assert_eq!(checkpoint_items(&local, &config), expected);
 }
 
 /// `/metrics` counts an upload when it ends, not when the engine next touches the store
@@ -351,7 +342,7 @@ fn a_backlog_of_old_checkpoints_is_deleted_at_most_four_per_upload() {
     }
     // Checkpoints 1-7 as an older version left them: a manifest and one chunk each.
     let table = format!("{}checkpoints", config.table_prefix);
-    with_client(&local.endpoint(), |client| async move {
+    with_client(&local, |client| async move {
         for seq in 1..=7u64 {
             let body = state(seq, 1);
             put_chunk(&client, &table, &format!("p0#c{seq}#e1#g0"), 0, &body).await;
@@ -374,7 +365,7 @@ fn a_backlog_of_old_checkpoints_is_deleted_at_most_four_per_upload() {
     };
 
     publish(&mut store, 8, state(8, 1));
-    let left = checkpoint_items(&local.endpoint(), &config);
+    let left = checkpoint_items(&local, &config);
     assert_eq!(manifests(&left), [5, 6, 7, 8], "{left:?}");
     assert_eq!(
         chunk_keys(&left),
@@ -384,7 +375,7 @@ fn a_backlog_of_old_checkpoints_is_deleted_at_most_four_per_upload() {
 
     store.append(&batch(9)).unwrap();
     publish(&mut store, 9, state(9, 1));
-    let left = checkpoint_items(&local.endpoint(), &config);
+    let left = checkpoint_items(&local, &config);
     assert_eq!(manifests(&left), [8, 9], "{left:?}");
     assert_eq!(chunk_keys(&left), ["p0#c8#e1#g0", "p0#c9#e1#g0"]);
     assert_eq!(connection.stats().checkpoints_deleted, 7);
@@ -406,7 +397,7 @@ fn a_large_checkpoint_spreads_over_hash_keys() {
     let big = state(1, 20);
     publish(&mut store, 1, big.clone());
     drop(store);
-    let items = checkpoint_items(&local.endpoint(), &config);
+    let items = checkpoint_items(&local, &config);
     let keys: std::collections::BTreeMap<String, usize> =
         items.iter().fold(Default::default(), |mut keys, (pk, _)| {
             *keys.entry(pk.clone()).or_default() += 1;
@@ -437,7 +428,7 @@ fn a_checkpoint_in_the_old_layout_still_loads_and_is_collected() {
     store.append(&batch(1)).unwrap(); // journal slot 2 (the fence took slot 1)
     let old = state(1, 3);
     let table = format!("{}checkpoints", config.table_prefix);
-    with_client(&local.endpoint(), |client| {
+    with_client(&local, |client| {
         let (table, old) = (table.clone(), old.clone());
         async move {
             for (i, chunk) in old.chunks(MAX_CHUNK_BYTES).enumerate() {
@@ -459,7 +450,7 @@ fn a_checkpoint_in_the_old_layout_still_loads_and_is_collected() {
         }
         publish(&mut second, seq, state(seq, 2));
     }
-    let left = checkpoint_items(&local.endpoint(), &config);
+    let left = checkpoint_items(&local, &config);
     assert!(
         left.iter().all(|(pk, _)| !pk.starts_with("p0#c1#")),
         "the old layout's chunks are left: {left:?}"
@@ -554,7 +545,7 @@ fn an_upload_that_gives_up_deletes_the_chunks_it_wrote() {
         "{:?}",
         connection.stats()
     );
-    let left = checkpoint_items(&local.endpoint(), &config);
+    let left = checkpoint_items(&local, &config);
     assert!(
         left.is_empty(),
         "left behind: {} items, {left:?}",
@@ -580,7 +571,7 @@ fn the_chunks_of_an_upload_cut_short_are_deleted_by_a_later_checkpoint() {
     // What a pod killed while uploading checkpoints 1 and 7 (epoch 1) leaves: its intents
     // and some of their chunks.
     let table = format!("{}checkpoints", config.table_prefix);
-    with_client(&local.endpoint(), |client| async move {
+    with_client(&local, |client| async move {
         for seq in [1u64, 7] {
             put_intent(&client, &table, seq, 1, Some(3)).await;
             for chunk in 0..2 {
@@ -596,7 +587,7 @@ fn the_chunks_of_an_upload_cut_short_are_deleted_by_a_later_checkpoint() {
         }
     });
     publish(&mut store, 2, state(2, 1));
-    let left = checkpoint_items(&local.endpoint(), &config);
+    let left = checkpoint_items(&local, &config);
     // Checkpoint 2, and what belongs to 7 (newer than 2: never collected before a
     // checkpoint after it is published).
     let expected: Vec<(String, u64)> = vec![
@@ -625,7 +616,7 @@ fn intent_collection_spares_published_chunks_and_passes_unreadable_intents() {
     store.append(&batch(1)).unwrap();
     publish(&mut store, 1, state(1, 3));
     let table = format!("{}checkpoints", config.table_prefix);
-    with_client(&local.endpoint(), |client| async move {
+    with_client(&local, |client| async move {
         // Checkpoint 1's own intent, as if it had come back; one that cannot be read; an
         // abandoned upload of batch 1 by epoch 3 with one chunk written.
         put_intent(&client, &table, 1, 1, Some(3)).await;
@@ -639,7 +630,7 @@ fn intent_collection_spares_published_chunks_and_passes_unreadable_intents() {
     expected.extend((0..3).map(|i| ("p0#c1#e1#g0".to_string(), i)));
     expected.push(("p0#c2#e1#g0".into(), 0));
     expected.sort();
-    assert_eq!(checkpoint_items(&local.endpoint(), &config), expected);
+    assert_eq!(checkpoint_items(&local, &config), expected);
     assert_eq!(connection.stats().checkpoints_deleted, 3);
     drop(store);
     assert_recovers(&connection, 2, state(2, 1), &[]);
@@ -687,7 +678,7 @@ fn a_fenced_upload_deletes_the_chunks_it_wrote() {
     .unwrap();
     let error = old.finish_checkpoint().unwrap_err();
     assert!(error.is_taken_over(), "{error}");
-    let left = checkpoint_items(&local.endpoint(), &config);
+    let left = checkpoint_items(&local, &config);
     assert!(left.is_empty(), "left behind: {left:?}");
     // The new owner's own checkpoint is untouched by it, and loads.
     publish(&mut new, 1, state(1, 3));

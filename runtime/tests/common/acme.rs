@@ -64,3 +64,49 @@ pub async fn grants(engine: &tollgate_runtime::engine::Engine, from: usize, coun
         }
     }
 }
+
+/// Grants made one at a time (keys `more-<n>`), each a batch of its own so that snapshots
+/// come due: for tests that wait for what a snapshot does, each wait within a bound.
+pub struct OneAtATime {
+    made: usize,
+    started: std::time::Instant,
+    limit: std::time::Duration,
+}
+
+impl OneAtATime {
+    pub fn new() -> OneAtATime {
+        OneAtATime {
+            made: 0,
+            started: std::time::Instant::now(),
+            limit: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Starts a wait of at most `limit`.
+    pub fn within(&mut self, limit: std::time::Duration) -> &mut OneAtATime {
+        self.started = std::time::Instant::now();
+        self.limit = limit;
+        self
+    }
+
+    /// One more grant and a short pause; fails the test, saying what it waited for
+    /// (`waiting`), once the wait has lasted its limit.
+    pub async fn grant(
+        &mut self,
+        engine: &tollgate_runtime::engine::Engine,
+        waiting: impl std::fmt::Debug,
+    ) {
+        assert!(
+            self.started.elapsed() < self.limit,
+            "not done within {:?}: {waiting:?}",
+            self.limit
+        );
+        engine
+            .submit(grant(format!("more-{}", self.made), 1, 0))
+            .await
+            .unwrap()
+            .unwrap();
+        self.made += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}

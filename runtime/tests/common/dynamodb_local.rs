@@ -145,6 +145,20 @@ impl DynamoLocal {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A DynamoDB client of the test's own for this instance (to read or damage what a
+    /// store wrote), with dummy credentials.
+    pub fn client(&self) -> aws_sdk_dynamodb::Client {
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .endpoint_url(self.endpoint())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("tollgate", "local", None, None, "test"))
+                .build(),
+        )
+    }
+
     /// `kill -9` of the emulator.
     pub fn kill(&mut self) {
         if let Some(pid) = self.java_pid.take() {

@@ -25,12 +25,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 use super::connection::{DynamoConnection, Shared};
 use super::items::{self, Item};
 use super::limits::{MAX_CHUNK_BYTES, RECOVERY_PAGE_ITEMS};
-use super::retry::AttemptError;
 use super::schema::Schema;
 use super::transact::{PutOutcome, put_item_if};
 use super::{DynamoError, checkpoint};
@@ -418,31 +417,8 @@ async fn query(
 ) -> Result<Vec<Piece>, DynamoError> {
     let (table, pk, range) = names(shared);
     let key = archive_key(partition);
-    let found = shared
-        .retried("Query", || {
-            let request = shared
-                .client
-                .query()
-                .table_name(&table)
-                .key_condition_expression("#pk = :pk AND #range >= :from")
-                .expression_attribute_names("#pk", &pk)
-                .expression_attribute_names("#range", &range)
-                .expression_attribute_values(":pk", items::s(key.clone()))
-                .expression_attribute_values(":from", items::n(from.max(1)))
-                .consistent_read(true)
-                .limit(limit)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            async move {
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| AttemptError::from_sdk("Query", &e))?;
-                let units = out.consumed_capacity().and_then(|c| c.capacity_units());
-                shared.stats.consumed(None, units);
-                Ok(out.items().to_vec())
-            }
-        })
-        .await?;
+    let (found, _) =
+        super::reads::query_page(shared, &table, (&pk, &range), &key, from.max(1), limit).await?;
     let mut pieces = Vec::with_capacity(found.len());
     for item in &found {
         pieces.push(assemble(shared, partition, item).await?);

@@ -49,6 +49,26 @@ pub(crate) async fn query_from(
     pk_value: &str,
     from: u64,
 ) -> Result<(Vec<Item>, bool), DynamoError> {
+    query_page(
+        shared,
+        table,
+        (pk_name, range_name),
+        pk_value,
+        from,
+        RECOVERY_PAGE_ITEMS,
+    )
+    .await
+}
+
+/// As `query_from`, at most `limit` items.
+pub(crate) async fn query_page(
+    shared: &Shared,
+    table: &str,
+    (pk_name, range_name): (&str, &str),
+    pk_value: &str,
+    from: u64,
+    limit: i32,
+) -> Result<(Vec<Item>, bool), DynamoError> {
     shared
         .retried("Query", || {
             let request = shared
@@ -61,7 +81,7 @@ pub(crate) async fn query_from(
                 .expression_attribute_values(":pk", items::s(pk_value))
                 .expression_attribute_values(":from", items::n(from))
                 .consistent_read(true)
-                .limit(RECOVERY_PAGE_ITEMS)
+                .limit(limit)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
             async move {
                 let out = request
