@@ -91,6 +91,29 @@ async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_sta
     let expected: Vec<_> = (1..=100).map(|i| all[i * 81 - 1].clone()).collect();
     assert_eq!(read, expected);
 
+    // Each chunk's pieces under a hash key of their own, 64 of them.
+    let items = local
+        .client()
+        .scan()
+        .table_name(connection.journal_table())
+        .send()
+        .await
+        .unwrap();
+    assert!(items.last_evaluated_key().is_none(), "one page");
+    let mut pieces_by_key = std::collections::BTreeMap::<String, usize>::new();
+    for item in items.items() {
+        if let Some(AttributeValue::S(pk)) = item.get("pk")
+            && pk.starts_with(&format!("{partition}#a"))
+            && pk.len() > partition.len() + 2
+        {
+            *pieces_by_key.entry(pk.clone()).or_default() += 1;
+        }
+    }
+    let expected: std::collections::BTreeMap<String, usize> = (0..2)
+        .map(|c| (format!("{partition}#a{c}"), CHUNK_ENTRIES / 64))
+        .collect();
+    assert_eq!(pieces_by_key, expected);
+
     // `tollgate verify --dynamodb` reads the archived entries back from the table too.
     let verified = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args([

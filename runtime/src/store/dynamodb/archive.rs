@@ -2,15 +2,17 @@
 //! memory with the checkpoint that leaves them out (as the embedded store writes them to
 //! files), and read back by entry id (`ListEntries`) or in order (`verify`).
 //!
-//! Items, in the journal table under the hash key `P#a`:
+//! Items, in the journal table:
 //!
-//! | range key `seq` | attributes |
-//! |-----------------|------------|
-//! | 0               | `archived`: every entry `1..=archived` is written (the mark) |
-//! | `through`       | `first`, `digest`, `body`: entries `first + 1..=through` (a piece), postcard; `chunks` if it spans more items |
+//! | hash key `pk`  | range key `seq` | attributes |
+//! |----------------|-----------------|------------|
+//! | `P#a`          | 0               | `archived`: every entry `1..=archived` is written (the mark) |
+//! | `P#a<chunk>`   | `through`       | `first`, `digest`, `body`: entries `first + 1..=through` (a piece), postcard; `chunks` if it spans more items |
+//! | `P#p<through>` | 1..chunks-1     | `body`: the rest of a piece's (only a piece with entries of thousands of legs is larger than an item) |
 //!
-//! and under `P#a<through>`, range keys `1..chunks`, the rest of a piece's `body` (only a
-//! piece with entries of thousands of legs is larger than an item).
+//! `<chunk>` is the journal chunk (4,096 entries) the piece belongs to, `(through - 1) /
+//! 4096`: each chunk's pieces under a hash key of their own, so that the writes of an
+//! archive spread over DynamoDB partitions instead of queueing on one.
 //!
 //! A piece holds `PIECE_ENTRIES` entries, ending at a multiple of it (the archive takes
 //! whole journal chunks, themselves multiples): about 4-8 KB, one or two read units, and
@@ -87,14 +89,26 @@ fn names(shared: &Shared) -> (String, String, String) {
     )
 }
 
-/// The hash key of a partition's archive.
+/// The hash key of a partition's archive mark.
 fn archive_key(partition: &str) -> String {
     format!("{partition}#a")
 }
 
+/// The hash key of the piece ending with entry `through`: one per journal chunk, so that
+/// an archive's writes spread over DynamoDB partitions (one hash key is served by one,
+/// about 1,000 write units a second, less than a busy partition's journal needs).
+fn piece_key(partition: &str, through: u64) -> String {
+    items::sub_key(
+        partition,
+        'a',
+        through.saturating_sub(1) / CHUNK_ENTRIES as u64,
+        None,
+    )
+}
+
 /// The hash key of the items that continue the piece ending with entry `through`.
 fn continuation_key(partition: &str, through: u64) -> String {
-    items::sub_key(partition, 'a', through, None)
+    items::sub_key(partition, 'p', through, None)
 }
 
 fn put_request(item: Item) -> Result<WriteRequest, DynamoError> {
@@ -177,7 +191,9 @@ impl DynamoArchive {
         let started = std::time::Instant::now();
         let (table, pk, range) = names(shared);
         let key = archive_key(&self.partition);
-        let mut requests = Vec::new();
+        // Requests by chunk (by hash key), sent interleaved: a call of 25 then spreads over
+        // up to 25 keys.
+        let mut by_chunk: Vec<Vec<WriteRequest>> = Vec::new();
         let mut first = chunks.first;
         for piece in chunks
             .chunks
@@ -194,8 +210,14 @@ impl DynamoArchive {
             })?;
             // Only a piece with entries of thousands of legs spans several items.
             let parts = items::split(&body, MAX_CHUNK_BYTES);
+            if first.is_multiple_of(CHUNK_ENTRIES as u64) {
+                by_chunk.push(Vec::new());
+            }
+            let Some(requests) = by_chunk.last_mut() else {
+                unreachable!("chunks start at a multiple of the chunk size");
+            };
             let mut item = Item::new();
-            item.insert(pk.clone(), items::s(key.clone()));
+            item.insert(pk.clone(), items::s(piece_key(&self.partition, through)));
             item.insert(range.clone(), items::n(through));
             item.insert(items::FIRST.into(), items::n(first));
             item.insert(items::DIGEST.into(), items::b(items::digest_of(&body)));
@@ -216,7 +238,8 @@ impl DynamoArchive {
             }
             first = through;
         }
-        let pieces = requests.len();
+        let pieces = by_chunk.iter().map(Vec::len).sum::<usize>();
+        let requests = interleaved(by_chunk);
         checkpoint::batch_write(shared, &table, requests, "journal archive pieces").await?;
         // Every piece is written: raise the mark (never lower it).
         let through = chunks.through();
@@ -310,6 +333,17 @@ impl DynamoArchive {
                 ))
             })
     }
+}
+
+/// The first of every list, then the second of every list, and so on.
+fn interleaved<T>(lists: Vec<Vec<T>>) -> Vec<T> {
+    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+    let mut queues: Vec<_> = lists.into_iter().map(Vec::into_iter).collect();
+    let mut out = Vec::new();
+    for _ in 0..longest {
+        out.extend(queues.iter_mut().filter_map(Iterator::next));
+    }
+    out
 }
 
 /// The range key of the piece that holds entry `id`: its last entry.
@@ -407,8 +441,8 @@ impl Iterator for InOrder {
     }
 }
 
-/// At most `limit` pieces, in order, from the one holding entry `from` on; each checked
-/// against its digest and its key.
+/// At most `limit` pieces of the chunk that holds entry `from`, in order, from the one
+/// holding it on; each checked against its digest and its key.
 async fn query(
     shared: &Shared,
     partition: &str,
@@ -416,7 +450,7 @@ async fn query(
     limit: i32,
 ) -> Result<Vec<Piece>, DynamoError> {
     let (table, pk, range) = names(shared);
-    let key = archive_key(partition);
+    let key = piece_key(partition, from.max(1));
     let (found, _) =
         super::reads::query_page(shared, &table, (&pk, &range), &key, from.max(1), limit).await?;
     let mut pieces = Vec::with_capacity(found.len());
@@ -435,14 +469,13 @@ async fn read_pieces(
     ends: Vec<u64>,
 ) -> Result<Vec<Piece>, DynamoError> {
     let (table, pk, range) = names(shared);
-    let key = archive_key(partition);
     let mut found: Vec<Item> = Vec::with_capacity(ends.len());
     for group in ends.chunks(DYNAMODB_MAX_BATCH_GET_KEYS) {
         let mut keys: Vec<Item> = group
             .iter()
             .map(|&end| {
                 Item::from([
-                    (pk.clone(), items::s(key.clone())),
+                    (pk.clone(), items::s(piece_key(partition, end))),
                     (range.clone(), items::n(end)),
                 ])
             })
@@ -549,4 +582,29 @@ fn piece_of(item: &Item, through: u64, body: &[u8], partition: &str) -> Result<P
         )));
     }
     Ok(Piece { first, entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_go_out_one_chunk_key_at_a_time_and_each_once() {
+        let lists = vec![vec![1, 2, 3], vec![10], vec![20, 21]];
+        assert_eq!(interleaved(lists), vec![1, 10, 20, 2, 21, 3]);
+        assert!(interleaved::<u8>(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_chunks_pieces_share_a_hash_key_and_chunks_do_not() {
+        let chunk = CHUNK_ENTRIES as u64;
+        assert_eq!(piece_key("p0", PIECE_ENTRIES), "p0#a0");
+        assert_eq!(piece_key("p0", chunk), "p0#a0");
+        assert_eq!(piece_key("p0", chunk + PIECE_ENTRIES), "p0#a1");
+        assert_eq!(piece_end(1), PIECE_ENTRIES);
+        assert_eq!(piece_end(PIECE_ENTRIES), PIECE_ENTRIES);
+        assert_eq!(piece_end(PIECE_ENTRIES + 1), 2 * PIECE_ENTRIES);
+        assert_ne!(archive_key("p0"), piece_key("p0", 1));
+        assert_ne!(continuation_key("p0", chunk), piece_key("p0", chunk));
+    }
 }

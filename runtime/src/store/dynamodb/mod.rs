@@ -12,8 +12,8 @@
 //! |               | `P`               | journal slot    | `epoch`, `kind` = `f` (a fence, no body)              |
 //! |               | `P#s<slot>`       | 1..chunks-1     | `epoch`, `body` (the rest of a batch over one item)   |
 //! |               | `P#a`             | 0               | `archived`: the journal archive's mark (see below)    |
-//! |               | `P#a`             | last entry id   | `first`, `digest`, `body`: archived journal entries   |
-//! |               | `P#a<last id>`    | 1..chunks-1     | `body` (the rest of an archive piece over one item)   |
+//! |               | `P#a<chunk>`      | last entry id   | `first`, `digest`, `body`: archived journal entries   |
+//! |               | `P#p<last id>`    | 1..chunks-1     | `body` (the rest of an archive piece over one item)   |
 //! | `checkpoints` | `P`               | engine seq      | manifest: `slot`, `epoch`, `chunks`, `bytes`, `digest`, `per_key` |
 //! |               | `P#c<seq>#e<epoch>#g<i / per_key>` | chunk `i` | `body` (a slice of the encoded ledger); `per_key` chunks per hash key (8), so that an upload spreads over DynamoDB partitions; a manifest without `per_key` has every chunk under `P#c<seq>#e<epoch>` |
 //! | `leases`      | `P`               | -               | `epoch`, `owner`, `incarnation`, `acquired_at_ms`     |
@@ -38,9 +38,9 @@
 //!   lands (a crash, a fenced writer) are not found again and stay.
 //! * **Journal archive.** The ledger's journal entries leave memory as the embedded store's
 //!   do: each checkpoint's upload first writes the journal chunks sealed since the last one
-//!   (pieces of 64 entries, under `P#a`, then the mark saying how many entries are
-//!   all written), and the checkpoint leaves them out; the ledger forgets them at the next
-//!   checkpoint. `ListEntries` and `verify` read them back (`archive.rs`). A start whose
+//!   (pieces of 64 entries, under a hash key per journal chunk, then the mark under `P#a`
+//!   saying how many entries are all written), and the checkpoint leaves them out; the
+//!   ledger forgets them at the next checkpoint. `ListEntries` and `verify` read them back (`archive.rs`). A start whose
 //!   archive lacks entries the checkpoint left out stops with an error saying which.
 //! * **Idempotency records** live *inside* the journal batch, atomically with the entries
 //!   they produced (the command and its key are what is logged, and the ledger remembers
