@@ -181,11 +181,14 @@ impl DynamoArchive {
                 ),
             ));
         }
-        if !chunks.first.is_multiple_of(PIECE_ENTRIES) {
+        // Sealed journal chunks, whole and aligned: the keys of their pieces depend on it.
+        let whole = chunks.first.is_multiple_of(CHUNK_ENTRIES as u64)
+            && chunks.chunks.iter().all(|c| c.len() == CHUNK_ENTRIES);
+        if !whole {
             return Err(corrupt(
                 &self.partition,
                 chunks.first,
-                "archived chunks start at a multiple of the piece size".into(),
+                format!("only whole journal chunks of {CHUNK_ENTRIES} entries are archived"),
             ));
         }
         let started = std::time::Instant::now();
@@ -214,7 +217,7 @@ impl DynamoArchive {
                 by_chunk.push(Vec::new());
             }
             let Some(requests) = by_chunk.last_mut() else {
-                unreachable!("chunks start at a multiple of the chunk size");
+                unreachable!("checked above: chunks start at a multiple of the chunk size");
             };
             let mut item = Item::new();
             item.insert(pk.clone(), items::s(piece_key(&self.partition, through)));
@@ -469,6 +472,7 @@ async fn read_pieces(
     ends: Vec<u64>,
 ) -> Result<Vec<Piece>, DynamoError> {
     let (table, pk, range) = names(shared);
+    let started = std::time::Instant::now();
     let mut found: Vec<Item> = Vec::with_capacity(ends.len());
     for group in ends.chunks(DYNAMODB_MAX_BATCH_GET_KEYS) {
         let mut keys: Vec<Item> = group
@@ -495,7 +499,7 @@ async fn read_pieces(
                 return Err(DynamoError::Unavailable {
                     op: "BatchGetItem",
                     attempts: stalled,
-                    elapsed_ms: 0,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
                     last: format!(
                         "{} journal archive pieces stayed unprocessed for {stalled} rounds in a row",
                         unprocessed.len()
