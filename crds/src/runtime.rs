@@ -154,9 +154,9 @@ pub struct TollgateRuntimeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<ServiceAccountSettings>,
     /// Minutes each idempotency key's answer, usage event id and resolved hold are kept:
-    /// longer than any client retries. Memory grows with it (see the README's "A known
-    /// limit: memory"). Absent: the runtime's default, 1440 (24 hours). A change is logged
-    /// by the runtime, so its log still replays as it ran.
+    /// longer than any client retries. Memory grows with it (see the README's "Memory").
+    /// Absent: the runtime's default, 1440 (24 hours). A change is logged by the runtime,
+    /// so its log still replays as it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 43200))]
     pub idempotency_window_minutes: Option<u32>,
