@@ -50,8 +50,7 @@ async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_sta
     // written, so no checkpoint is published and nothing leaves memory.
     faults.stall_chunk_puts_after(0);
     acme::grants(&engine, 0, 2 * CHUNK_ENTRIES + 100).await;
-    let mut driver = acme::OneAtATime::new();
-    driver.within(Duration::from_secs(30));
+    let mut driver = acme::OneAtATime::new(Duration::from_secs(30));
     while connection.stats().checkpoints_failed < 2 {
         driver
             .grant(&engine, ("two failed uploads", connection.stats()))

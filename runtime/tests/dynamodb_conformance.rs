@@ -515,8 +515,7 @@ fn journal_entries_archived_out_of_memory_read_back_the_same(backend: &dyn Backe
         // Two more chunks, then one grant at a time (each a batch, so snapshots come due)
         // until a later snapshot has archived the third chunk and the ledger forgot it.
         acme::grants(&engine, 1_000_000, 2 * CHUNK_ENTRIES).await;
-        let mut driver = acme::OneAtATime::new();
-        driver.within(Duration::from_secs(60));
+        let mut driver = acme::OneAtATime::new(Duration::from_secs(60));
         while journal::in_memory(&engine).await.0 < 3 * CHUNK_ENTRIES as u64 {
             driver
                 .grant(

@@ -74,15 +74,16 @@ pub struct OneAtATime {
 }
 
 impl OneAtATime {
-    pub fn new() -> OneAtATime {
+    /// Starts with a wait of at most `limit`.
+    pub fn new(limit: std::time::Duration) -> OneAtATime {
         OneAtATime {
             made: 0,
             started: std::time::Instant::now(),
-            limit: std::time::Duration::ZERO,
+            limit,
         }
     }
 
-    /// Starts a wait of at most `limit`.
+    /// Starts another wait, of at most `limit`.
     pub fn within(&mut self, limit: std::time::Duration) -> &mut OneAtATime {
         self.started = std::time::Instant::now();
         self.limit = limit;

@@ -15,9 +15,10 @@
 //! archive spread over DynamoDB partitions instead of queueing on one.
 //!
 //! A piece holds `PIECE_ENTRIES` entries, ending at a multiple of it (the archive takes
-//! whole journal chunks, themselves multiples): about 4-8 KB, one or two read units, and
-//! the key of the piece holding any entry is known without a search, so a page of
-//! `ListEntries` reads the pieces it needs with one `BatchGetItem`. An upload tried again
+//! whole journal chunks, themselves multiples): 3.8 KB under Reserve + Commit load (58.9
+//! bytes an entry, BENCHMARKS.md), one read unit, and the key of the piece holding any
+//! entry is known without a search, so a page of `ListEntries` reads the pieces it needs
+//! with one `BatchGetItem` per 100 pieces. An upload tried again
 //! after a failure writes the same items again. The mark is raised only once every piece
 //! below it is written, and never lowered (a conditional put). An owner fenced while it
 //! uploads writes the very entries the new owner replayed from the journal, so its pieces
@@ -197,6 +198,7 @@ impl DynamoArchive {
         // Requests by chunk (by hash key), sent interleaved: a call of 25 then spreads over
         // up to 25 keys.
         let mut by_chunk: Vec<Vec<WriteRequest>> = Vec::new();
+        let mut bytes = 0;
         let mut first = chunks.first;
         for piece in chunks
             .chunks
@@ -211,6 +213,7 @@ impl DynamoArchive {
                     format!("cannot encode entries: {e}"),
                 )
             })?;
+            bytes += body.len();
             // Only a piece with entries of thousands of legs spans several items.
             let parts = items::split(&body, MAX_CHUNK_BYTES);
             if first.is_multiple_of(CHUNK_ENTRIES as u64) {
@@ -263,6 +266,7 @@ impl DynamoArchive {
             entries = through - chunks.first,
             archived_through = through,
             pieces,
+            bytes,
             took_ms = started.elapsed().as_millis() as u64,
             "journal entries archived"
         );

@@ -40,8 +40,9 @@
 //!   do: each checkpoint's upload first writes the journal chunks sealed since the last one
 //!   (pieces of 64 entries, under a hash key per journal chunk, then the mark under `P#a`
 //!   saying how many entries are all written), and the checkpoint leaves them out; the
-//!   ledger forgets them at the next checkpoint. `ListEntries` and `verify` read them back (`archive.rs`). A start whose
-//!   archive lacks entries the checkpoint left out stops with an error saying which.
+//!   ledger forgets them at the next checkpoint. `ListEntries` and `verify` read them back
+//!   (`archive.rs`). A start whose archive lacks entries the checkpoint left out stops
+//!   with an error saying which.
 //! * **Idempotency records** live *inside* the journal batch, atomically with the entries
 //!   they produced (the command and its key are what is logged, and the ledger remembers
 //!   the answer for `idempotency_window_ms` of ledger time, carried by checkpoints). An item
