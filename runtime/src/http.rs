@@ -164,6 +164,50 @@ impl EngineMetrics {
     }
 }
 
+/// `tollgate_engine_store_write_seconds`: each partition's durable writes by how long
+/// they took, a Prometheus histogram built from the engine's own buckets at each scrape (the
+/// writer counts them without a lock or the registry; `STORE_WRITE_BOUNDS_US`).
+fn store_write_histogram(runtime: &Runtime) -> prometheus::proto::MetricFamily {
+    use prometheus::proto::{Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+    let mut family = MetricFamily::default();
+    family.set_name("tollgate_engine_store_write_seconds".into());
+    family.set_help(
+        "Durable writes of batches by how long they took (an fdatasync, a DynamoDB \
+         transaction): the disk's or the table's slow moments, which every call of the \
+         batch waits out"
+            .into(),
+    );
+    family.set_field_type(MetricType::HISTOGRAM);
+    for (p, engine) in runtime.engines().iter().enumerate() {
+        let stats = engine.stats().snapshot();
+        let mut cumulative = 0;
+        let buckets = crate::engine::STORE_WRITE_BOUNDS_US
+            .iter()
+            .zip(stats.store_write_buckets)
+            .map(|(&bound_us, count)| {
+                cumulative += count;
+                let mut bucket = Bucket::default();
+                bucket.set_upper_bound(bound_us as f64 / 1e6);
+                bucket.set_cumulative_count(cumulative);
+                bucket
+            })
+            .collect();
+        let mut histogram = Histogram::default();
+        histogram.set_bucket(buckets);
+        // The +Inf bucket is the count, which the encoder writes itself.
+        histogram.set_sample_count(stats.store_write_buckets.iter().sum());
+        histogram.set_sample_sum(stats.store_write_us_total as f64 / 1e6);
+        let mut label = LabelPair::default();
+        label.set_name("partition".into());
+        label.set_value(p.to_string());
+        let mut metric = Metric::default();
+        metric.set_label(vec![label]);
+        metric.set_histogram(histogram);
+        family.mut_metric().push(metric);
+    }
+    family
+}
+
 /// Brings a counter up to `to`, a figure counted elsewhere since start. Figures never go
 /// back (a restarted partition's engine carries on from the old one's counts).
 fn advance_int(counter: &IntCounter, to: u64) {
@@ -289,11 +333,10 @@ impl Metrics {
             }
         }
         drop(scrape);
+        let mut families = self.registry.gather();
+        families.push(store_write_histogram(runtime));
         let mut out = Vec::new();
-        if TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .is_err()
-        {
+        if TextEncoder::new().encode(&families, &mut out).is_err() {
             return String::new();
         }
         String::from_utf8(out).unwrap_or_default()
@@ -410,6 +453,69 @@ mod tests {
         // Without a DynamoDB store there is no such series.
         let text = Metrics::new().unwrap().render(&t.runtime);
         assert!(!text.contains("tollgate_dynamodb"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn store_writes_are_a_histogram_per_partition() {
+        let t = crate::testing::runtime(crate::testing::TWO_PLANS, 2);
+        let metrics = Metrics::new().unwrap();
+        for customer in ["acme", "globex", "initech", "umbrella"] {
+            t.runtime
+                .upsert_customer(customer, customer, &format!("upsert-{customer}"))
+                .await
+                .unwrap();
+        }
+        let text = metrics.render(&t.runtime);
+        assert!(
+            text.contains("# TYPE tollgate_engine_store_write_seconds histogram\n"),
+            "{text}"
+        );
+        let value = |series: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{series} missing from {text}"))
+                .parse()
+                .unwrap()
+        };
+        let mut writes = 0.0;
+        for p in 0..2 {
+            let count = value(&format!(
+                "tollgate_engine_store_write_seconds_count{{partition=\"{p}\"}}"
+            ));
+            let batches = value(&format!(
+                "tollgate_engine_batches_total{{partition=\"{p}\"}}"
+            ));
+            assert_eq!(count, batches, "one observation per batch written: {text}");
+            // Buckets are cumulative, from the first bound to +Inf, which is the count.
+            let mut last = 0.0;
+            for bound in crate::engine::STORE_WRITE_BOUNDS_US {
+                let le = bound as f64 / 1e6;
+                let bucket = value(&format!(
+                    "tollgate_engine_store_write_seconds_bucket{{partition=\"{p}\",le=\"{le}\"}}"
+                ));
+                assert!(bucket >= last, "{text}");
+                last = bucket;
+            }
+            let inf = value(&format!(
+                "tollgate_engine_store_write_seconds_bucket{{partition=\"{p}\",le=\"+Inf\"}}"
+            ));
+            assert_eq!(
+                (last, inf),
+                (count, count),
+                "no write here takes 5 s: {text}"
+            );
+            assert!(
+                value(&format!(
+                    "tollgate_engine_store_write_seconds_sum{{partition=\"{p}\"}}"
+                )) <= value(&format!(
+                    "tollgate_engine_store_write_max_seconds{{partition=\"{p}\"}}"
+                )) * count,
+                "{text}"
+            );
+            writes += count;
+        }
+        // Four customers, one batch each at least (the first start may log more).
+        assert!(writes >= 4.0, "{text}");
     }
 
     #[tokio::test]

@@ -36,7 +36,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use partitions::{
     DEFAULT_EMBEDDED_PARTITIONS, MAX_PARTITIONS, Partitions, partition_of, recorded_count,
 };
-pub use stats::{EngineStats, StatsSnapshot};
+pub use stats::{EngineStats, STORE_WRITE_BOUNDS_US, StatsSnapshot};
 
 use crate::ledger::{
     CommandResult, EntryHash, Keyed, Ledger, LedgerConfig, LedgerError, Timestamp, Violation,

@@ -3,6 +3,21 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
+/// Upper bounds, in microseconds, of the buckets that count durable writes by how long
+/// they took (the last bucket, past them all, is implied). From a fast local `fdatasync`
+/// (about 150 us) to a DynamoDB transaction retried under throttling (seconds): where the
+/// p99 of a call comes from when the disk or the table has a slow moment.
+pub const STORE_WRITE_BOUNDS_US: [u64; 12] = [
+    100, 200, 300, 500, 1_000, 2_000, 5_000, 10_000, 25_000, 100_000, 1_000_000, 5_000_000,
+];
+/// One bucket per bound, and one for the writes slower than every bound.
+pub const STORE_WRITE_BUCKETS: usize = STORE_WRITE_BOUNDS_US.len() + 1;
+
+/// The bucket a write of `us` microseconds counts in.
+fn store_write_bucket(us: u64) -> usize {
+    STORE_WRITE_BOUNDS_US.partition_point(|&bound| bound < us)
+}
+
 #[derive(Default)]
 pub struct EngineStats {
     commands: AtomicU64,
@@ -11,6 +26,8 @@ pub struct EngineStats {
     store_writes: AtomicU64,
     store_write_us_total: AtomicU64,
     store_write_us_max: AtomicU64,
+    /// Durable writes by how long they took (`STORE_WRITE_BOUNDS_US`), not cumulative.
+    store_write_buckets: [AtomicU64; STORE_WRITE_BUCKETS],
     snapshots: AtomicU64,
     snapshots_failed: AtomicU64,
     recovered_batches: AtomicU64,
@@ -30,6 +47,9 @@ pub struct StatsSnapshot {
     pub store_writes: u64,
     pub store_write_us_total: u64,
     pub store_write_us_max: u64,
+    /// Durable writes by how long they took: `[i]` counts those over bound `i - 1` and at
+    /// most bound `i` of `STORE_WRITE_BOUNDS_US` (the last, those over every bound).
+    pub store_write_buckets: [u64; STORE_WRITE_BUCKETS],
     pub snapshots: u64,
     /// Snapshots the store could not take for now (tried again later; the log keeps all).
     pub snapshots_failed: u64,
@@ -62,6 +82,7 @@ impl EngineStats {
         self.store_writes.fetch_add(1, Relaxed);
         self.store_write_us_total.fetch_add(store_write_us, Relaxed);
         self.store_write_us_max.fetch_max(store_write_us, Relaxed);
+        self.store_write_buckets[store_write_bucket(store_write_us)].fetch_add(1, Relaxed);
         self.last_seq.store(seq, Relaxed);
     }
 
@@ -79,6 +100,9 @@ impl EngineStats {
             .fetch_add(o.store_write_us_total, Relaxed);
         self.store_write_us_max
             .fetch_max(o.store_write_us_max, Relaxed);
+        for (bucket, count) in self.store_write_buckets.iter().zip(o.store_write_buckets) {
+            bucket.fetch_add(count, Relaxed);
+        }
         self.snapshots.fetch_add(o.snapshots, Relaxed);
         self.snapshots_failed.fetch_add(o.snapshots_failed, Relaxed);
     }
@@ -112,6 +136,7 @@ impl EngineStats {
             store_writes: self.store_writes.load(Relaxed),
             store_write_us_total: self.store_write_us_total.load(Relaxed),
             store_write_us_max: self.store_write_us_max.load(Relaxed),
+            store_write_buckets: self.store_write_buckets.each_ref().map(|b| b.load(Relaxed)),
             snapshots: self.snapshots.load(Relaxed),
             snapshots_failed: self.snapshots_failed.load(Relaxed),
             recovered_batches: self.recovered_batches.load(Relaxed),
@@ -126,7 +151,7 @@ impl EngineStats {
 
 #[cfg(test)]
 mod tests {
-    use super::EngineStats;
+    use super::{EngineStats, STORE_WRITE_BOUNDS_US, STORE_WRITE_BUCKETS};
 
     #[test]
     fn a_restarted_partitions_counts_go_on_from_the_old_ones() {
@@ -146,7 +171,35 @@ mod tests {
             (5, 450, 300)
         );
         assert_eq!((s.snapshots, s.snapshots_failed), (2, 1));
+        // 50 and 100 us at most 100; 300 over 200 and at most 300.
+        let mut buckets = [0; STORE_WRITE_BUCKETS];
+        buckets[0] = 2;
+        buckets[2] = 1;
+        assert_eq!(s.store_write_buckets, buckets);
         // Gauges are the new engine's own.
         assert_eq!((s.snapshot_bytes, s.last_seq), (700, 3));
+    }
+
+    #[test]
+    fn each_write_counts_in_the_bucket_of_its_smallest_bound_at_least_its_time() {
+        let stats = EngineStats::default();
+        for us in [0, 100, 101, 999, 1_000, 5_000_000, 5_000_001, 60_000_000] {
+            stats.batch(1, 1, us);
+        }
+        let s = stats.snapshot();
+        let at = |bound: u64| {
+            STORE_WRITE_BOUNDS_US
+                .iter()
+                .position(|&b| b == bound)
+                .unwrap()
+        };
+        let mut buckets = [0; STORE_WRITE_BUCKETS];
+        buckets[at(100)] = 2;
+        buckets[at(200)] = 1;
+        buckets[at(1_000)] = 2;
+        buckets[at(5_000_000)] = 1;
+        buckets[STORE_WRITE_BUCKETS - 1] = 2;
+        assert_eq!(s.store_write_buckets, buckets);
+        assert_eq!(s.store_write_buckets.iter().sum::<u64>(), s.store_writes);
     }
 }
