@@ -45,6 +45,11 @@ const _: () = assert!((CHUNK_ENTRIES as u64).is_multiple_of(PIECE_ENTRIES));
 
 /// Most keys in one `BatchGetItem` call (service limit).
 const DYNAMODB_MAX_BATCH_GET_KEYS: usize = 100;
+/// `BatchGetItem` calls one read has in flight at once: a page of `ListEntries` for one
+/// wallet among many touches a piece per entry or so (a wallet's entries are spread over
+/// the partition's journal), up to ten calls for a page of 1,000, and one after the other
+/// they add up (BENCHMARKS.md, session 17).
+const BATCH_GETS_AT_ONCE: usize = 8;
 
 /// Range key of the mark.
 const MARK: u64 = 0;
@@ -468,56 +473,36 @@ async fn query(
 }
 
 /// The pieces ending with entries `ends` (sorted, distinct), read with `BatchGetItem`
-/// (consistent reads, up to 100 keys a call, keys DynamoDB leaves unprocessed asked again);
-/// each must exist.
+/// (consistent reads, up to 100 keys a call, up to `BATCH_GETS_AT_ONCE` calls at once,
+/// keys DynamoDB leaves unprocessed asked again); each must exist.
 async fn read_pieces(
     shared: &Shared,
     partition: &str,
     ends: Vec<u64>,
 ) -> Result<Vec<Piece>, DynamoError> {
+    use futures::{StreamExt, TryStreamExt};
     let (table, pk, range) = names(shared);
-    let started = std::time::Instant::now();
-    let mut found: Vec<Item> = Vec::with_capacity(ends.len());
-    for group in ends.chunks(DYNAMODB_MAX_BATCH_GET_KEYS) {
-        let mut keys: Vec<Item> = group
-            .iter()
-            .map(|&end| {
-                Item::from([
-                    (pk.clone(), items::s(piece_key(partition, end))),
-                    (range.clone(), items::n(end)),
-                ])
-            })
-            .collect();
-        let mut stalled = 0u32;
-        while !keys.is_empty() {
-            let asked = keys.len();
-            let (items, unprocessed) =
-                super::reads::batch_get(shared, &table, std::mem::take(&mut keys)).await?;
-            found.extend(items);
-            stalled = if unprocessed.len() < asked {
-                0
-            } else {
-                stalled + 1
-            };
-            if stalled >= shared.calls.max_attempts {
-                return Err(DynamoError::Unavailable {
-                    op: "BatchGetItem",
-                    attempts: stalled,
-                    elapsed_ms: started.elapsed().as_millis() as u64,
-                    last: format!(
-                        "{} journal archive pieces stayed unprocessed for {stalled} rounds in a row",
-                        unprocessed.len()
-                    ),
-                });
-            }
-            if !unprocessed.is_empty() {
-                shared.stats.throttled();
-                let pause = super::retry::backoff(&shared.calls, stalled + 1, shared.jitter.next());
-                tokio::time::sleep(pause).await;
-            }
-            keys = unprocessed;
-        }
-    }
+    let requests: Vec<Vec<Item>> = ends
+        .chunks(DYNAMODB_MAX_BATCH_GET_KEYS)
+        .map(|group| {
+            group
+                .iter()
+                .map(|&end| {
+                    Item::from([
+                        (pk.clone(), items::s(piece_key(partition, end))),
+                        (range.clone(), items::n(end)),
+                    ])
+                })
+                .collect()
+        })
+        .collect();
+    let table = table.as_str();
+    let groups: Vec<Vec<Item>> = futures::stream::iter(requests)
+        .map(|keys| read_group(shared, table, keys))
+        .buffer_unordered(BATCH_GETS_AT_ONCE)
+        .try_collect()
+        .await?;
+    let found: Vec<Item> = groups.into_iter().flatten().collect();
     if found.len() < ends.len() {
         let have: std::collections::BTreeSet<u64> = found
             .iter()
@@ -539,6 +524,47 @@ async fn read_pieces(
         pieces.push(assemble(shared, partition, item).await?);
     }
     Ok(pieces)
+}
+
+/// The items of up to 100 `keys`, in one `BatchGetItem` and more for the keys DynamoDB
+/// leaves unprocessed (with backoff; given up after `max_attempts` rounds that read none).
+async fn read_group(
+    shared: &Shared,
+    table: &str,
+    mut keys: Vec<Item>,
+) -> Result<Vec<Item>, DynamoError> {
+    let started = std::time::Instant::now();
+    let mut found = Vec::with_capacity(keys.len());
+    let mut stalled = 0u32;
+    while !keys.is_empty() {
+        let asked = keys.len();
+        let (items, unprocessed) =
+            super::reads::batch_get(shared, table, std::mem::take(&mut keys)).await?;
+        found.extend(items);
+        stalled = if unprocessed.len() < asked {
+            0
+        } else {
+            stalled + 1
+        };
+        if stalled >= shared.calls.max_attempts {
+            return Err(DynamoError::Unavailable {
+                op: "BatchGetItem",
+                attempts: stalled,
+                elapsed_ms: started.elapsed().as_millis() as u64,
+                last: format!(
+                    "{} journal archive pieces stayed unprocessed for {stalled} rounds in a row",
+                    unprocessed.len()
+                ),
+            });
+        }
+        if !unprocessed.is_empty() {
+            shared.stats.throttled();
+            let pause = super::retry::backoff(&shared.calls, stalled + 1, shared.jitter.next());
+            tokio::time::sleep(pause).await;
+        }
+        keys = unprocessed;
+    }
+    Ok(found)
 }
 
 /// The piece `item` heads, its body read from the items it continues in if it spans more.
