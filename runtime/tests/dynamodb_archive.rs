@@ -78,37 +78,31 @@ async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_sta
     tokio::task::spawn_blocking(move || thread.join())
         .await
         .unwrap();
-    // A page of entries spread over 100 pieces is read with one call (the engine is
-    // stopped: no other call is counted).
-    let spread: Vec<EntryId> = (1..=100).map(|i| EntryId(i * 81)).collect();
-    let archive_again = archive.clone();
-    let calls = connection.stats().attempts;
-    let read = tokio::task::spawn_blocking(move || archive.get_many(&spread))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(connection.stats().attempts - calls, 1, "one BatchGetItem");
-    let expected: Vec<_> = (1..=100).map(|i| all[i * 81 - 1].clone()).collect();
-    assert_eq!(read, expected);
-    // More pieces than one call takes: all 128 of the two chunks, in two calls sent
-    // together, each entry back in its place (asked newest first).
-    let every_piece: Vec<EntryId> = (1..=128u64).rev().map(|i| EntryId(i * 64 - 5)).collect();
-    let asked = every_piece.clone();
-    let calls = connection.stats().attempts;
-    let read = tokio::task::spawn_blocking(move || archive_again.get_many(&asked))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        connection.stats().attempts - calls,
-        2,
-        "two BatchGetItem calls"
-    );
-    let expected: Vec<_> = every_piece
-        .iter()
-        .map(|id| all[id.0 as usize - 1].clone())
-        .collect();
-    assert_eq!(read, expected);
+    // Entries read back from the archive alone (the engine is stopped: no other call is
+    // counted), each in its place, and the calls that took.
+    let read_back = |ids: Vec<EntryId>| {
+        let (archive, connection) = (archive.clone(), &connection);
+        let calls = connection.stats().attempts;
+        let expected: Vec<_> = ids
+            .iter()
+            .map(|id| all[id.0 as usize - 1].clone())
+            .collect();
+        async move {
+            let read = tokio::task::spawn_blocking(move || archive.get_many(&ids))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(read, expected);
+            connection.stats().attempts - calls
+        }
+    };
+    // A page of entries spread over 100 pieces: one BatchGetItem.
+    let spread = (1..=100).map(|i| EntryId(i * 81)).collect();
+    assert_eq!(read_back(spread).await, 1, "one BatchGetItem");
+    // More pieces than one call takes (all 128 of the two chunks, asked newest first): two
+    // calls, sent together.
+    let every_piece = (1..=128u64).rev().map(|i| EntryId(i * 64 - 5)).collect();
+    assert_eq!(read_back(every_piece).await, 2, "two BatchGetItem calls");
 
     // Each chunk's pieces under a hash key of their own, 64 of them.
     let items = local

@@ -46,9 +46,9 @@ const _: () = assert!((CHUNK_ENTRIES as u64).is_multiple_of(PIECE_ENTRIES));
 /// Most keys in one `BatchGetItem` call (service limit).
 const DYNAMODB_MAX_BATCH_GET_KEYS: usize = 100;
 /// `BatchGetItem` calls one read has in flight at once: a page of `ListEntries` for one
-/// wallet among many touches a piece per entry or so (a wallet's entries are spread over
-/// the partition's journal), up to ten calls for a page of 1,000, and one after the other
-/// they add up (BENCHMARKS.md, session 17).
+/// wallet among many touches a piece per entry (a wallet's entries are spread over the
+/// partition's journal), ten calls for a page of 1,000, and one after the other they add
+/// up (BENCHMARKS.md, session 17).
 const BATCH_GETS_AT_ONCE: usize = 8;
 
 /// Range key of the mark.
