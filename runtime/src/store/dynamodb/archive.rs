@@ -32,7 +32,7 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 use super::connection::{DynamoConnection, Shared};
 use super::items::{self, Item};
-use super::limits::{MAX_CHUNK_BYTES, RECOVERY_PAGE_ITEMS};
+use super::limits::{DYNAMODB_MAX_BATCH_GET_KEYS, MAX_CHUNK_BYTES, RECOVERY_PAGE_ITEMS};
 use super::schema::Schema;
 use super::transact::{PutOutcome, put_item_if};
 use super::{DynamoError, checkpoint};
@@ -43,8 +43,6 @@ use crate::store::StoreError;
 pub(crate) const PIECE_ENTRIES: u64 = 64;
 const _: () = assert!((CHUNK_ENTRIES as u64).is_multiple_of(PIECE_ENTRIES));
 
-/// Most keys in one `BatchGetItem` call (service limit).
-const DYNAMODB_MAX_BATCH_GET_KEYS: usize = 100;
 /// `BatchGetItem` calls one read has in flight at once: a page of `ListEntries` for one
 /// wallet among many touches a piece per entry (a wallet's entries are spread over the
 /// partition's journal), ten calls for a page of 1,000, and one after the other they add
@@ -60,7 +58,7 @@ pub struct DynamoArchive {
     partition: String,
     /// Entries `1..=archived` are written (the mark as this process last wrote or read it).
     archived: AtomicU64,
-    /// The piece read last: one wallet's entries, paged through, often share it.
+    /// The newest piece of the last read: one wallet's entries, paged through, often share it.
     last: Mutex<Option<Arc<Piece>>>,
 }
 
@@ -292,8 +290,9 @@ impl DynamoArchive {
         Ok(())
     }
 
-    /// The pieces that hold `ids` (each archived), by their last entry: the one read last
-    /// from memory, the others with `BatchGetItem`.
+    /// The pieces that hold `ids` (each archived), by their last entry: the one kept from
+    /// the last read from memory, the others with `BatchGetItem`. The newest piece read is
+    /// kept: the next page of a wallet's entries starts in it.
     fn pieces_of(&self, ids: &[EntryId]) -> Result<BTreeMap<u64, Arc<Piece>>, StoreError> {
         let mut pieces = BTreeMap::new();
         let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -316,10 +315,10 @@ impl DynamoArchive {
                 .connection
                 .run(move |shared| async move { read_pieces(&shared, &partition, wanted).await })?;
             for piece in read {
-                let piece = Arc::new(piece);
-                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(piece.clone());
-                pieces.insert(piece.first + piece.entries.len() as u64, piece);
+                pieces.insert(piece.first + piece.entries.len() as u64, Arc::new(piece));
             }
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+                pieces.values().next_back().cloned();
         }
         Ok(pieces)
     }
@@ -373,7 +372,8 @@ impl crate::store::JournalArchive for DynamoArchive {
         self.entry_in(&pieces, id)
     }
 
-    /// One `BatchGetItem` for up to 100 pieces, whatever the entries' spread.
+    /// One `BatchGetItem` per 100 pieces, whatever the entries' spread, up to
+    /// `BATCH_GETS_AT_ONCE` of them at once.
     fn get_many(&self, ids: &[EntryId]) -> Result<Vec<Entry>, StoreError> {
         let pieces = self.pieces_of(ids)?;
         ids.iter().map(|&id| self.entry_in(&pieces, id)).collect()
@@ -527,41 +527,22 @@ async fn read_pieces(
 }
 
 /// The items of up to 100 `keys`, in one `BatchGetItem` and more for the keys DynamoDB
-/// leaves unprocessed (with backoff; given up after `max_attempts` rounds that read none).
+/// leaves unprocessed (`Unprocessed`).
 async fn read_group(
     shared: &Shared,
     table: &str,
     mut keys: Vec<Item>,
 ) -> Result<Vec<Item>, DynamoError> {
-    let started = std::time::Instant::now();
+    let mut rounds = super::retry::Unprocessed::new("BatchGetItem");
     let mut found = Vec::with_capacity(keys.len());
-    let mut stalled = 0u32;
     while !keys.is_empty() {
         let asked = keys.len();
         let (items, unprocessed) =
             super::reads::batch_get(shared, table, std::mem::take(&mut keys)).await?;
         found.extend(items);
-        stalled = if unprocessed.len() < asked {
-            0
-        } else {
-            stalled + 1
-        };
-        if stalled >= shared.calls.max_attempts {
-            return Err(DynamoError::Unavailable {
-                op: "BatchGetItem",
-                attempts: stalled,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                last: format!(
-                    "{} journal archive pieces stayed unprocessed for {stalled} rounds in a row",
-                    unprocessed.len()
-                ),
-            });
-        }
-        if !unprocessed.is_empty() {
-            shared.stats.throttled();
-            let pause = super::retry::backoff(&shared.calls, stalled + 1, shared.jitter.next());
-            tokio::time::sleep(pause).await;
-        }
+        rounds
+            .after_round(shared, asked, unprocessed.len(), "journal archive pieces")
+            .await?;
         keys = unprocessed;
     }
     Ok(found)

@@ -21,7 +21,7 @@ use super::limits::{
     DYNAMODB_MAX_BATCH_WRITE_ITEMS, DYNAMODB_MAX_ITEM_BYTES, MAX_CHECKPOINT_BYTES, MAX_CHUNK_BYTES,
 };
 use super::reads;
-use super::retry::{AttemptError, backoff};
+use super::retry::{AttemptError, Unprocessed};
 use super::schema::Schema;
 
 /// DynamoDB's `BatchWriteItem` carries at most 16 MB.
@@ -330,8 +330,7 @@ async fn batch_write_tracked(
     mut pending: Vec<WriteRequest>,
     what: &str,
 ) -> Result<(), Unwritten> {
-    let started = std::time::Instant::now();
-    let mut stalled = 0u32;
+    let mut rounds = Unprocessed::new("BatchWriteItem");
     while !pending.is_empty() {
         let take = pending.len().min(DYNAMODB_MAX_BATCH_WRITE_ITEMS);
         let group: Vec<WriteRequest> = pending.drain(..take).collect();
@@ -365,37 +364,17 @@ async fn batch_write_tracked(
                 });
             }
         };
-        if unprocessed.is_empty() {
-            stalled = 0;
-            continue;
-        }
         // DynamoDB throttled part of the batch: back off, then send the rest again.
-        stalled = if unprocessed.len() < sent {
-            0
-        } else {
-            stalled + 1
-        };
-        if stalled >= shared.calls.max_attempts {
-            let error = DynamoError::Unavailable {
-                op: "BatchWriteItem",
-                attempts: stalled,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                last: format!(
-                    "{} {what} stayed unprocessed for {stalled} rounds in a row",
-                    unprocessed.len()
-                ),
-            };
-            shared.stats.gave_up();
-            pending.splice(0..0, unprocessed);
+        let waited = rounds
+            .after_round(shared, sent, unprocessed.len(), what)
+            .await;
+        pending.splice(0..0, unprocessed);
+        if let Err(error) = waited {
             return Err(Unwritten {
                 error,
                 requests: pending,
             });
         }
-        shared.stats.throttled();
-        let pause = backoff(&shared.calls, stalled + 1, shared.jitter.next());
-        tokio::time::sleep(pause).await;
-        pending.splice(0..0, unprocessed);
     }
     Ok(())
 }

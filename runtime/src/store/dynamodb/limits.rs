@@ -15,6 +15,8 @@ pub const DYNAMODB_MAX_TRANSACTION_ITEMS: usize = 100;
 pub const DYNAMODB_MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 /// Most items in one `BatchWriteItem` call (service limit).
 pub const DYNAMODB_MAX_BATCH_WRITE_ITEMS: usize = 25;
+/// Most keys in one `BatchGetItem` call (service limit).
+pub const DYNAMODB_MAX_BATCH_GET_KEYS: usize = 100;
 /// A standard write unit covers one item write of up to this many bytes (rounded up).
 pub const DYNAMODB_WRITE_UNIT_BYTES: usize = 1024;
 

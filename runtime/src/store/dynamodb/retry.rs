@@ -37,6 +37,57 @@ impl AttemptError {
     }
 }
 
+/// The rounds of one batch call (`BatchWriteItem`, `BatchGetItem`) whose items DynamoDB
+/// may leave unprocessed when it throttles: each round that leaves some backs off before
+/// they are sent again, and `max_attempts` rounds in a row that got none through give up.
+pub(crate) struct Unprocessed {
+    op: &'static str,
+    started: Instant,
+    stalled: u32,
+}
+
+impl Unprocessed {
+    pub(crate) fn new(op: &'static str) -> Unprocessed {
+        Unprocessed {
+            op,
+            started: Instant::now(),
+            stalled: 0,
+        }
+    }
+
+    /// After a round that sent `sent` items and got `left` of them back unprocessed
+    /// (`what` they are, for the error): backs off when `left` is not 0, or fails.
+    pub(crate) async fn after_round(
+        &mut self,
+        shared: &super::connection::Shared,
+        sent: usize,
+        left: usize,
+        what: &str,
+    ) -> Result<(), DynamoError> {
+        if left == 0 {
+            self.stalled = 0;
+            return Ok(());
+        }
+        self.stalled = if left < sent { 0 } else { self.stalled + 1 };
+        if self.stalled >= shared.calls.max_attempts {
+            shared.stats.gave_up();
+            return Err(DynamoError::Unavailable {
+                op: self.op,
+                attempts: self.stalled,
+                elapsed_ms: self.started.elapsed().as_millis() as u64,
+                last: format!(
+                    "{left} {what} stayed unprocessed for {} rounds in a row",
+                    self.stalled
+                ),
+            });
+        }
+        shared.stats.throttled();
+        let pause = backoff(&shared.calls, self.stalled + 1, shared.jitter.next());
+        tokio::time::sleep(pause).await;
+        Ok(())
+    }
+}
+
 /// The backoff before retry number `retry` (1 for the first retry): a uniformly random
 /// duration in `[0, min(max_backoff, base_backoff * 2^(retry - 1))]` ("full jitter"), drawn
 /// from `random`. Pure, so the bound is testable.
