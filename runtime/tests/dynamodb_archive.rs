@@ -103,6 +103,34 @@ async fn a_failed_archive_upload_keeps_the_entries_and_a_lost_mark_stops_the_sta
     // calls, sent together.
     let every_piece = (1..=128u64).rev().map(|i| EntryId(i * 64 - 5)).collect();
     assert_eq!(read_back(every_piece).await, 2, "two BatchGetItem calls");
+    // DynamoDB leaves keys unprocessed (reads throttled): a round that got none through is
+    // asked again after a pause, and `max_attempts` (3) such rounds in a row give up, with
+    // an error that says so and the give-up counted.
+    let spread: Vec<EntryId> = (1..=100).map(|i| EntryId(i * 81)).collect();
+    faults.leave_batch_gets_unprocessed(3);
+    let (throttled, gave_up) = (connection.stats().throttled, connection.stats().gave_up);
+    assert_eq!(
+        read_back(spread.clone()).await,
+        3,
+        "two rounds unprocessed, then read"
+    );
+    assert_eq!(connection.stats().throttled, throttled + 2);
+    faults.leave_batch_gets_unprocessed(u64::MAX);
+    let calls = connection.stats().attempts;
+    let unread = archive.clone();
+    let error = tokio::task::spawn_blocking(move || unread.get_many(&spread))
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    // 99 of the 100 pieces: the newest one the read before left in the archive's cache.
+    assert!(
+        error.contains("99 journal archive pieces stayed unprocessed for 3 rounds in a row"),
+        "{error}"
+    );
+    assert_eq!(connection.stats().attempts - calls, 3);
+    assert_eq!(connection.stats().gave_up, gave_up + 1);
+    faults.leave_batch_gets_unprocessed(0);
 
     // Each chunk's pieces under a hash key of their own, 64 of them.
     let items = local

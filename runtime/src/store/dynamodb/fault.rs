@@ -1,8 +1,9 @@
 //! A fault layer between the SDK and the network, for tests and chaos drills: it can
-//! answer calls with DynamoDB's throttling error without sending them, or send a call and
-//! then lose its answer (the unknown outcome a timeout leaves behind). The SDK parses
-//! these answers exactly as it parses real ones, so the store's classification, retries
-//! and unknown-outcome handling are what gets tested.
+//! answer calls with DynamoDB's throttling error without sending them, answer batch calls
+//! with everything left unprocessed, or send a call and then lose its answer (the unknown
+//! outcome a timeout leaves behind). The SDK parses these answers exactly as it parses
+//! real ones, so the store's classification, retries and unknown-outcome handling are what
+//! gets tested.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +37,11 @@ struct FaultState {
     unprocessed_of_cycle: AtomicU64,
     unprocessed_cycle: AtomicU64,
     batch_writes: AtomicU64,
+    /// As `unprocessed_of_cycle` and `unprocessed_cycle`, for `BatchGetItem` calls (every
+    /// key back as unprocessed).
+    unread_of_cycle: AtomicU64,
+    unread_cycle: AtomicU64,
+    batch_gets: AtomicU64,
     /// Whether `BatchWriteItem` calls of puts stall after `puts_before_stall` of them have
     /// been sent: every later one answered with all its items unprocessed (deletes go
     /// through).
@@ -89,6 +95,17 @@ impl FaultLayer {
             .unprocessed_of_cycle
             .store(cycle.saturating_sub(1), Ordering::SeqCst);
         self.0.batch_writes.store(0, Ordering::SeqCst);
+    }
+
+    /// Answer `BatchGetItem` calls (reads of archived journal pieces) as DynamoDB does when
+    /// it throttles a whole call: nothing read, every key back as unprocessed. Of every
+    /// `cycle` calls all but the last are answered so, as `leave_batch_writes_unprocessed`.
+    pub fn leave_batch_gets_unprocessed(&self, cycle: u64) {
+        self.0.unread_cycle.store(cycle, Ordering::SeqCst);
+        self.0
+            .unread_of_cycle
+            .store(cycle.saturating_sub(1), Ordering::SeqCst);
+        self.0.batch_gets.store(0, Ordering::SeqCst);
     }
 
     /// Send the next `n` `BatchWriteItem` calls of puts (checkpoint chunks), then answer
@@ -186,6 +203,17 @@ impl HttpConnector for FaultyConnector {
                 ))
             });
         }
+        if is_target(&request, ".BatchGetItem") {
+            if in_cycle(
+                &state.unread_cycle,
+                &state.unread_of_cycle,
+                &state.batch_gets,
+            ) && let Some(response) = all_unprocessed(&request, Unprocessed::Keys)
+            {
+                return HttpConnectorFuture::ready(Ok(response));
+            }
+            return self.inner.call(request);
+        }
         if !is_target(&request, ".BatchWriteItem") {
             return self.inner.call(request);
         }
@@ -193,18 +221,17 @@ impl HttpConnector for FaultyConnector {
             && puts_chunks(&request)
             && state.put_batches.fetch_add(1, Ordering::SeqCst)
                 >= state.puts_before_stall.load(Ordering::SeqCst)
-            && let Some(response) = all_unprocessed(&request)
+            && let Some(response) = all_unprocessed(&request, Unprocessed::Items)
         {
             return HttpConnectorFuture::ready(Ok(response));
         }
-        let cycle = state.unprocessed_cycle.load(Ordering::SeqCst);
-        if cycle > 0 {
-            let n = state.batch_writes.fetch_add(1, Ordering::SeqCst);
-            if n % cycle < state.unprocessed_of_cycle.load(Ordering::SeqCst)
-                && let Some(response) = all_unprocessed(&request)
-            {
-                return HttpConnectorFuture::ready(Ok(response));
-            }
+        if in_cycle(
+            &state.unprocessed_cycle,
+            &state.unprocessed_of_cycle,
+            &state.batch_writes,
+        ) && let Some(response) = all_unprocessed(&request, Unprocessed::Items)
+        {
+            return HttpConnectorFuture::ready(Ok(response));
         }
         let delay = state.batch_write_delay_us.load(Ordering::SeqCst);
         if delay == 0 {
@@ -236,12 +263,32 @@ fn puts_chunks(request: &HttpRequest) -> bool {
         .is_some_and(|b| contains(b, b"PutRequest") && contains(b, b"\"body\""))
 }
 
-/// DynamoDB's answer to a `BatchWriteItem` that wrote none of its items: all of them back
-/// under `UnprocessedItems`. `None` if the request body cannot be read as one.
-fn all_unprocessed(request: &HttpRequest) -> Option<HttpResponse> {
+/// Counts a call of a cycle (`calls`) and says whether it is one of the first `of` of every
+/// `cycle` calls; never with `cycle` 0.
+fn in_cycle(cycle: &AtomicU64, of: &AtomicU64, calls: &AtomicU64) -> bool {
+    let cycle = cycle.load(Ordering::SeqCst);
+    cycle > 0 && calls.fetch_add(1, Ordering::SeqCst) % cycle < of.load(Ordering::SeqCst)
+}
+
+/// What a batch call left undone, as DynamoDB names it in its answer.
+enum Unprocessed {
+    /// `BatchWriteItem`: `UnprocessedItems`.
+    Items,
+    /// `BatchGetItem`: `UnprocessedKeys`, with no `Responses`.
+    Keys,
+}
+
+/// DynamoDB's answer to a `BatchWriteItem` that wrote none of its items, or a
+/// `BatchGetItem` that read none of its keys: all of them back as unprocessed. `None` if
+/// the request body cannot be read as one.
+fn all_unprocessed(request: &HttpRequest, kind: Unprocessed) -> Option<HttpResponse> {
     let body: serde_json::Value = serde_json::from_slice(request.body().bytes()?).ok()?;
     let items = body.get("RequestItems")?.clone();
-    let body = serde_json::json!({ "UnprocessedItems": items }).to_string();
+    let body = match kind {
+        Unprocessed::Items => serde_json::json!({ "UnprocessedItems": items }),
+        Unprocessed::Keys => serde_json::json!({ "Responses": {}, "UnprocessedKeys": items }),
+    }
+    .to_string();
     let mut response = HttpResponse::new(StatusCode::try_from(200).ok()?, SdkBody::from(body));
     let _ = response
         .headers_mut()
