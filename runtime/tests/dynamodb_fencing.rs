@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use common::acme::{HOLD_MS, grant, reserve, wallet};
 use common::dynamodb_local::DynamoLocal;
 use tollgate_runtime::engine::{
@@ -15,9 +16,9 @@ use tollgate_runtime::engine::{
 };
 use tollgate_runtime::ledger::{Command, Keyed, Outcome, Timestamp};
 use tollgate_runtime::store::dynamodb::{
-    DynamoConnection, DynamoError, FaultLayer, partition_name,
+    DynamoConnection, DynamoError, FaultLayer, MAX_CHUNK_BYTES, partition_name,
 };
-use tollgate_runtime::store::{Batch, LoggedCommand, Recovered, Store, StoreError};
+use tollgate_runtime::store::{Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError};
 
 fn batch(seq: u64, tag: &str) -> Batch {
     Batch {
@@ -291,4 +292,113 @@ fn the_partition_count_is_recorded_and_another_is_refused() {
     );
     assert_eq!(legacy.partition_count(None, 4).unwrap(), 4);
     assert_eq!(legacy.partition_count(Some(4), 8).unwrap(), 4);
+}
+
+/// The journal items under the partition's hash key (`p0`: slots) and under the hash keys of
+/// its batches' continuations (`p0#s<slot>`), each as (hash key, range key).
+fn journal_items(local: &DynamoLocal, table: &str) -> Vec<(String, u64)> {
+    let client = local.client();
+    let table = table.to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let scanned = client.scan().table_name(table).send().await.unwrap();
+            assert!(scanned.last_evaluated_key().is_none(), "one page");
+            let mut found: Vec<(String, u64)> = scanned
+                .items()
+                .iter()
+                .filter_map(|item| {
+                    let Some(AttributeValue::S(pk)) = item.get("pk") else {
+                        return None;
+                    };
+                    let Some(AttributeValue::N(seq)) = item.get("seq") else {
+                        return None;
+                    };
+                    (pk == "p0" || pk.starts_with("p0#s"))
+                        .then(|| (pk.clone(), seq.parse().unwrap()))
+                })
+                .collect();
+            found.sort();
+            found
+        })
+}
+
+/// Once a checkpoint is published, the journal batches that the checkpoint kept before it
+/// covers are deleted, continuation items too: no recovery replays from before that one.
+/// The fence stays, so an owner fenced before the batches around it were deleted still
+/// finds its next slot taken, and recovery still sees one history.
+#[test]
+fn journal_batches_a_kept_checkpoint_covers_are_deleted_and_the_fence_stays() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let connection = DynamoConnection::connect(local.config("prune")).unwrap();
+    let table = connection.journal_table();
+    let mut old = connection.store("p0", "pod-a").unwrap();
+    assert!(recovered_keys(&mut old).is_empty());
+    for seq in 1..=3 {
+        old.append(&batch(seq, "old")).unwrap(); // slots 2-4, after its own fence in 1
+    }
+    let mut new = connection.store("p0", "pod-b").unwrap();
+    assert_eq!(recovered_keys(&mut new), ["old-1", "old-2", "old-3"]); // fence in slot 5
+    let publish = |store: &mut tollgate_runtime::store::dynamodb::DynamoStore, seq: u64| {
+        store.begin_snapshot(seq).unwrap();
+        store
+            .save_snapshot(Snapshot {
+                seq,
+                state: vec![seq as u8; 16],
+            })
+            .unwrap();
+        store.finish_checkpoint().unwrap();
+    };
+    // Batch 5 spans three items: its head in slot 7, two continuations under p0#s7.
+    let mut big = batch(5, "new");
+    let LoggedCommand::Apply { request, .. } = &mut big.commands[0] else {
+        unreachable!()
+    };
+    request.key = "k".repeat(2 * MAX_CHUNK_BYTES + 1_000);
+    new.append(&batch(4, "new")).unwrap(); // slot 6
+    new.append(&big).unwrap(); // slot 7
+    let items = journal_items(&local, &table);
+    assert!(items.contains(&("p0#s7".into(), 2)), "{items:?}");
+    publish(&mut new, 5);
+    // The first checkpoint: none kept before it, nothing deleted.
+    assert_eq!(journal_items(&local, &table).len(), 7 + 2);
+    assert_eq!(connection.stats().journal_batches_deleted, 0);
+    new.append(&batch(6, "new")).unwrap(); // slot 8
+    new.append(&batch(7, "new")).unwrap(); // slot 9
+    publish(&mut new, 7);
+    // Checkpoint 5, kept before 7, covers slots 1-7: every batch there goes, continuations
+    // and all; the fences (1 and 5) stay.
+    let slots = |items: Vec<(String, u64)>| items.into_iter().map(|(_, s)| s).collect::<Vec<_>>();
+    let left = journal_items(&local, &table);
+    assert!(left.iter().all(|(pk, _)| pk == "p0"), "{left:?}");
+    assert_eq!(slots(left), [1, 5, 8, 9]);
+    assert_eq!(connection.stats().journal_batches_deleted, 5);
+    new.append(&batch(8, "new")).unwrap(); // slot 10
+    new.append(&batch(9, "new")).unwrap(); // slot 11
+    publish(&mut new, 9);
+    assert_eq!(slots(journal_items(&local, &table)), [1, 5, 10, 11]);
+    assert_eq!(connection.stats().journal_batches_deleted, 7);
+
+    // The old owner wakes up and writes its next batch: into the fence's slot, taken.
+    let error = old.append(&batch(4, "old")).unwrap_err();
+    assert_eq!(error.code(), "dynamodb_fenced", "{error}");
+    // A recovery loads checkpoint 9 and replays what came after it.
+    new.append(&batch(10, "new")).unwrap();
+    let mut third = connection.store("p0", "pod-c").unwrap();
+    let mut snapshot = None;
+    let mut keys = Vec::new();
+    third
+        .recover(&mut |item| {
+            match item {
+                Recovered::Snapshot(s) => snapshot = Some(s.seq),
+                Recovered::Batch(b) => keys.push(b.seq),
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!((snapshot, keys), (Some(9), vec![10]));
 }

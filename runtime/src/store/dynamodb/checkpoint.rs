@@ -385,15 +385,16 @@ async fn batch_write_tracked(
 /// nothing refers to. Recovery reads only the newest manifest; the one before it is kept
 /// so that a reader that found it a moment ago can still load it. Then the uploads older
 /// than `newest` that were never published (`collect_abandoned_uploads`). Returns how many
-/// checkpoints it deleted, of both kinds.
+/// checkpoints it deleted, of both kinds, and the journal slot of the one kept before the
+/// newest.
 pub(crate) async fn collect_garbage(
     shared: &Shared,
     partition: &str,
     newest: u64,
-) -> Result<usize, DynamoError> {
+) -> Result<Collected, DynamoError> {
     let (table, pk, range) = names(shared);
     // Manifests come in seq order: read up to the newest.
-    let mut older: Vec<(u64, u64, u64, Option<u64>)> = Vec::new();
+    let mut older: Vec<(u64, u64, u64, Option<u64>, u64)> = Vec::new();
     let mut from = 0u64;
     'pages: loop {
         let (page, more) = reads::query_from(shared, &table, &pk, &range, partition, from).await?;
@@ -404,7 +405,13 @@ pub(crate) async fn collect_garbage(
             }
             let field = |name| items::get_u64(item, name).map_err(|r| corrupt(partition, seq, r));
             let per_key = per_key_of(item).map_err(|r| corrupt(partition, seq, r))?;
-            older.push((seq, field(items::EPOCH)?, field(items::CHUNKS)?, per_key));
+            older.push((
+                seq,
+                field(items::EPOCH)?,
+                field(items::CHUNKS)?,
+                per_key,
+                field(items::SLOT)?,
+            ));
             from = seq + 1;
         }
         if !more || page.is_empty() {
@@ -412,9 +419,10 @@ pub(crate) async fn collect_garbage(
         }
     }
     older.sort_unstable();
-    older.pop(); // the one before the newest stays
+    // The one before the newest stays.
+    let kept = older.pop().map(|(.., slot)| slot);
     older.truncate(MAX_COLLECTED_PER_RUN);
-    for &(seq, epoch, chunks, per_key) in &older {
+    for &(seq, epoch, chunks, per_key, _) in &older {
         delete_all_chunks(shared, partition, seq, epoch, per_key, chunks).await?;
         batch_write(
             shared,
@@ -432,7 +440,19 @@ pub(crate) async fn collect_garbage(
             0
         }
     };
-    Ok(older.len() + abandoned)
+    Ok(Collected {
+        deleted: older.len() + abandoned,
+        kept,
+    })
+}
+
+/// What `collect_garbage` did.
+pub(crate) struct Collected {
+    /// Checkpoints deleted, of both kinds.
+    pub(crate) deleted: usize,
+    /// The journal slot of the checkpoint kept before the newest (the last batch it
+    /// covers), if there is one: no recovery replays the journal from before it.
+    pub(crate) kept: Option<u64>,
 }
 
 /// Deletes every chunk (`chunks` of them) of the checkpoint of batch `seq` by `epoch`.
@@ -552,7 +572,7 @@ async fn collect_abandoned_uploads(
     Ok(collected)
 }
 
-fn delete_request(
+pub(crate) fn delete_request(
     pk: &str,
     range: &str,
     pk_value: &str,

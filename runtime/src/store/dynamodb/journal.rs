@@ -10,7 +10,7 @@ use super::items::{self, Item, JournalRecord};
 use super::reads;
 use super::schema::Schema;
 use super::transact::{PutOutcome, put_item_if_absent};
-use super::{DynamoError, MAX_CHUNK_BYTES};
+use super::{DynamoError, MAX_CHUNK_BYTES, checkpoint};
 
 /// How a conditional journal write ended.
 #[derive(Debug)]
@@ -235,4 +235,73 @@ pub(crate) async fn read_continuations(
         ));
     }
     Ok(bodies)
+}
+
+/// Most journal batches one `prune` deletes: a table that kept every batch (built before
+/// pruning) sheds its backlog this many per checkpoint, so that no upload (which the next
+/// snapshot and a closing store wait for) runs long for it.
+pub(crate) const MAX_PRUNED_PER_RUN: u64 = 10_000;
+
+/// Slots one page of `prune` looks at.
+const PRUNE_PAGE_ITEMS: i32 = 1_000;
+
+/// Deletes the journal batches in slots up to `through`: the last batch of the oldest
+/// checkpoint kept, before which no recovery replays (a recovery replays after the newest
+/// checkpoint, or after the one before it if it found that one a moment before the newest
+/// was published). Each batch's continuation items go first, then its head, the item a
+/// later run finds them by. Fences stay: an owner that was fenced writes next into its
+/// fence's slot, however long it slept, and must find that slot taken (see the module
+/// docs). Returns how many batches it deleted.
+pub(crate) async fn prune(
+    shared: &Shared,
+    partition: &str,
+    through: u64,
+) -> Result<u64, DynamoError> {
+    let (table, pk, seq) = names(shared);
+    let mut pruned = 0;
+    let mut from = 0;
+    while from <= through && pruned < MAX_PRUNED_PER_RUN {
+        let (page, more) = reads::query_attributes(
+            shared,
+            &table,
+            (&pk, &seq),
+            partition,
+            (from, through),
+            &[items::KIND, items::CHUNKS],
+            PRUNE_PAGE_ITEMS,
+        )
+        .await?;
+        let mut continuations = Vec::new();
+        let mut heads = Vec::new();
+        for item in &page {
+            let slot = items::get_u64(item, &seq).map_err(|r| corrupt(partition, from, r))?;
+            from = slot + 1;
+            if items::get_str(item, items::KIND) != Ok(items::KIND_BATCH) {
+                continue; // a fence
+            }
+            let chunks =
+                items::get_u64(item, items::CHUNKS).map_err(|r| corrupt(partition, slot, r))?;
+            let continued = items::sub_key(partition, 's', slot, None);
+            for i in 1..chunks {
+                continuations.push(checkpoint::delete_request(&pk, &seq, &continued, i)?);
+            }
+            heads.push(checkpoint::delete_request(&pk, &seq, partition, slot)?);
+            pruned += 1;
+            if pruned == MAX_PRUNED_PER_RUN {
+                break;
+            }
+        }
+        checkpoint::batch_write(
+            shared,
+            &table,
+            continuations,
+            "journal continuation deletes",
+        )
+        .await?;
+        checkpoint::batch_write(shared, &table, heads, "journal batch deletes").await?;
+        if !more || page.is_empty() {
+            break;
+        }
+    }
+    Ok(pruned)
 }

@@ -24,7 +24,9 @@
 //!   store logs) is one item in the next free *slot*. Slots are the store's own numbering:
 //!   they differ from the engine's batch seq because fences take slots too. A batch over
 //!   `MAX_CHUNK_BYTES` continues in items under `P#s<slot>`, written in the same transaction.
-//!   `digest` is the BLAKE3 of the whole encoded batch.
+//!   `digest` is the BLAKE3 of the whole encoded batch. Once a checkpoint is published,
+//!   the batches that the checkpoint kept before it covers are deleted (`journal::prune`,
+//!   continuations first), since no recovery replays from before that one; fences stay.
 //! * **Balance checkpoints.** The encoded ledger as of the end of batch `seq` (balances,
 //!   holds, grants, idempotency keys: everything recovery needs), chunked under a key
 //!   private to the writer's epoch, then published by one manifest item. Recovery loads
@@ -76,6 +78,13 @@
 //! writer is fenced, and `append` fails with `DynamoError::Fenced` naming both epochs. No
 //! write of a stale owner can land after the fence, so no double spend: the new owner's
 //! ledger includes every batch the old one could have acknowledged.
+//!
+//! This is why pruning never deletes a fence. An owner that slept through its takeover and
+//! the pruning of the batches around its fence writes next into the fence's slot, and finds
+//! it taken. Its next slot is before the fence's only when its last write landed without
+//! its answer (the new owner replayed that batch): writing it again into a slot pruned
+//! meanwhile stores the same batch, already in the new owner's history, where no recovery
+//! reads (the next pruning deletes it again), and its write after that meets the fence.
 //!
 //! Why not `TransactWriteItems` with a `ConditionCheck` on the lease for every batch? A
 //! transaction costs two write units per KB written plus the check, on every batch; the
@@ -174,27 +183,42 @@ struct Upload {
     running: connection::Running<()>,
 }
 
-/// Logs and counts how an upload of checkpoint `seq` ended (`Ok`: the older checkpoints
-/// deleted after it was published).
+/// A checkpoint published: its size, and what was deleted after it.
+#[derive(Debug, Clone, Copy)]
+struct Uploaded {
+    bytes: usize,
+    /// Older checkpoints.
+    deleted: usize,
+    /// Journal batches that the checkpoint kept before it covers.
+    pruned: u64,
+}
+
+/// Logs and counts how an upload of checkpoint `seq` ended.
 fn report_upload(
     shared: &connection::Shared,
     partition: &str,
     seq: u64,
     started: std::time::Instant,
-    outcome: Result<(usize, usize), &DynamoError>,
+    outcome: Result<Uploaded, &DynamoError>,
 ) {
     let upload_ms = started.elapsed().as_millis() as u64;
     match outcome {
-        Ok((bytes, deleted)) => {
+        Ok(Uploaded {
+            bytes,
+            deleted,
+            pruned,
+        }) => {
             tracing::info!(
                 partition,
                 seq,
                 bytes,
                 upload_ms,
                 older_checkpoints_deleted = deleted,
+                journal_batches_deleted = pruned,
                 "checkpoint published"
             );
             shared.stats.checkpoint(true, deleted);
+            shared.stats.journal_pruned(pruned);
         }
         Err(error) => {
             if matches!(error, DynamoError::Fenced { .. }) {
@@ -632,15 +656,34 @@ impl Store for DynamoStore {
             let outcome = async {
                 archive.write(&shared, &chunks).await?;
                 checkpoint::write(&shared, &partition, epoch, seq, slot, state).await?;
-                // Published: what is older is garbage. Failing to delete it costs storage
-                // only, and the next checkpoint deletes it.
-                match checkpoint::collect_garbage(&shared, &partition, seq).await {
-                    Ok(deleted) => Ok((bytes, deleted)),
+                // Published: what is older is garbage, and so are the journal batches the
+                // checkpoint kept before this one covers. Failing to delete them costs
+                // storage only, and the next checkpoint deletes them.
+                let collected = match checkpoint::collect_garbage(&shared, &partition, seq).await
+                {
+                    Ok(collected) => collected,
                     Err(error) => {
                         tracing::warn!(%partition, seq, %error, "older checkpoints not deleted yet");
-                        Ok((bytes, 0))
+                        checkpoint::Collected {
+                            deleted: 0,
+                            kept: None,
+                        }
                     }
-                }
+                };
+                let pruned = match collected.kept {
+                    Some(through) => journal::prune(&shared, &partition, through)
+                        .await
+                        .unwrap_or_else(|error| {
+                            tracing::warn!(%partition, seq, %error, "old journal batches not deleted yet");
+                            0
+                        }),
+                    None => 0,
+                };
+                Ok(Uploaded {
+                    bytes,
+                    deleted: collected.deleted,
+                    pruned,
+                })
             }
             .await;
             // Reported as soon as it ends, not when the engine next looks.

@@ -1,5 +1,6 @@
-//! The two reads every table shares: one item by key, and a page of the items under a
-//! partition key from a range key on. Consistent reads, with retries and read units counted.
+//! The reads every table shares: one item by key, a page of the items under a partition
+//! key from a range key on, a page of some attributes of such items, and a batch of items
+//! by key. With retries and read units counted.
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
 
@@ -83,6 +84,55 @@ pub(crate) async fn query_page(
                 .consistent_read(true)
                 .limit(limit)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| AttemptError::from_sdk("Query", &e))?;
+                let units = out.consumed_capacity().and_then(|c| c.capacity_units());
+                shared.stats.consumed(None, units);
+                Ok((out.items().to_vec(), out.last_evaluated_key().is_some()))
+            }
+        })
+        .await
+}
+
+/// The range keys and `attributes` of the items under `pk_value` whose range keys run from
+/// `from` through `last`, at most `limit` of them, and whether more follow: what a sweep
+/// needs to know which items to delete, without their bodies crossing the network.
+/// Eventually consistent (half the read units; DynamoDB charges by the items' whole size
+/// all the same): what it looks for changes only by the sweep's own deletes.
+pub(crate) async fn query_attributes(
+    shared: &Shared,
+    table: &str,
+    (pk_name, range_name): (&str, &str),
+    pk_value: &str,
+    (from, last): (u64, u64),
+    attributes: &[&str],
+    limit: i32,
+) -> Result<(Vec<Item>, bool), DynamoError> {
+    let mut projection = vec!["#range".to_string()];
+    projection.extend((0..attributes.len()).map(|i| format!("#a{i}")));
+    let projection = projection.join(", ");
+    shared
+        .retried("Query", || {
+            let mut request = shared
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("#pk = :pk AND #range BETWEEN :from AND :last")
+                .projection_expression(&projection)
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_names("#range", range_name)
+                .expression_attribute_values(":pk", items::s(pk_value))
+                .expression_attribute_values(":from", items::n(from))
+                .expression_attribute_values(":last", items::n(last))
+                .consistent_read(false)
+                .limit(limit)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            for (i, attribute) in attributes.iter().enumerate() {
+                request = request.expression_attribute_names(format!("#a{i}"), *attribute);
+            }
             async move {
                 let out = request
                     .send()

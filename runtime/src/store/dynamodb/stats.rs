@@ -19,6 +19,7 @@ pub struct DynamoStats {
     checkpoints_published: AtomicU64,
     checkpoints_failed: AtomicU64,
     checkpoints_deleted: AtomicU64,
+    journal_batches_deleted: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -38,6 +39,8 @@ pub struct DynamoStatsSnapshot {
     pub checkpoints_published: u64,
     pub checkpoints_failed: u64,
     pub checkpoints_deleted: u64,
+    /// Journal batches deleted once a checkpoint no recovery reads before covered them.
+    pub journal_batches_deleted: u64,
 }
 
 impl DynamoStatsSnapshot {
@@ -101,6 +104,11 @@ impl DynamoStatsSnapshot {
                 "Checkpoints deleted: superseded ones, and uploads never published",
                 self.checkpoints_deleted as f64,
             ),
+            (
+                "tollgate_dynamodb_journal_batches_deleted_total",
+                "Journal batches deleted: covered by the checkpoint kept before the newest",
+                self.journal_batches_deleted as f64,
+            ),
         ]
     }
 }
@@ -123,6 +131,11 @@ impl DynamoStats {
         if transaction {
             self.transactions.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn journal_pruned(&self, batches: u64) {
+        self.journal_batches_deleted
+            .fetch_add(batches, Ordering::Relaxed);
     }
 
     pub(crate) fn checkpoint(&self, published: bool, deleted: usize) {
@@ -166,6 +179,7 @@ impl DynamoStats {
             checkpoints_published: get(&self.checkpoints_published),
             checkpoints_failed: get(&self.checkpoints_failed),
             checkpoints_deleted: get(&self.checkpoints_deleted),
+            journal_batches_deleted: get(&self.journal_batches_deleted),
         }
     }
 }
