@@ -237,10 +237,12 @@ pub(crate) async fn read_continuations(
     Ok(bodies)
 }
 
-/// Most journal batches one `prune` deletes: a table that kept every batch (built before
-/// pruning) sheds its backlog this many per checkpoint, so that no upload (which the next
-/// snapshot and a closing store wait for) runs long for it.
-pub(crate) const MAX_PRUNED_PER_RUN: u64 = 10_000;
+/// Fewest journal batches one `prune` may delete. It may delete twice as many as a
+/// checkpoint interval holds, so that it keeps up with the journal and a table that kept
+/// every batch (built before pruning) sheds its backlog an interval or more per checkpoint,
+/// without an upload (which the next snapshot and a closing store wait for) running long
+/// for all of it at once.
+pub(crate) const MIN_PRUNED_PER_RUN: u64 = 10_000;
 
 /// Slots one page of `prune` looks at.
 const PRUNE_PAGE_ITEMS: i32 = 1_000;
@@ -251,16 +253,19 @@ const PRUNE_PAGE_ITEMS: i32 = 1_000;
 /// was published). Each batch's continuation items go first, then its head, the item a
 /// later run finds them by. Fences stay: an owner that was fenced writes next into its
 /// fence's slot, however long it slept, and must find that slot taken (see the module
-/// docs). Returns how many batches it deleted.
+/// docs). `interval` is how many slots the last checkpoint interval took. Returns how many
+/// batches it deleted.
 pub(crate) async fn prune(
     shared: &Shared,
     partition: &str,
     through: u64,
+    interval: u64,
 ) -> Result<u64, DynamoError> {
     let (table, pk, seq) = names(shared);
+    let most = interval.saturating_mul(2).max(MIN_PRUNED_PER_RUN);
     let mut pruned = 0;
     let mut from = 0;
-    while from <= through && pruned < MAX_PRUNED_PER_RUN {
+    while from <= through && pruned < most {
         let (page, more) = reads::query_attributes(
             shared,
             &table,
@@ -287,7 +292,7 @@ pub(crate) async fn prune(
             }
             heads.push(checkpoint::delete_request(&pk, &seq, partition, slot)?);
             pruned += 1;
-            if pruned == MAX_PRUNED_PER_RUN {
+            if pruned == most {
                 break;
             }
         }

@@ -671,12 +671,15 @@ impl Store for DynamoStore {
                     }
                 };
                 let pruned = match collected.kept {
-                    Some(through) => journal::prune(&shared, &partition, through)
+                    Some(through) => {
+                        let interval = slot.saturating_sub(through);
+                        journal::prune(&shared, &partition, through, interval)
                         .await
                         .unwrap_or_else(|error| {
                             tracing::warn!(%partition, seq, %error, "old journal batches not deleted yet");
                             0
-                        }),
+                        })
+                    }
                     None => 0,
                 };
                 Ok(Uploaded {
