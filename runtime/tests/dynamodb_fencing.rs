@@ -338,11 +338,13 @@ fn journal_batches_a_kept_checkpoint_covers_are_deleted_and_the_fence_stays() {
     let table = connection.journal_table();
     let mut old = connection.store("p0", "pod-a").unwrap();
     assert!(recovered_keys(&mut old).is_empty());
-    for seq in 1..=3 {
-        old.append(&batch(seq, "old")).unwrap(); // slots 2-4, after its own fence in 1
+    // 40 batches: more than one BatchWriteItem (25) deletes.
+    for seq in 1..=40 {
+        old.append(&batch(seq, "old")).unwrap(); // slots 2-41, after its own fence in 1
     }
     let mut new = connection.store("p0", "pod-b").unwrap();
-    assert_eq!(recovered_keys(&mut new), ["old-1", "old-2", "old-3"]); // fence in slot 5
+    let old_keys: Vec<String> = (1..=40).map(|seq| format!("old-{seq}")).collect();
+    assert_eq!(recovered_keys(&mut new), old_keys); // its fence in slot 42
     let publish = |store: &mut tollgate_runtime::store::dynamodb::DynamoStore, seq: u64| {
         store.begin_snapshot(seq).unwrap();
         store
@@ -353,41 +355,41 @@ fn journal_batches_a_kept_checkpoint_covers_are_deleted_and_the_fence_stays() {
             .unwrap();
         store.finish_checkpoint().unwrap();
     };
-    // Batch 5 spans three items: its head in slot 7, two continuations under p0#s7.
-    let mut big = batch(5, "new");
+    // Batch 42 spans three items: its head in slot 44, two continuations under p0#s44.
+    let mut big = batch(42, "new");
     let LoggedCommand::Apply { request, .. } = &mut big.commands[0] else {
         unreachable!()
     };
     request.key = "k".repeat(2 * MAX_CHUNK_BYTES + 1_000);
-    new.append(&batch(4, "new")).unwrap(); // slot 6
-    new.append(&big).unwrap(); // slot 7
+    new.append(&batch(41, "new")).unwrap(); // slot 43
+    new.append(&big).unwrap(); // slot 44
     let items = journal_items(&local, &table);
-    assert!(items.contains(&("p0#s7".into(), 2)), "{items:?}");
-    publish(&mut new, 5);
+    assert!(items.contains(&("p0#s44".into(), 2)), "{items:?}");
+    publish(&mut new, 42);
     // The first checkpoint: none kept before it, nothing deleted.
-    assert_eq!(journal_items(&local, &table).len(), 7 + 2);
+    assert_eq!(journal_items(&local, &table).len(), 44 + 2);
     assert_eq!(connection.stats().journal_batches_deleted, 0);
-    new.append(&batch(6, "new")).unwrap(); // slot 8
-    new.append(&batch(7, "new")).unwrap(); // slot 9
-    publish(&mut new, 7);
-    // Checkpoint 5, kept before 7, covers slots 1-7: every batch there goes, continuations
-    // and all; the fences (1 and 5) stay.
+    new.append(&batch(43, "new")).unwrap(); // slot 45
+    new.append(&batch(44, "new")).unwrap(); // slot 46
+    publish(&mut new, 44);
+    // Checkpoint 42, kept before 44, covers slots 1-44: every batch there goes,
+    // continuations and all; the fences (1 and 42) stay.
     let slots = |items: Vec<(String, u64)>| items.into_iter().map(|(_, s)| s).collect::<Vec<_>>();
     let left = journal_items(&local, &table);
     assert!(left.iter().all(|(pk, _)| pk == "p0"), "{left:?}");
-    assert_eq!(slots(left), [1, 5, 8, 9]);
-    assert_eq!(connection.stats().journal_batches_deleted, 5);
-    new.append(&batch(8, "new")).unwrap(); // slot 10
-    new.append(&batch(9, "new")).unwrap(); // slot 11
-    publish(&mut new, 9);
-    assert_eq!(slots(journal_items(&local, &table)), [1, 5, 10, 11]);
-    assert_eq!(connection.stats().journal_batches_deleted, 7);
+    assert_eq!(slots(left), [1, 42, 45, 46]);
+    assert_eq!(connection.stats().journal_batches_deleted, 42);
+    new.append(&batch(45, "new")).unwrap(); // slot 47
+    new.append(&batch(46, "new")).unwrap(); // slot 48
+    publish(&mut new, 46);
+    assert_eq!(slots(journal_items(&local, &table)), [1, 42, 47, 48]);
+    assert_eq!(connection.stats().journal_batches_deleted, 44);
 
     // The old owner wakes up and writes its next batch: into the fence's slot, taken.
-    let error = old.append(&batch(4, "old")).unwrap_err();
+    let error = old.append(&batch(41, "old")).unwrap_err();
     assert_eq!(error.code(), "dynamodb_fenced", "{error}");
-    // A recovery loads checkpoint 9 and replays what came after it.
-    new.append(&batch(10, "new")).unwrap();
+    // A recovery loads checkpoint 46 and replays what came after it.
+    new.append(&batch(47, "new")).unwrap();
     let mut third = connection.store("p0", "pod-c").unwrap();
     let mut snapshot = None;
     let mut keys = Vec::new();
@@ -400,5 +402,5 @@ fn journal_batches_a_kept_checkpoint_covers_are_deleted_and_the_fence_stays() {
             Ok(())
         })
         .unwrap();
-    assert_eq!((snapshot, keys), (Some(9), vec![10]));
+    assert_eq!((snapshot, keys), (Some(46), vec![47]));
 }

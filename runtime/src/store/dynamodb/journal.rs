@@ -2,11 +2,12 @@
 //! and reading back a slot when a write collides.
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
 };
 
 use super::connection::Shared;
 use super::items::{self, Item, JournalRecord};
+use super::limits::DYNAMODB_MAX_BATCH_WRITE_ITEMS;
 use super::reads;
 use super::schema::Schema;
 use super::transact::{PutOutcome, put_item_if_absent};
@@ -247,6 +248,10 @@ pub(crate) const MIN_PRUNED_PER_RUN: u64 = 10_000;
 /// Slots one page of `prune` looks at.
 const PRUNE_PAGE_ITEMS: i32 = 1_000;
 
+/// `BatchWriteItem` calls of deletes `prune` has in flight at once: one after the other,
+/// 100,000 batches took 85-90 s on DynamoDB Local (BENCHMARKS.md, session 18).
+const DELETES_AT_ONCE: usize = 8;
+
 /// Deletes the journal batches in slots up to `through`: the last batch of the oldest
 /// checkpoint kept, before which no recovery replays (a recovery replays after the newest
 /// checkpoint, or after the one before it if it found that one a moment before the newest
@@ -296,17 +301,42 @@ pub(crate) async fn prune(
                 break;
             }
         }
-        checkpoint::batch_write(
+        delete_at_once(
             shared,
             &table,
             continuations,
             "journal continuation deletes",
         )
         .await?;
-        checkpoint::batch_write(shared, &table, heads, "journal batch deletes").await?;
+        delete_at_once(shared, &table, heads, "journal batch deletes").await?;
         if !more || page.is_empty() {
             break;
         }
     }
     Ok(pruned)
+}
+
+/// Sends `deletes` to `table` in `BatchWriteItem` calls of at most 25, `DELETES_AT_ONCE` of
+/// them at a time, each sending again what DynamoDB leaves unprocessed (`batch_write`).
+async fn delete_at_once(
+    shared: &Shared,
+    table: &str,
+    deletes: Vec<WriteRequest>,
+    what: &str,
+) -> Result<(), DynamoError> {
+    use futures::{StreamExt, TryStreamExt};
+    let mut deletes = deletes.into_iter();
+    let calls = std::iter::from_fn(|| {
+        let call: Vec<WriteRequest> = deletes
+            .by_ref()
+            .take(DYNAMODB_MAX_BATCH_WRITE_ITEMS)
+            .collect();
+        (!call.is_empty()).then_some(call)
+    });
+    futures::stream::iter(calls)
+        .map(|call| checkpoint::batch_write(shared, table, call, what))
+        .buffer_unordered(DELETES_AT_ONCE)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
 }

@@ -65,36 +65,17 @@ pub(crate) async fn query_from(
 pub(crate) async fn query_page(
     shared: &Shared,
     table: &str,
-    (pk_name, range_name): (&str, &str),
+    keys: (&str, &str),
     pk_value: &str,
     from: u64,
     limit: i32,
 ) -> Result<(Vec<Item>, bool), DynamoError> {
-    shared
-        .retried("Query", || {
-            let request = shared
-                .client
-                .query()
-                .table_name(table)
-                .key_condition_expression("#pk = :pk AND #range >= :from")
-                .expression_attribute_names("#pk", pk_name)
-                .expression_attribute_names("#range", range_name)
-                .expression_attribute_values(":pk", items::s(pk_value))
-                .expression_attribute_values(":from", items::n(from))
-                .consistent_read(true)
-                .limit(limit)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            async move {
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| AttemptError::from_sdk("Query", &e))?;
-                let units = out.consumed_capacity().and_then(|c| c.capacity_units());
-                shared.stats.consumed(None, units);
-                Ok((out.items().to_vec(), out.last_evaluated_key().is_some()))
-            }
-        })
-        .await
+    let range = Range {
+        from,
+        last: u64::MAX,
+        limit,
+    };
+    query(shared, table, keys, pk_value, range, None).await
 }
 
 /// The range keys and `attributes` of the items under `pk_value` whose range keys run from
@@ -105,15 +86,44 @@ pub(crate) async fn query_page(
 pub(crate) async fn query_attributes(
     shared: &Shared,
     table: &str,
-    (pk_name, range_name): (&str, &str),
+    keys: (&str, &str),
     pk_value: &str,
     (from, last): (u64, u64),
     attributes: &[&str],
     limit: i32,
 ) -> Result<(Vec<Item>, bool), DynamoError> {
-    let mut projection = vec!["#range".to_string()];
-    projection.extend((0..attributes.len()).map(|i| format!("#a{i}")));
-    let projection = projection.join(", ");
+    let range = Range { from, last, limit };
+    query(shared, table, keys, pk_value, range, Some(attributes)).await
+}
+
+/// Which range keys a `Query` asks for, and how many items at most.
+struct Range {
+    from: u64,
+    last: u64,
+    limit: i32,
+}
+
+/// One `Query` page under `pk_value`, retried on transient errors, its read units counted:
+/// whole items by consistent read, or with `projection` only the range key and those
+/// attributes, eventually consistent.
+async fn query(
+    shared: &Shared,
+    table: &str,
+    (pk_name, range_name): (&str, &str),
+    pk_value: &str,
+    range: Range,
+    projection: Option<&[&str]>,
+) -> Result<(Vec<Item>, bool), DynamoError> {
+    let names: Vec<String> = projection
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("#a{i}"))
+        .collect();
+    let expression = std::iter::once("#range".to_string())
+        .chain(names.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(", ");
     shared
         .retried("Query", || {
             let mut request = shared
@@ -121,17 +131,19 @@ pub(crate) async fn query_attributes(
                 .query()
                 .table_name(table)
                 .key_condition_expression("#pk = :pk AND #range BETWEEN :from AND :last")
-                .projection_expression(&projection)
                 .expression_attribute_names("#pk", pk_name)
                 .expression_attribute_names("#range", range_name)
                 .expression_attribute_values(":pk", items::s(pk_value))
-                .expression_attribute_values(":from", items::n(from))
-                .expression_attribute_values(":last", items::n(last))
-                .consistent_read(false)
-                .limit(limit)
+                .expression_attribute_values(":from", items::n(range.from))
+                .expression_attribute_values(":last", items::n(range.last))
+                .consistent_read(projection.is_none())
+                .limit(range.limit)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            for (i, attribute) in attributes.iter().enumerate() {
-                request = request.expression_attribute_names(format!("#a{i}"), *attribute);
+            if let Some(attributes) = projection {
+                request = request.projection_expression(&expression);
+                for (name, attribute) in names.iter().zip(attributes) {
+                    request = request.expression_attribute_names(name, *attribute);
+                }
             }
             async move {
                 let out = request
