@@ -748,3 +748,48 @@ async fn the_engine_never_waits_for_an_upload_still_running() {
     .unwrap();
     assert_eq!(report.open_holds, n);
 }
+
+/// A store closed while its last checkpoint uploads waits for the checkpoint, not for the
+/// journal pruning after it: the batches that pruning would delete are left for the next
+/// checkpoint (of the next start) to delete.
+#[test]
+fn a_closing_store_leaves_the_journal_pruning_to_the_next_checkpoint() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let (config, faults) = with_faults(local.config("prune-close"));
+    let connection = DynamoConnection::connect(config).unwrap();
+    let mut store = first_store(&connection);
+    for seq in 1..=3 {
+        store.append(&batch(seq)).unwrap();
+    }
+    publish(&mut store, 3, state(3, 1));
+    store.append(&batch(4)).unwrap();
+    store.append(&batch(5)).unwrap();
+    publish(&mut store, 5, state(5, 1));
+    // Checkpoint 3, kept before 5, covers batches 1-3.
+    assert_eq!(connection.stats().journal_batches_deleted, 3);
+    store.append(&batch(6)).unwrap();
+    store.append(&batch(7)).unwrap();
+    // The last checkpoint's writes are held: the store closes while it uploads.
+    faults.delay_batch_writes(Duration::from_millis(300));
+    store.begin_snapshot(7).unwrap();
+    store
+        .save_snapshot(Snapshot {
+            seq: 7,
+            state: state(7, 1),
+        })
+        .unwrap();
+    drop(store);
+    let stats = connection.stats();
+    assert_eq!(
+        stats.checkpoints_published, 3,
+        "closing waited for the checkpoint"
+    );
+    assert_eq!(
+        stats.journal_batches_deleted, 3,
+        "but not for the pruning after it"
+    );
+    faults.delay_batch_writes(Duration::ZERO);
+    assert_recovers(&connection, 7, state(7, 1), &[]);
+}

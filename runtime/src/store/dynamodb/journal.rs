@@ -5,6 +5,8 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
 };
 
+use std::sync::atomic::Ordering;
+
 use super::connection::Shared;
 use super::items::{self, Item, JournalRecord};
 use super::limits::DYNAMODB_MAX_BATCH_WRITE_ITEMS;
@@ -258,19 +260,21 @@ const DELETES_AT_ONCE: usize = 8;
 /// was published). Each batch's continuation items go first, then its head, the item a
 /// later run finds them by. Fences stay: an owner that was fenced writes next into its
 /// fence's slot, however long it slept, and must find that slot taken (see the module
-/// docs). `interval` is how many slots the last checkpoint interval took. Returns how many
-/// batches it deleted.
+/// docs). `interval` is how many slots the last checkpoint interval took. Stops at the
+/// next page once `closing` is set (what is left, the next checkpoint deletes). Returns how
+/// many batches it deleted.
 pub(crate) async fn prune(
     shared: &Shared,
     partition: &str,
     through: u64,
     interval: u64,
+    closing: &std::sync::atomic::AtomicBool,
 ) -> Result<u64, DynamoError> {
     let (table, pk, seq) = names(shared);
     let most = interval.saturating_mul(2).max(MIN_PRUNED_PER_RUN);
     let mut pruned = 0;
     let mut from = 0;
-    while from <= through && pruned < most {
+    while from <= through && pruned < most && !closing.load(Ordering::Acquire) {
         let (page, more) = reads::query_attributes(
             shared,
             &table,

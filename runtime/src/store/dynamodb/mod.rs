@@ -174,6 +174,9 @@ pub struct DynamoStore {
     upload_failed: Option<DynamoError>,
     /// The journal archive (once recovered).
     archive: Option<Arc<DynamoArchive>>,
+    /// Set when the store closes: an upload still running leaves its journal pruning to
+    /// the next checkpoint, so that closing waits for the checkpoint alone.
+    closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A checkpoint being uploaded on the connection's runtime.
@@ -287,6 +290,7 @@ impl DynamoStore {
             uploading: None,
             upload_failed: None,
             archive: None,
+            closing: Arc::default(),
         })
     }
 
@@ -649,6 +653,7 @@ impl Store for DynamoStore {
         })?;
         self.settle_upload(true);
         let (partition, epoch) = (self.partition.clone(), self.epoch);
+        let closing = self.closing.clone();
         let Snapshot { seq, state } = snapshot;
         let started = std::time::Instant::now();
         let running = self.connection.spawn(move |shared| async move {
@@ -673,7 +678,7 @@ impl Store for DynamoStore {
                 let pruned = match collected.kept {
                     Some(through) => {
                         let interval = slot.saturating_sub(through);
-                        journal::prune(&shared, &partition, through, interval)
+                        journal::prune(&shared, &partition, through, interval, &closing)
                         .await
                         .unwrap_or_else(|error| {
                             tracing::warn!(%partition, seq, %error, "old journal batches not deleted yet");
@@ -704,8 +709,10 @@ impl Store for DynamoStore {
 
 impl Drop for DynamoStore {
     /// A checkpoint still uploading (the engine's last one, taken at close) is waited for,
-    /// so that the next start replays little.
+    /// so that the next start replays little; not the journal pruning after it.
     fn drop(&mut self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
         self.settle_upload(true);
     }
 }
