@@ -793,3 +793,43 @@ fn a_closing_store_leaves_the_journal_pruning_to_the_next_checkpoint() {
     faults.delay_batch_writes(Duration::ZERO);
     assert_recovers(&connection, 7, state(7, 1), &[]);
 }
+
+/// Pruning the journal is storage only: when DynamoDB takes none of its deletes, the
+/// checkpoint stays published and the journal keeps the batches, and the next checkpoint
+/// deletes them with its own.
+#[test]
+fn journal_batches_not_deleted_after_one_checkpoint_are_deleted_after_the_next() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let (mut config, faults) = with_faults(local.config("prune-fails"));
+    config.calls = CallPolicy {
+        max_attempts: 3,
+        base_backoff: Duration::from_millis(2),
+        max_backoff: Duration::from_millis(20),
+        ..CallPolicy::default()
+    };
+    let connection = DynamoConnection::connect(config).unwrap();
+    let mut store = first_store(&connection);
+    for seq in 1..=3 {
+        store.append(&batch(seq)).unwrap();
+    }
+    publish(&mut store, 3, state(3, 1));
+    store.append(&batch(4)).unwrap();
+    store.append(&batch(5)).unwrap();
+    // Batches 1-3 are due for deletion; DynamoDB takes no delete.
+    faults.stall_deletes(true);
+    publish(&mut store, 5, state(5, 1));
+    let stats = connection.stats();
+    assert_eq!(stats.checkpoints_published, 2);
+    assert_eq!(stats.journal_batches_deleted, 0);
+    assert!(stats.gave_up >= 1, "the deletes gave up: {stats:?}");
+    faults.stall_deletes(false);
+    store.append(&batch(6)).unwrap();
+    store.append(&batch(7)).unwrap();
+    publish(&mut store, 7, state(7, 1));
+    // Checkpoint 5, kept before 7, covers batches 1-5: those 3 left over and its own 2.
+    assert_eq!(connection.stats().journal_batches_deleted, 5);
+    drop(store);
+    assert_recovers(&connection, 7, state(7, 1), &[]);
+}

@@ -48,6 +48,9 @@ struct FaultState {
     stall_puts: AtomicBool,
     puts_before_stall: AtomicU64,
     put_batches: AtomicU64,
+    /// Whether `BatchWriteItem` calls of deletes are answered with all their items
+    /// unprocessed.
+    stall_deletes: AtomicBool,
 }
 
 impl FaultLayer {
@@ -115,6 +118,12 @@ impl FaultLayer {
         self.0.put_batches.store(0, Ordering::SeqCst);
         self.0.puts_before_stall.store(n, Ordering::SeqCst);
         self.0.stall_puts.store(true, Ordering::SeqCst);
+    }
+
+    /// Answer every `BatchWriteItem` call of deletes (old checkpoints, pruned journal
+    /// batches) with all its items unprocessed while `on`, as a throttled partition would.
+    pub fn stall_deletes(&self, on: bool) {
+        self.0.stall_deletes.store(on, Ordering::SeqCst);
     }
 
     /// Sends every `BatchWriteItem` call of puts again (the partition recovered).
@@ -217,6 +226,12 @@ impl HttpConnector for FaultyConnector {
         if !is_target(&request, ".BatchWriteItem") {
             return self.inner.call(request);
         }
+        if state.stall_deletes.load(Ordering::SeqCst)
+            && deletes(&request)
+            && let Some(response) = all_unprocessed(&request, Unprocessed::Items)
+        {
+            return HttpConnectorFuture::ready(Ok(response));
+        }
         if state.stall_puts.load(Ordering::SeqCst)
             && puts_chunks(&request)
             && state.put_batches.fetch_add(1, Ordering::SeqCst)
@@ -276,6 +291,14 @@ enum Unprocessed {
     Items,
     /// `BatchGetItem`: `UnprocessedKeys`, with no `Responses`.
     Keys,
+}
+
+/// Whether a `BatchWriteItem` request deletes items.
+fn deletes(request: &HttpRequest) -> bool {
+    request
+        .body()
+        .bytes()
+        .is_some_and(|b| b.windows(13).any(|w| w == b"DeleteRequest"))
 }
 
 /// DynamoDB's answer to a `BatchWriteItem` that wrote none of its items, or a
