@@ -80,6 +80,11 @@ pub struct ServeArgs {
     /// Create missing DynamoDB tables at start (development only).
     #[arg(long, env = "TOLLGATE_DYNAMODB_AUTO_CREATE")]
     pub dynamodb_auto_create: bool,
+    /// Keep every journal batch in DynamoDB (the command log grows with traffic) instead of
+    /// deleting those older than the checkpoint kept before the newest (each delete costs
+    /// about the write units its batch did).
+    #[arg(long, env = "TOLLGATE_DYNAMODB_KEEP_JOURNAL")]
+    pub dynamodb_keep_journal: bool,
     /// Name of this process as a partition owner (the pod name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "tollgate-0")]
     pub owner: String,
@@ -443,6 +448,7 @@ fn open_dynamodb(
     let mut dynamo = DynamoConfig::new(&args.dynamodb_region, &args.table_prefix);
     dynamo.endpoint = args.dynamodb_endpoint.clone();
     dynamo.auto_create_tables = args.dynamodb_auto_create;
+    dynamo.keep_journal = args.dynamodb_keep_journal;
     let connection = DynamoConnection::connect(dynamo).context("connecting to DynamoDB")?;
     let partitions = connection
         .partition_count(args.partitions, DEFAULT_DYNAMODB_PARTITIONS)

@@ -833,3 +833,39 @@ fn journal_batches_not_deleted_after_one_checkpoint_are_deleted_after_the_next()
     drop(store);
     assert_recovers(&connection, 7, state(7, 1), &[]);
 }
+
+/// `keep_journal` (`tollgate serve --dynamodb-keep-journal`): checkpoints come and go as
+/// usual, and every journal batch stays.
+#[test]
+fn a_store_told_to_keep_the_journal_deletes_no_batch() {
+    let Some(local) = DynamoLocal::start() else {
+        return;
+    };
+    let mut config = local.config("keep-journal");
+    config.keep_journal = true;
+    let connection = DynamoConnection::connect(config).unwrap();
+    let mut store = first_store(&connection);
+    for seq in 1..=7 {
+        store.append(&batch(seq)).unwrap();
+        if seq % 2 == 1 && seq > 1 {
+            publish(&mut store, seq, state(seq, 1));
+        }
+    }
+    let stats = connection.stats();
+    assert_eq!(
+        (stats.checkpoints_published, stats.checkpoints_deleted),
+        (3, 1)
+    );
+    assert_eq!(stats.journal_batches_deleted, 0);
+    let table = connection.journal_table();
+    let slots: Vec<u64> = with_client(&local, |client| scan(client, table))
+        .into_iter()
+        .filter(|(pk, _)| pk == "p0")
+        .map(|(_, slot)| slot)
+        .collect();
+    assert_eq!(
+        slots,
+        (1..=8).collect::<Vec<u64>>(),
+        "the fence and all 7 batches"
+    );
+}

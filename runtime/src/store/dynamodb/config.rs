@@ -95,6 +95,10 @@ pub struct DynamoConfig {
     pub auto_create_tables: bool,
     /// Faults to inject between the SDK and the network (tests and chaos drills).
     pub faults: Option<FaultLayer>,
+    /// Keep every journal batch (the command log) instead of deleting those that the
+    /// checkpoint kept before the newest covers: storage that grows with traffic, against
+    /// a delete's write units per batch.
+    pub keep_journal: bool,
 }
 
 impl DynamoConfig {
@@ -107,6 +111,7 @@ impl DynamoConfig {
             calls: CallPolicy::default(),
             auto_create_tables: false,
             faults: None,
+            keep_journal: false,
         }
     }
 

@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) client: Client,
     pub(crate) schema: Schema,
     pub(crate) calls: CallPolicy,
+    /// `DynamoConfig::keep_journal`.
+    pub(crate) keep_journal: bool,
     pub(crate) stats: DynamoStats,
     pub(crate) jitter: Jitter,
     /// The epoch this connection took each partition at last (see `store_again`).
@@ -131,6 +133,7 @@ impl DynamoConnection {
             client,
             schema,
             calls: config.calls,
+            keep_journal: config.keep_journal,
             stats: DynamoStats::default(),
             jitter: Jitter::new(),
             taken: std::sync::Mutex::new(std::collections::HashMap::new()),

@@ -676,7 +676,7 @@ impl Store for DynamoStore {
                     }
                 };
                 let pruned = match collected.kept {
-                    Some(through) => {
+                    Some(through) if !shared.keep_journal => {
                         let interval = slot.saturating_sub(through);
                         journal::prune(&shared, &partition, through, interval, &closing)
                         .await
@@ -685,7 +685,7 @@ impl Store for DynamoStore {
                             0
                         })
                     }
-                    None => 0,
+                    _ => 0,
                 };
                 Ok(Uploaded {
                     bytes,
