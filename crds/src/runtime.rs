@@ -243,6 +243,12 @@ pub struct DynamoDbStore {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512), regex(pattern = r"^https?://"))]
     pub endpoint_override: Option<String>,
+    /// Keep every journal batch (the command log) in the journal table. By default the
+    /// batches that the checkpoint kept before the newest covers are deleted: each delete
+    /// costs about the write units its batch did, kept batches cost storage that grows with
+    /// traffic (see the README's "Durability").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_journal: bool,
 }
 
 /// TLS for the runtime's gRPC and HTTP ports.

@@ -189,6 +189,9 @@ pub fn args(rt: &TollgateRuntime) -> Vec<String> {
             if let Some(endpoint) = &ddb.endpoint_override {
                 args.extend(["--dynamodb-endpoint".into(), endpoint.clone()]);
             }
+            if ddb.keep_journal {
+                args.push("--dynamodb-keep-journal".into());
+            }
         }
         // The schema refuses dynamodb without settings; should one get through, the embedded
         // store is the safe reading (the pod starts, status shows the store).
@@ -410,6 +413,7 @@ mod tests {
                     region: "eu-west-1".into(),
                     table_prefix: "tollgate-".into(),
                     endpoint_override: Some("http://dynamodb-local:8000".into()),
+                    keep_journal: false,
                 }),
                 ..RuntimeStore::default()
             },
@@ -432,6 +436,43 @@ mod tests {
             ]
         );
         assert!(container_of(&sts).volume_mounts.is_none());
+        assert!(
+            !container_of(&sts)
+                .args
+                .unwrap()
+                .contains(&"--dynamodb-keep-journal".into())
+        );
+    }
+
+    #[test]
+    fn keep_journal_reaches_the_runtime_as_its_flag() {
+        let rt = runtime(TollgateRuntimeSpec {
+            store: RuntimeStore {
+                kind: StoreKind::Dynamodb,
+                dynamodb: Some(DynamoDbStore {
+                    region: "eu-west-1".into(),
+                    table_prefix: "tollgate-".into(),
+                    endpoint_override: None,
+                    keep_journal: true,
+                }),
+                ..RuntimeStore::default()
+            },
+            ..TollgateRuntimeSpec::default()
+        });
+        let args = container_of(&statefulset(&rt, &defaults())).args.unwrap();
+        assert_eq!(
+            args[..8],
+            [
+                "serve",
+                "--store",
+                "dynamodb",
+                "--dynamodb-region",
+                "eu-west-1",
+                "--table-prefix",
+                "tollgate-",
+                "--dynamodb-keep-journal"
+            ]
+        );
     }
 
     #[test]
