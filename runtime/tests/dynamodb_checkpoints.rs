@@ -78,6 +78,18 @@ fn publish(store: &mut DynamoStore, seq: u64, state: Vec<u8>) {
     store.finish_checkpoint().unwrap();
 }
 
+/// `config` with calls that give up after 3 attempts (or 3 rounds with nothing processed)
+/// and back off for milliseconds, so that a test sees a give-up quickly.
+fn giving_up_after_3(mut config: DynamoConfig) -> DynamoConfig {
+    config.calls = CallPolicy {
+        max_attempts: 3,
+        base_backoff: Duration::from_millis(2),
+        max_backoff: Duration::from_millis(20),
+        ..CallPolicy::default()
+    };
+    config
+}
+
 fn with_faults(mut config: DynamoConfig) -> (DynamoConfig, FaultLayer) {
     let faults = FaultLayer::new();
     config.faults = Some(faults.clone());
@@ -467,13 +479,7 @@ fn throttled_chunks_are_sent_again_while_dynamodb_makes_progress() {
     let Some(local) = DynamoLocal::start() else {
         return;
     };
-    let (mut config, faults) = with_faults(local.config("unprocessed"));
-    config.calls = CallPolicy {
-        max_attempts: 3,
-        base_backoff: Duration::from_millis(2),
-        max_backoff: Duration::from_millis(20),
-        ..CallPolicy::default()
-    };
+    let (config, faults) = with_faults(giving_up_after_3(local.config("unprocessed")));
     let connection = DynamoConnection::connect(config).unwrap();
     let mut store = first_store(&connection);
     store.append(&batch(1)).unwrap();
@@ -514,13 +520,7 @@ fn an_upload_that_gives_up_deletes_the_chunks_it_wrote() {
     let Some(local) = DynamoLocal::start() else {
         return;
     };
-    let (mut config, faults) = with_faults(local.config("gave-up"));
-    config.calls = CallPolicy {
-        max_attempts: 3,
-        base_backoff: Duration::from_millis(2),
-        max_backoff: Duration::from_millis(20),
-        ..CallPolicy::default()
-    };
+    let (config, faults) = with_faults(giving_up_after_3(local.config("gave-up")));
     let connection = DynamoConnection::connect(config.clone()).unwrap();
     let mut store = first_store(&connection);
     store.append(&batch(1)).unwrap();
@@ -802,13 +802,7 @@ fn journal_batches_not_deleted_after_one_checkpoint_are_deleted_after_the_next()
     let Some(local) = DynamoLocal::start() else {
         return;
     };
-    let (mut config, faults) = with_faults(local.config("prune-fails"));
-    config.calls = CallPolicy {
-        max_attempts: 3,
-        base_backoff: Duration::from_millis(2),
-        max_backoff: Duration::from_millis(20),
-        ..CallPolicy::default()
-    };
+    let (config, faults) = with_faults(giving_up_after_3(local.config("prune-fails")));
     let connection = DynamoConnection::connect(config).unwrap();
     let mut store = first_store(&connection);
     for seq in 1..=3 {

@@ -404,21 +404,26 @@ mod tests {
         assert_eq!(retention.when_deleted.as_deref(), Some("Retain"));
     }
 
-    #[test]
-    fn dynamodb_store_has_no_claim_and_passes_its_tables() {
-        let rt = runtime(TollgateRuntimeSpec {
+    /// A runtime on the DynamoDB tables `tollgate-` of eu-west-1.
+    fn on_dynamodb(endpoint_override: Option<&str>, keep_journal: bool) -> TollgateRuntime {
+        runtime(TollgateRuntimeSpec {
             store: RuntimeStore {
                 kind: StoreKind::Dynamodb,
                 dynamodb: Some(DynamoDbStore {
                     region: "eu-west-1".into(),
                     table_prefix: "tollgate-".into(),
-                    endpoint_override: Some("http://dynamodb-local:8000".into()),
-                    keep_journal: false,
+                    endpoint_override: endpoint_override.map(Into::into),
+                    keep_journal,
                 }),
                 ..RuntimeStore::default()
             },
             ..TollgateRuntimeSpec::default()
-        });
+        })
+    }
+
+    #[test]
+    fn dynamodb_store_has_no_claim_and_passes_its_tables() {
+        let rt = on_dynamodb(Some("http://dynamodb-local:8000"), false);
         let sts = statefulset(&rt, &defaults());
         assert!(sts.spec.as_ref().unwrap().volume_claim_templates.is_none());
         assert_eq!(
@@ -446,19 +451,7 @@ mod tests {
 
     #[test]
     fn keep_journal_reaches_the_runtime_as_its_flag() {
-        let rt = runtime(TollgateRuntimeSpec {
-            store: RuntimeStore {
-                kind: StoreKind::Dynamodb,
-                dynamodb: Some(DynamoDbStore {
-                    region: "eu-west-1".into(),
-                    table_prefix: "tollgate-".into(),
-                    endpoint_override: None,
-                    keep_journal: true,
-                }),
-                ..RuntimeStore::default()
-            },
-            ..TollgateRuntimeSpec::default()
-        });
+        let rt = on_dynamodb(None, true);
         let args = container_of(&statefulset(&rt, &defaults())).args.unwrap();
         assert_eq!(
             args[..8],
