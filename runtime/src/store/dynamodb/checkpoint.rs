@@ -394,7 +394,7 @@ pub(crate) async fn collect_garbage(
 ) -> Result<Collected, DynamoError> {
     let (table, pk, range) = names(shared);
     // Manifests come in seq order: read up to the newest.
-    let mut older: Vec<(u64, u64, u64, Option<u64>, u64)> = Vec::new();
+    let mut older: Vec<Superseded> = Vec::new();
     let mut from = 0u64;
     'pages: loop {
         let (page, more) = reads::query_from(shared, &table, &pk, &range, partition, from).await?;
@@ -405,24 +405,30 @@ pub(crate) async fn collect_garbage(
             }
             let field = |name| items::get_u64(item, name).map_err(|r| corrupt(partition, seq, r));
             let per_key = per_key_of(item).map_err(|r| corrupt(partition, seq, r))?;
-            older.push((
+            older.push(Superseded {
                 seq,
-                field(items::EPOCH)?,
-                field(items::CHUNKS)?,
+                epoch: field(items::EPOCH)?,
+                chunks: field(items::CHUNKS)?,
                 per_key,
-                field(items::SLOT)?,
-            ));
+                slot: field(items::SLOT)?,
+            });
             from = seq + 1;
         }
         if !more || page.is_empty() {
             break;
         }
     }
-    older.sort_unstable();
-    // The one before the newest stays.
-    let kept = older.pop().map(|(.., slot)| slot);
+    // Read in seq order. The one before the newest stays.
+    let kept = older.pop().map(|kept| kept.slot);
     older.truncate(MAX_COLLECTED_PER_RUN);
-    for &(seq, epoch, chunks, per_key, _) in &older {
+    for &Superseded {
+        seq,
+        epoch,
+        chunks,
+        per_key,
+        ..
+    } in &older
+    {
         delete_all_chunks(shared, partition, seq, epoch, per_key, chunks).await?;
         batch_write(
             shared,
@@ -446,7 +452,18 @@ pub(crate) async fn collect_garbage(
     })
 }
 
+/// A published checkpoint older than the newest, as its manifest says.
+struct Superseded {
+    seq: u64,
+    epoch: u64,
+    chunks: u64,
+    per_key: Option<u64>,
+    /// The journal slot of the last batch it covers.
+    slot: u64,
+}
+
 /// What `collect_garbage` did.
+#[derive(Default)]
 pub(crate) struct Collected {
     /// Checkpoints deleted, of both kinds.
     pub(crate) deleted: usize,

@@ -271,11 +271,20 @@ fn is_target(request: &HttpRequest, suffix: &str) -> bool {
 /// Whether a `BatchWriteItem` request puts checkpoint chunks (items with a `body`), rather
 /// than deleting items or putting an upload's intent.
 fn puts_chunks(request: &HttpRequest) -> bool {
-    let contains = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    body_has(request, b"PutRequest") && body_has(request, b"\"body\"")
+}
+
+/// Whether a `BatchWriteItem` request deletes items.
+fn deletes(request: &HttpRequest) -> bool {
+    body_has(request, b"DeleteRequest")
+}
+
+/// Whether the request's body holds `needle` (a body that is not in memory does not).
+fn body_has(request: &HttpRequest, needle: &[u8]) -> bool {
     request
         .body()
         .bytes()
-        .is_some_and(|b| contains(b, b"PutRequest") && contains(b, b"\"body\""))
+        .is_some_and(|body| body.windows(needle.len()).any(|w| w == needle))
 }
 
 /// Counts a call of a cycle (`calls`) and says whether it is one of the first `of` of every
@@ -291,14 +300,6 @@ enum Unprocessed {
     Items,
     /// `BatchGetItem`: `UnprocessedKeys`, with no `Responses`.
     Keys,
-}
-
-/// Whether a `BatchWriteItem` request deletes items.
-fn deletes(request: &HttpRequest) -> bool {
-    request
-        .body()
-        .bytes()
-        .is_some_and(|b| b.windows(13).any(|w| w == b"DeleteRequest"))
 }
 
 /// DynamoDB's answer to a `BatchWriteItem` that wrote none of its items, or a

@@ -669,10 +669,7 @@ impl Store for DynamoStore {
                     Ok(collected) => collected,
                     Err(error) => {
                         tracing::warn!(%partition, seq, %error, "older checkpoints not deleted yet");
-                        checkpoint::Collected {
-                            deleted: 0,
-                            kept: None,
-                        }
+                        checkpoint::Collected::default()
                     }
                 };
                 let pruned = match collected.kept {

@@ -114,16 +114,19 @@ async fn query(
     range: Range,
     projection: Option<&[&str]>,
 ) -> Result<(Vec<Item>, bool), DynamoError> {
-    let names: Vec<String> = projection
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .map(|(i, _)| format!("#a{i}"))
-        .collect();
-    let expression = std::iter::once("#range".to_string())
-        .chain(names.iter().cloned())
-        .collect::<Vec<_>>()
-        .join(", ");
+    // The projection expression, and the placeholder (`#a0`, ...) of each attribute in it.
+    let projected: Option<(String, Vec<(String, &str)>)> = projection.map(|attributes| {
+        let names: Vec<(String, &str)> = attributes
+            .iter()
+            .enumerate()
+            .map(|(i, attribute)| (format!("#a{i}"), *attribute))
+            .collect();
+        let expression = std::iter::once("#range")
+            .chain(names.iter().map(|(name, _)| name.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (expression, names)
+    });
     shared
         .retried("Query", || {
             let mut request = shared
@@ -139,9 +142,9 @@ async fn query(
                 .consistent_read(projection.is_none())
                 .limit(range.limit)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            if let Some(attributes) = projection {
-                request = request.projection_expression(&expression);
-                for (name, attribute) in names.iter().zip(attributes) {
+            if let Some((expression, names)) = &projected {
+                request = request.projection_expression(expression);
+                for (name, attribute) in names {
                     request = request.expression_attribute_names(name, *attribute);
                 }
             }
