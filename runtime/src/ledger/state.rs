@@ -269,8 +269,7 @@ impl Ledger {
         let mut index =
             super::keys::KeyIndex::with_capacity_and_hasher(decoded.len(), Default::default());
         for (customer, keys) in decoded {
-            let mut shared =
-                super::keys::CustomerKeys::with_capacity_and_hasher(keys.len(), Default::default());
+            let mut shared = super::keys::CustomerKeys::with_capacity(keys.len());
             for (key, number) in keys {
                 let key = match self.answers.get_mut(number) {
                     Some(answer) if answer.key == key.text && answer.customer == customer => {

@@ -788,7 +788,12 @@ fn a_decoded_ledger_shares_its_names_and_answers_the_same() {
     let mut decoded: Ledger = postcard::from_bytes(&bytes).unwrap();
     let index_text = |l: &Ledger, customer: &str, key: &str| {
         let (_, keys) = l.keys.get_key_value(customer).unwrap();
-        keys.keys().find(|k| &*k.text == key).unwrap().text.clone()
+        keys.iter()
+            .find(|(k, _)| &*k.text == key)
+            .unwrap()
+            .0
+            .text
+            .clone()
     };
     let answer = decoded.answers.iter().next().unwrap().clone();
     assert!(!Arc::ptr_eq(
