@@ -100,7 +100,17 @@ pub struct EmbeddedStore {
 /// A snapshot file being written: its seq and the thread writing it.
 struct Saving {
     seq: u64,
-    thread: std::thread::JoinHandle<Result<(), StoreError>>,
+    thread: std::thread::JoinHandle<Result<(), SaveFailed>>,
+}
+
+/// Why a snapshot thread stopped short.
+enum SaveFailed {
+    /// The snapshot (or the journal archive before it) was not written: the log it would
+    /// have covered is all still there.
+    Write(StoreError),
+    /// The snapshot is durable, but the snapshots and log segments it covers could not all
+    /// be removed.
+    Remove(StoreError),
 }
 
 impl EmbeddedStore {
@@ -189,24 +199,7 @@ impl EmbeddedStore {
     }
 
     fn files(&self, prefix: &str, suffix: &str) -> Result<Vec<(u64, PathBuf)>, StoreError> {
-        let mut found = Vec::new();
-        let entries = fs::read_dir(&self.dir).map_err(|e| io("read directory", &self.dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| io("read directory", &self.dir, e))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Some(number) = name
-                .strip_prefix(prefix)
-                .and_then(|n| n.strip_suffix(suffix))
-            else {
-                continue;
-            };
-            if let Ok(seq) = number.parse::<u64>() {
-                found.push((seq, entry.path()));
-            }
-        }
-        found.sort();
-        Ok(found)
+        files_in(&self.dir, prefix, suffix)
     }
 
     fn segment_path(&self, first_seq: u64) -> PathBuf {
@@ -450,16 +443,21 @@ impl Store for EmbeddedStore {
                 crate::store::yield_to_callers();
                 if !chunks.chunks.is_empty() {
                     let Some(archive) = archive else {
-                        return Err(io(
+                        return Err(SaveFailed::Write(io(
                             "archive the journal in",
                             &dir,
                             std::io::Error::other("the store was not recovered"),
-                        ));
+                        )));
                     };
-                    archive.write(&chunks)?;
+                    archive.write(&chunks).map_err(SaveFailed::Write)?;
                 }
                 drop(chunks);
-                write_snapshot(&dir, &snapshot)
+                write_snapshot(&dir, &snapshot).map_err(SaveFailed::Write)?;
+                drop(snapshot);
+                // Here, not on the writer: removing the segments of 100,000 batches and a
+                // snapshot of 500 MB held one batch, and every call in it, for about 100 ms
+                // (BENCHMARKS.md, session 19).
+                remove_covered(&dir, seq).map_err(SaveFailed::Remove)
             })
             .map_err(|e| io("start the snapshot thread for", &self.dir, e))?;
         self.saving = Some(Saving { seq, thread });
@@ -468,8 +466,10 @@ impl Store for EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Once the snapshot being written is durable (waiting for it when `wait`), deletes the
-    /// older snapshots and the log segments it covers.
+    /// Once the snapshot thread is done (waiting for it when `wait`): it wrote the snapshot,
+    /// then removed the older snapshots and the log segments the snapshot covers. A snapshot
+    /// not written is logged and the partition goes on; removals that failed stop it, a
+    /// store error as any other.
     fn finish_saving(&mut self, wait: bool) -> Result<(), StoreError> {
         let Some(saving) = self.saving.take() else {
             return Ok(());
@@ -478,34 +478,66 @@ impl EmbeddedStore {
             self.saving = Some(saving);
             return Ok(());
         }
-        let written = saving.thread.join().unwrap_or_else(|_| {
-            Err(io(
+        let saved = saving.thread.join().unwrap_or_else(|_| {
+            Err(SaveFailed::Write(io(
                 "write snapshot (the thread panicked)",
                 &self.dir,
                 std::io::Error::other("panicked"),
-            ))
+            )))
         });
-        if let Err(error) = written {
-            tracing::error!(
-                %error,
-                seq = saving.seq,
-                "snapshot not written; the log it would have covered is kept and the \
-                 partition goes on (recovery replays more until a snapshot succeeds)"
-            );
-            return Ok(());
-        }
-        for (seq, old) in self.files("snapshot-", ".snap")? {
-            if seq < saving.seq {
-                fs::remove_file(&old).map_err(|e| io("remove", &old, e))?;
+        match saved {
+            Ok(()) => Ok(()),
+            Err(SaveFailed::Write(error)) => {
+                tracing::error!(
+                    %error,
+                    seq = saving.seq,
+                    "snapshot not written; the log it would have covered is kept and the \
+                     partition goes on (recovery replays more until a snapshot succeeds)"
+                );
+                Ok(())
             }
+            Err(SaveFailed::Remove(error)) => Err(error),
         }
-        for (first_seq, old) in self.files("wal-", ".log")? {
-            if first_seq <= saving.seq {
-                fs::remove_file(&old).map_err(|e| io("remove", &old, e))?;
-            }
-        }
-        sync_dir(&self.dir)
     }
+}
+
+/// The files of `dir` named `prefix<number>suffix`, by number.
+fn files_in(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let mut found = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| io("read directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io("read directory", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(number) = name
+            .strip_prefix(prefix)
+            .and_then(|n| n.strip_suffix(suffix))
+        else {
+            continue;
+        };
+        if let Ok(seq) = number.parse::<u64>() {
+            found.push((seq, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Removes the snapshots older than the one at `seq` and the log segments it covers (those
+/// starting at or before `seq`: the writer went on in a segment of its own from `seq + 1`,
+/// `begin_snapshot`), then makes the removals durable.
+fn remove_covered(dir: &Path, seq: u64) -> Result<(), StoreError> {
+    for (older, old) in files_in(dir, "snapshot-", ".snap")? {
+        if older < seq {
+            fs::remove_file(&old).map_err(|e| io("remove", &old, e))?;
+        }
+    }
+    for (first_seq, old) in files_in(dir, "wal-", ".log")? {
+        if first_seq <= seq {
+            fs::remove_file(&old).map_err(|e| io("remove", &old, e))?;
+        }
+    }
+    sync_dir(dir)
 }
 
 /// Bytes written between two `fdatasync`s of a file `replace_durably` writes. The log's

@@ -261,6 +261,45 @@ fn snapshot_drops_covered_log_and_recovery_replays_the_rest() {
     );
 }
 
+/// The snapshot thread removes what a snapshot covers once it is durable, while the writer
+/// goes on appending in the segment `begin_snapshot` started: the older snapshot and every
+/// segment up to the new one go, the segment being written stays.
+#[test]
+fn a_second_snapshot_removes_the_first_and_the_log_it_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store_with_snapshot(dir.path(), 2, b"state-2".to_vec());
+    for seq in 3..=4 {
+        store.append(&batch(seq)).unwrap();
+    }
+    store.begin_snapshot(4).unwrap();
+    store
+        .save_snapshot(Snapshot {
+            seq: 4,
+            state: b"state-4".to_vec(),
+        })
+        .unwrap();
+    for seq in 5..=6 {
+        store.append(&batch(seq)).unwrap();
+    }
+    drop(store);
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".snap") || n.ends_with(".log"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            format!("snapshot-{:020}.snap", 4),
+            format!("wal-{:020}.log", 5)
+        ]
+    );
+    let (snapshot, seqs) = recover_all(dir.path()).unwrap();
+    assert_eq!(snapshot.map(|s| s.state), Some(b"state-4".to_vec()));
+    assert_eq!(seqs, vec![5, 6]);
+}
+
 /// Writes batch 1 and a snapshot of it; returns the snapshot's path.
 fn one_snapshot(dir: &Path) -> PathBuf {
     // Dropped at once: the close waits for the snapshot file.
