@@ -544,9 +544,12 @@ fn remove_covered(dir: &Path, seq: u64) -> Result<(), StoreError> {
 /// `fdatasync` flushes the disk's cache, and so waits for whatever else has been written
 /// and not yet flushed: written in one go, a snapshot of 584 MB held the log's writes back
 /// for seconds after it was taken (Reserve + Commit p50 57 ms for two seconds, BENCHMARKS.md
-/// session 13). In pieces, the log waits behind one piece at most (about a millisecond
-/// here, where a 1 MiB write and its flush take 0.8 ms).
-const SYNC_EVERY_BYTES: usize = 1024 * 1024;
+/// session 13). In pieces, the log waits behind one piece at most. Smaller pieces make the
+/// file take longer and the log's writes wait less: while a 545 MB snapshot was written,
+/// Reserve + Commit's p99 was 8.4-8.5 ms in 1 MiB pieces (the file took 1.2 s) and 5.8-5.9 ms
+/// in 256 KiB pieces (2.8-2.9 s), against 4.1-4.5 ms with no snapshot (BENCHMARKS.md,
+/// session 19). Nothing waits for the file: the next snapshot is 100,000 batches later.
+const SYNC_EVERY_BYTES: usize = 256 * 1024;
 
 /// Writes `snapshot` to `dir` durably (`replace_durably`): the header, then the state as
 /// it is: a snapshot can be hundreds of MB, so it is not copied into one buffer first. The
