@@ -1,12 +1,5 @@
-//! One customer's usage event ids inside the deduplication window.
-//!
-//! A busy customer has millions. In one hash table, every doubling rehashes all of them in
-//! one insert, while the writer holds the ledger: with 100 customers growing in step,
-//! their tables doubled in the same batch and stalled it for 270-500 ms (BENCHMARKS.md).
-//! Past `SPLIT_AT` ids the set is split by hash into `SHARDS` tables. Each shard doubles
-//! on its own, at a different insert from its neighbours, and at 1/64 of the size. The
-//! split itself is small on purpose: 100 customers splitting at 8,192 ids in one batch
-//! still stalled it for 120-145 ms; at 1,024 no batch took over 22 ms.
+//! One customer's usage event ids inside the deduplication window: a set that splits by
+//! hash once it holds 1,024 (`split`), because a busy customer has millions.
 //!
 //! Serialized exactly like a `HashSet<String>` (a sequence of the ids), so snapshots taken
 //! before and after this type read alike.
@@ -16,77 +9,56 @@ use std::fmt;
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::split::Split;
 use super::state::Set;
 
-/// Tables a large set is split into.
-const SHARDS: usize = 64;
-/// Ids at which one table becomes `SHARDS` (a small set stays one table: 64 empty tables
-/// per customer would cost more than the ids).
-const SPLIT_AT: usize = 1024;
-
-#[derive(Clone, Default)]
-pub(crate) struct EventIds {
-    /// One table, or `SHARDS` of them chosen by `shard_of`.
-    tables: Vec<Set<String>>,
+/// The hash that picks an id's table: with a fixed seed, independent of the tables' own
+/// (per-process) hashing.
+fn hash_of(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
-/// The shard of an id: from a hash with a fixed seed, independent of the tables' own
-/// (per-process) hashing, so that each shard still spreads its ids over all its buckets.
-fn shard_of(id: &str) -> usize {
-    (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % SHARDS as u64) as usize
-}
-
-impl EventIds {
-    fn table(&self, id: &str) -> Option<&Set<String>> {
-        match self.tables.len() {
-            SHARDS => self.tables.get(shard_of(id)),
-            _ => self.tables.first(),
-        }
+impl super::split::Table for Set<String> {
+    fn with_capacity(items: usize) -> Self {
+        Set::with_capacity_and_hasher(items, Default::default())
     }
 
+    fn put(&mut self, id: String) -> bool {
+        self.insert(id)
+    }
+
+    fn hash_of(id: &String) -> u64 {
+        hash_of(id)
+    }
+}
+
+#[derive(Clone, Default)]
+pub(crate) struct EventIds(Split<Set<String>>);
+
+impl EventIds {
     pub(crate) fn contains(&self, id: &str) -> bool {
-        self.table(id).is_some_and(|t| t.contains(id))
+        self.0.table(hash_of(id)).is_some_and(|t| t.contains(id))
     }
 
     /// Adds `id`; false when it was there already.
     pub(crate) fn insert(&mut self, id: String) -> bool {
-        if self.tables.len() == 1 && self.tables[0].len() >= SPLIT_AT {
-            let one = self.tables.pop().unwrap_or_default();
-            self.tables = (0..SHARDS).map(|_| Set::default()).collect();
-            for moved in one {
-                let shard = shard_of(&moved);
-                self.tables[shard].insert(moved);
-            }
-        }
-        let index = match self.tables.len() {
-            0 => {
-                self.tables.push(Set::default());
-                0
-            }
-            SHARDS => shard_of(&id),
-            _ => 0,
-        };
-        self.tables[index].insert(id)
+        self.0.insert(id)
     }
 
     pub(crate) fn remove(&mut self, id: &str) -> bool {
-        let index = match self.tables.len() {
-            SHARDS => shard_of(id),
-            _ => 0,
-        };
-        self.tables.get_mut(index).is_some_and(|t| t.remove(id))
+        self.0.remove_with(hash_of(id), |t| t.take(id)).is_some()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.tables.iter().all(Set::is_empty)
+        self.0.is_empty()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.tables.iter().map(Set::len).sum()
+        self.0.len()
     }
 
     fn iter(&self) -> impl Iterator<Item = &String> {
-        self.tables.iter().flatten()
+        self.0.tables().flatten()
     }
 }
 
@@ -131,6 +103,7 @@ impl<'de> Deserialize<'de> for EventIds {
 mod tests {
     use std::collections::HashSet;
 
+    use super::super::split::SPLIT_AT;
     use super::*;
 
     /// Inserts, removes and looks up across the split, against a `HashSet`; the encoding
@@ -148,7 +121,7 @@ mod tests {
                 assert_eq!(ids.remove(&gone), model.remove(&gone));
             }
         }
-        assert_eq!(ids.tables.len(), SHARDS, "split once it grew past SPLIT_AT");
+        assert!(ids.0.is_split(), "split once it grew past SPLIT_AT");
         assert_eq!(ids.len(), model.len());
         for i in 0..50_000 {
             let id = format!("ev-{i}");

@@ -5,13 +5,8 @@
 //! text again. Serialized exactly like a map of maps of strings: the hashes are recomputed
 //! on load, with a seed chosen per process, so a client cannot aim keys at one bucket.
 //!
-//! A customer's keys are one table until it holds `SPLIT_AT`, then `SHARDS` tables chosen by
-//! hash, as a customer's usage event ids are (`event_ids`). In one table every doubling
-//! moves all of the customer's keys in one insert, while the writer holds the ledger; with
-//! 100 customers calling in turn, all 100 tables doubled within the same batch or two, and
-//! the partition stalled for 13, 25 and 42 ms at 3,584, 7,168 and 14,336 keys a customer
-//! (BENCHMARKS.md, session 19), twice as long at each doubling after. Split, each table
-//! doubles on its own, at a different insert from its neighbours, and at 1/64 of the size.
+//! A customer's keys are one table until it holds 1,024, then 64 (`split`), so that no
+//! insert rehashes a whole day of one customer's keys.
 
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
@@ -21,14 +16,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Tables a customer's keys are split into once there are `SPLIT_AT` of them.
-const SHARDS: usize = 64;
-/// Keys at which one table becomes `SHARDS`: small, because the split itself moves every
-/// key, and customers calling in turn split in the same batch (100 customers at 1,024 keys
-/// each: about 100,000 moves). A customer with fewer keys keeps one table: 64 near-empty
-/// tables would cost more than its keys.
-const SPLIT_AT: usize = 1024;
-const _: () = assert!(SHARDS.is_power_of_two() && SPLIT_AT >= SHARDS);
+use super::split::Split;
+
 /// Most keys a decoded customer's tables are sized for up front (about 32 MB of them); a
 /// longer list grows them as it is read.
 const PRESIZE_AT_MOST: usize = 1 << 20;
@@ -36,99 +25,68 @@ const PRESIZE_AT_MOST: usize = 1 << 20;
 /// One table of keys; its hasher passes the stored hash through.
 type Table = HashMap<HashedKey, u64, BuildHasherDefault<StoredHash>>;
 
-/// The table of a hash among `SHARDS`: bits 32 to 37, which a table's own probing leaves
-/// alone (it picks a bucket from the low bits of tables under 2^32 buckets and tags it
-/// with the top seven), so each shard still spreads its keys over all of its buckets.
-fn shard_of(hash: u64) -> usize {
-    (hash >> 32) as usize & (SHARDS - 1)
+impl super::split::Table for Table {
+    fn with_capacity(items: usize) -> Self {
+        Table::with_capacity_and_hasher(items, Default::default())
+    }
+
+    fn put(&mut self, (key, number): (HashedKey, u64)) -> bool {
+        self.insert(key, number).is_none()
+    }
+
+    fn hash_of((key, _): &(HashedKey, u64)) -> u64 {
+        key.hash
+    }
 }
 
 /// Keys of one customer: the key (with its hash) to the number of the stored answer.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct CustomerKeys {
-    /// None, one, or `SHARDS` tables chosen by `shard_of`.
-    tables: Vec<Table>,
-    len: usize,
-}
+pub(crate) struct CustomerKeys(Split<Table>);
 
 impl CustomerKeys {
-    /// Room for `keys` keys (split from the start if there are `SPLIT_AT` or more).
     pub(crate) fn with_capacity(keys: usize) -> Self {
-        let tables = if keys >= SPLIT_AT {
-            (0..SHARDS)
-                .map(|_| Table::with_capacity_and_hasher(keys / SHARDS, Default::default()))
-                .collect()
-        } else {
-            vec![Table::with_capacity_and_hasher(keys, Default::default())]
-        };
-        CustomerKeys { tables, len: 0 }
-    }
-
-    fn index(&self, hash: u64) -> usize {
-        if self.tables.len() == SHARDS {
-            shard_of(hash)
-        } else {
-            0
-        }
+        CustomerKeys(Split::with_capacity(keys))
     }
 
     pub(crate) fn get(&self, probe: &Probe<'_>) -> Option<&u64> {
-        self.tables.get(self.index(probe.hash))?.get(probe)
+        self.0.table(probe.hash)?.get(probe)
     }
 
     /// Stores `key`'s answer number (replacing any it had).
     pub(crate) fn insert(&mut self, key: HashedKey, number: u64) {
-        if self.tables.len() == 1 && self.len >= SPLIT_AT {
-            let one = self.tables.pop().unwrap_or_default();
-            self.tables = Self::with_capacity(one.len()).tables;
-            for (moved, number) in one {
-                self.tables[shard_of(moved.hash)].insert(moved, number);
-            }
-        }
-        if self.tables.is_empty() {
-            self.tables.push(Table::default());
-        }
-        let index = self.index(key.hash);
-        if self.tables[index].insert(key, number).is_none() {
-            self.len += 1;
-        }
+        self.0.insert((key, number));
     }
 
     /// Forgets a key; its answer number, if it was there.
     pub(crate) fn remove(&mut self, probe: &Probe<'_>) -> Option<u64> {
-        let index = self.index(probe.hash);
-        let removed = self.tables.get_mut(index)?.remove(probe);
-        if removed.is_some() {
-            self.len -= 1;
-        }
-        removed
+        self.0.remove_with(probe.hash, |table| table.remove(probe))
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.0.is_empty()
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&HashedKey, &u64)> {
-        self.tables.iter().flatten()
+        self.0.tables().flatten()
     }
 }
 
 impl IntoIterator for CustomerKeys {
     type Item = (HashedKey, u64);
-    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Table>>;
+    type IntoIter = <Split<Table> as IntoIterator>::IntoIter;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.tables.into_iter().flatten()
+        self.0.into_iter()
     }
 }
 
 impl Serialize for CustomerKeys {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.len))?;
+        let mut map = serializer.serialize_map(Some(self.len()))?;
         for (key, number) in self.iter() {
             map.serialize_entry(key, number)?;
         }
@@ -264,6 +222,7 @@ impl Hasher for StoredHash {
 
 #[cfg(test)]
 mod tests {
+    use super::super::split::SPLIT_AT;
     use super::*;
 
     #[test]
@@ -323,13 +282,9 @@ mod tests {
                 assert_eq!(keys.remove(&probe(&gone)), model.remove(&gone), "{gone}");
             }
         }
-        assert_eq!(
-            keys.tables.len(),
-            SHARDS,
-            "split once it held SPLIT_AT keys"
-        );
+        assert!(keys.0.is_split(), "split once it held SPLIT_AT keys");
         assert!(
-            keys.tables.iter().all(|t| !t.is_empty()),
+            keys.0.tables().all(|t| !t.is_empty()),
             "every shard holds some of {} keys",
             keys.len()
         );
@@ -343,11 +298,7 @@ mod tests {
         let as_map: std::collections::HashMap<String, u64> = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(as_map, model);
         let decoded: CustomerKeys = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(
-            decoded.tables.len(),
-            SHARDS,
-            "decoded split, as large as it is"
-        );
+        assert!(decoded.0.is_split(), "decoded split, as large as it is");
         assert_eq!(decoded.len(), model.len());
         for (text, number) in &model {
             assert_eq!(decoded.get(&probe(text)), Some(number), "{text}");
@@ -357,28 +308,6 @@ mod tests {
         }
         assert!(keys.is_empty());
         assert_eq!(keys.iter().count(), 0);
-    }
-
-    /// A shard is chosen by bits the tables' own probing does not use: keys that differ only
-    /// there land in different shards, and keys of one shard differ in the low bits.
-    #[test]
-    fn shards_use_bits_the_tables_leave_alone() {
-        let mut keys = CustomerKeys::with_capacity(SPLIT_AT);
-        assert_eq!(keys.tables.len(), SHARDS);
-        for shard in 0..SHARDS as u64 {
-            let low = 0x1234_5678_u64;
-            let text: Arc<str> = Arc::from(format!("s-{shard}").as_str());
-            keys.insert(HashedKey::new(text, (shard << 32) | low), shard);
-        }
-        assert!(keys.tables.iter().all(|t| t.len() == 1));
-        for shard in 0..SHARDS as u64 {
-            let text = format!("s-{shard}");
-            let probe = Probe {
-                hash: (shard << 32) | 0x1234_5678,
-                text: &text,
-            };
-            assert_eq!(keys.get(&probe), Some(&shard));
-        }
     }
 
     /// The serialized form is a map of maps of strings, as before the hashes were kept.

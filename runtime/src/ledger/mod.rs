@@ -36,6 +36,7 @@ mod numbered;
 mod ops;
 mod posting;
 mod query;
+mod split;
 mod state;
 mod types;
 mod usage;
