@@ -15,6 +15,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const CHUNK_ITEMS: usize = 4096;
 
+/// Items a chunk holding `len` makes room for when it grows: doubling from 4, up to
+/// `CHUNK_ITEMS`. Most wallets have few entries, and a chunk allocated whole (32 KB of
+/// entry ids) for each of them made a ledger of a million wallets need 32 GB.
+fn room_after(len: usize) -> usize {
+    (len * 2).clamp(4, CHUNK_ITEMS)
+}
+
 #[derive(Clone)]
 pub struct Appended<T> {
     /// Every chunk but the last holds `CHUNK_ITEMS` items.
@@ -69,15 +76,19 @@ impl<T: Clone> Appended<T> {
         match self.chunks.last_mut() {
             Some(last) if last.len() < CHUNK_ITEMS => {
                 if Arc::get_mut(last).is_none() {
-                    // Shared with an image: copied once, with room for the whole chunk.
-                    let mut copy = Vec::with_capacity(CHUNK_ITEMS);
+                    // Shared with an image: copied once, with room to grow as before.
+                    let mut copy = Vec::with_capacity(room_after(last.len()));
                     copy.extend_from_slice(last);
                     *last = Arc::new(copy);
                 }
-                Arc::make_mut(last).push(item);
+                let last = Arc::make_mut(last);
+                if last.len() == last.capacity() {
+                    last.reserve_exact(room_after(last.len()) - last.len());
+                }
+                last.push(item);
             }
             _ => {
-                let mut chunk = Vec::with_capacity(CHUNK_ITEMS);
+                let mut chunk = Vec::with_capacity(room_after(0));
                 chunk.push(item);
                 self.chunks.push(Arc::new(chunk));
             }
@@ -169,6 +180,35 @@ mod tests {
             let back: Appended<u64> = postcard::from_bytes(&bytes).unwrap();
             assert_eq!(back, appended);
         }
+    }
+
+    /// Items the chunks have room for.
+    fn room(appended: &Appended<u64>) -> usize {
+        appended.chunks.iter().map(|c| c.capacity()).sum()
+    }
+
+    #[test]
+    fn a_short_list_holds_room_for_about_what_it_has() {
+        // A wallet with one entry once held room for 4,096 (32 KB); a million wallets, 32 GB.
+        for n in [1u64, 3, 4, 5, 100, 4095, 4096, 4097, 10_000] {
+            let appended = filled(n);
+            let len = usize::try_from(n).unwrap();
+            assert!(
+                room(&appended) <= (2 * len).max(4) + CHUNK_ITEMS * (len / CHUNK_ITEMS),
+                "n {n}: room for {}",
+                room(&appended)
+            );
+            // Full chunks hold exactly `CHUNK_ITEMS`, which positions are computed from.
+            let full = &appended.chunks[..appended.chunks.len() - 1];
+            assert!(full.iter().all(|c| c.len() == CHUNK_ITEMS));
+        }
+        // A chunk copied because an image holds it is copied small too.
+        let mut appended = filled(3);
+        let image = appended.clone();
+        appended.push(6);
+        assert!(room(&appended) <= 8, "room for {}", room(&appended));
+        assert_eq!(image, filled(3));
+        assert_eq!(appended, filled(4));
     }
 
     #[test]
