@@ -44,14 +44,11 @@ impl Ledger {
         }
         let now = self.time;
         let created = !self.customers.contains_key(id);
-        let customer = self
-            .customers
-            .entry(id.to_string())
-            .or_insert_with(|| Customer {
-                display_name: String::new(),
-                created_at: now,
-                subscription: None,
-            });
+        let customer = self.customers.get_or_insert_with(id, || Customer {
+            display_name: String::new(),
+            created_at: now,
+            subscription: None,
+        });
         customer.display_name = display_name.to_string();
         Ok(Outcome::CustomerUpserted { created })
     }

@@ -32,29 +32,31 @@ impl Serialize for LedgerImage {
 
 impl Ledger {
     /// The image a snapshot encodes. Costs a reference per shared chunk, and a copy of the
-    /// rest, which grows with customers, wallets and grants, not with calls: accounts,
-    /// wallets (their lists of entries are shared chunks), grants, counters, customers,
-    /// and the journal's open chunk.
+    /// rest: the plans' subscriber counts, the hold timeouts (open holds), the journal's open
+    /// chunk, and the counters of limits and budget caps, which do grow with customers (each
+    /// customer's, team's, user's and agent's, per window) and are still copied whole.
     pub fn image(&self) -> LedgerImage {
         LedgerImage(Ledger {
             config: self.config,
             time: self.time,
             accounts: self.accounts.clone(),
             wallets: self.wallets.clone(),
-            wallet_index: self.wallet_index.clone(),
+            // Encoded from `wallets`, which hold the same pairs.
+            wallet_index: Map::default(),
             grants: self.grants.clone(),
             holds: self.holds.clone(),
             journal: self.journal.clone(),
             last_hash: self.last_hash,
             hold_timeouts: self.hold_timeouts.clone(),
-            grant_expiries: self.grant_expiries.clone(),
+            // Encoded from `grants` and `customers`, which hold the same.
+            grant_expiries: BTreeSet::new(),
             // Rebuilt from `answers` and `forget_events` in the encoding.
             keys: super::keys::KeyIndex::default(),
             answers: self.answers.clone(),
             forget_holds: self.forget_holds.clone(),
             counters: self.counters.clone(),
-            customers: self.customers.clone(),
-            grant_schedule: self.grant_schedule.clone(),
+            customers: self.customers.image(),
+            grant_schedule: BTreeSet::new(),
             seen_events: Map::default(),
             forget_events: self.forget_events.clone(),
             plan_subscribers: self.plan_subscribers.clone(),
@@ -68,21 +70,21 @@ impl Ledger {
 struct Encoded<'a> {
     config: &'a super::state::LedgerConfig,
     time: &'a super::types::Timestamp,
-    accounts: &'a Vec<super::account::Account>,
-    wallets: &'a Vec<super::state::Wallet>,
-    wallet_index: &'a Map<super::types::WalletRef, u32>,
-    grants: &'a Vec<super::state::Grant>,
+    accounts: &'a super::appended::Rows<super::account::Account>,
+    wallets: &'a super::appended::Rows<super::state::Wallet>,
+    wallet_index: WalletIndexOf<'a>,
+    grants: &'a super::appended::Rows<super::state::Grant>,
     holds: &'a super::numbered::Numbered<super::state::Hold>,
     journal: &'a super::journal::Journal,
     last_hash: &'a super::entry::EntryHash,
     hold_timeouts: &'a BTreeSet<(super::types::Timestamp, super::types::HoldId)>,
-    grant_expiries: &'a BTreeSet<(super::types::Timestamp, super::types::GrantId)>,
+    grant_expiries: Sorted<(super::types::Timestamp, super::types::GrantId)>,
     keys: KeysOf<'a>,
     answers: &'a super::numbered::Numbered<super::state::KeyEntry>,
     forget_holds: &'a super::chunked::ChunkedDeque<(super::types::Timestamp, super::types::HoldId)>,
     counters: &'a Map<String, BTreeMap<super::types::Timestamp, super::counters::Counter>>,
-    customers: &'a Map<String, super::customers::Customer>,
-    grant_schedule: &'a BTreeSet<(super::types::Timestamp, String, u32)>,
+    customers: &'a super::named::Named<super::customers::Customer>,
+    grant_schedule: Sorted<(super::types::Timestamp, &'a str, u32)>,
     seen_events: SeenOf<'a>,
     forget_events: &'a super::chunked::ChunkedDeque<(super::types::Timestamp, String, String)>,
     plan_subscribers: &'a BTreeMap<String, u64>,
@@ -97,24 +99,83 @@ impl Serialize for Ledger {
             time: &self.time,
             accounts: &self.accounts,
             wallets: &self.wallets,
-            wallet_index: &self.wallet_index,
+            wallet_index: WalletIndexOf(&self.wallets),
             grants: &self.grants,
             holds: &self.holds,
             journal: &self.journal,
             last_hash: &self.last_hash,
             hold_timeouts: &self.hold_timeouts,
-            grant_expiries: &self.grant_expiries,
+            grant_expiries: Sorted::of(self.expiries_due()),
             keys: KeysOf(&self.answers),
             answers: &self.answers,
             forget_holds: &self.forget_holds,
             counters: &self.counters,
             customers: &self.customers,
-            grant_schedule: &self.grant_schedule,
+            grant_schedule: Sorted::of(self.issues_due()),
             seen_events: SeenOf(&self.forget_events),
             forget_events: &self.forget_events,
             plan_subscribers: &self.plan_subscribers,
         }
         .serialize(serializer)
+    }
+}
+
+/// A set as `BTreeSet` encodes it (a sequence in order), from items in any order.
+struct Sorted<T>(Vec<T>);
+
+impl<T: Ord> Sorted<T> {
+    fn of(items: impl Iterator<Item = T>) -> Self {
+        let mut items: Vec<T> = items.collect();
+        items.sort_unstable();
+        Sorted(items)
+    }
+}
+
+impl<T: Serialize> Serialize for Sorted<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl Ledger {
+    /// Every grant expiry to come, as `grant_expiries` holds them: the grants not yet
+    /// expired that have an expiry (`verify` checks they agree).
+    pub(crate) fn expiries_due(
+        &self,
+    ) -> impl Iterator<Item = (super::types::Timestamp, super::types::GrantId)> + '_ {
+        self.grants
+            .iter()
+            .filter(|g| !g.expired)
+            .filter_map(|g| g.spec.expires_at.map(|at| (at, g.id)))
+    }
+
+    /// Every included grant to issue, as `grant_schedule` holds them: each subscription's
+    /// next issue of each of its grants (`verify` checks they agree).
+    pub(crate) fn issues_due(
+        &self,
+    ) -> impl Iterator<Item = (super::types::Timestamp, &str, u32)> + '_ {
+        self.customers.iter().flat_map(|(id, customer)| {
+            let next = customer.subscription.iter().flat_map(|s| &s.next_issue);
+            next.enumerate().filter_map(move |(index, at)| {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                at.map(|at| (at, id, index))
+            })
+        })
+    }
+}
+
+/// The wallet index as `wallets` gives it: each wallet's reference to its position. The
+/// layout of `wallet_index` (a map).
+struct WalletIndexOf<'a>(&'a super::appended::Rows<super::state::Wallet>);
+
+impl Serialize for WalletIndexOf<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (index, wallet) in self.0.iter().enumerate() {
+            let index = u32::try_from(index).map_err(serde::ser::Error::custom)?;
+            map.serialize_entry(&wallet.wallet_ref, &index)?;
+        }
+        map.end()
     }
 }
 

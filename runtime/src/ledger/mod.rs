@@ -32,6 +32,7 @@ mod fingerprint;
 mod image;
 mod journal;
 mod keys;
+mod named;
 mod numbered;
 mod ops;
 mod posting;

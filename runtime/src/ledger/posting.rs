@@ -1,6 +1,7 @@
 //! Applying legs to balances: checked, all or nothing.
 
 use super::account::{Account, AccountKind, Balances};
+use super::appended::Rows;
 use super::entry::{Leg, LegKind};
 use super::error::LedgerError;
 
@@ -10,7 +11,7 @@ use super::error::LedgerError;
 /// legs touch two or three accounts and almost never fail. Asserts the no-overdraft
 /// invariant of every grant account the legs touch: the ledger plans splits so that it
 /// holds, a violation is a bug.
-pub(crate) fn post_legs<'a, I>(accounts: &mut [Account], legs: I) -> Result<(), LedgerError>
+pub(crate) fn post_legs<'a, I>(accounts: &mut Rows<Account>, legs: I) -> Result<(), LedgerError>
 where
     I: Iterator<Item = &'a Leg> + Clone,
 {
@@ -174,13 +175,13 @@ mod tests {
             &[leg(2, 1, 11, LegKind::Post), leg(0, 2, 1, LegKind::Post)],
         ];
         for legs in failing {
-            let mut after = accounts.clone();
+            let mut after: Rows<Account> = accounts.iter().cloned().collect();
             assert!(post_legs(&mut after, legs.iter()).is_err(), "{legs:?}");
             for (a, b) in after.iter().zip(&accounts) {
                 assert_eq!(a.balances, b.balances, "{legs:?}");
             }
         }
-        let mut after = accounts.clone();
+        let mut after: Rows<Account> = accounts.iter().cloned().collect();
         let legs = [
             leg(0, 1, 10, LegKind::Hold),
             leg(0, 1, 10, LegKind::Unhold),
@@ -196,10 +197,12 @@ mod tests {
     #[test]
     #[should_panic(expected = "would overdraw")]
     fn overdrawing_a_grant_account_panics() {
-        let mut accounts = vec![
+        let mut accounts: Rows<Account> = [
             account(0, AccountKind::Grant(GrantId(1)), Balances::default()),
             account(1, AccountKind::RecognizedRevenue, Balances::default()),
-        ];
+        ]
+        .into_iter()
+        .collect();
         let _ = post_legs(&mut accounts, [leg(0, 1, 1, LegKind::Post)].iter());
     }
 }

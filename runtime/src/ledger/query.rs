@@ -143,7 +143,7 @@ impl Ledger {
         }
     }
 
-    pub fn accounts(&self) -> &[Account] {
+    pub fn accounts(&self) -> &super::appended::Rows<Account> {
         &self.accounts
     }
 

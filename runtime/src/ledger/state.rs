@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::appended::Appended;
+use super::appended::{Appended, Rows};
 use super::chunked::ChunkedDeque;
 use super::numbered::Numbered;
 
@@ -122,11 +122,11 @@ pub(crate) struct KeyRecord {
 pub struct Ledger {
     pub(crate) config: LedgerConfig,
     pub(crate) time: Timestamp,
-    pub(crate) accounts: Vec<Account>,
-    pub(crate) wallets: Vec<Wallet>,
+    pub(crate) accounts: Rows<Account>,
+    pub(crate) wallets: Rows<Wallet>,
     pub(crate) wallet_index: Map<WalletRef, u32>,
     /// `grants[i]` has id `i + 1`.
-    pub(crate) grants: Vec<Grant>,
+    pub(crate) grants: Rows<Grant>,
     /// Holds by id (ids are consecutive from 1).
     pub(crate) holds: Numbered<Hold>,
     pub(crate) journal: super::journal::Journal,
@@ -141,7 +141,7 @@ pub struct Ledger {
     pub(crate) forget_holds: ChunkedDeque<(Timestamp, HoldId)>,
     /// Usage and spend counters by name, then window start.
     pub(crate) counters: Map<String, BTreeMap<Timestamp, super::counters::Counter>>,
-    pub(crate) customers: Map<String, super::customers::Customer>,
+    pub(crate) customers: super::named::Named<super::customers::Customer>,
     /// Included grants due: (time, customer, index in the subscription).
     pub(crate) grant_schedule: BTreeSet<(Timestamp, String, u32)>,
     /// Usage event ids seen, by customer, and the order they can be forgotten in.
@@ -156,10 +156,10 @@ impl Ledger {
         Ledger {
             config,
             time: Timestamp(0),
-            accounts: Vec::new(),
-            wallets: Vec::new(),
+            accounts: Rows::new(),
+            wallets: Rows::new(),
             wallet_index: Map::default(),
-            grants: Vec::new(),
+            grants: Rows::new(),
             holds: Numbered::starting_at(1),
             journal: super::journal::Journal::default(),
             last_hash: GENESIS_HASH,
@@ -169,7 +169,7 @@ impl Ledger {
             answers: Numbered::starting_at(0),
             forget_holds: ChunkedDeque::new(),
             counters: Map::default(),
-            customers: Map::default(),
+            customers: Default::default(),
             grant_schedule: BTreeSet::new(),
             seen_events: Map::default(),
             forget_events: ChunkedDeque::new(),

@@ -909,6 +909,44 @@ fn an_image_encodes_as_its_ledger_did_while_the_ledger_changes() {
         };
         ledger.apply(now, &open).unwrap();
     }
+    // Two of them subscribed, one from later on: the included grants to issue are encoded
+    // from the subscriptions, not copied from the ledger's queue of them.
+    for (customer, since) in [("acme", Timestamp(0)), ("globex", Timestamp(T0.0 + 60_000))] {
+        for (key, command) in [
+            (
+                "upsert",
+                Command::UpsertCustomer {
+                    display_name: customer.to_uppercase(),
+                },
+            ),
+            (
+                "subscribe",
+                Command::Subscribe {
+                    plan: "pro".into(),
+                    since,
+                    overage: OveragePolicy::Deny,
+                    included: vec![IncludedGrant {
+                        id: "hourly".into(),
+                        amount: 10,
+                        category: Category::Promotional,
+                        priority: 2,
+                        period: crate::period::Period::Hour,
+                        calendar: false,
+                        expires_after_ms: None,
+                    }],
+                    request: None,
+                },
+            ),
+        ] {
+            let keyed = Keyed {
+                customer: customer.into(),
+                key: key.into(),
+                command,
+            };
+            ledger.apply(now, &keyed).unwrap();
+        }
+    }
+    assert_eq!(ledger.grant_schedule.len(), 2);
     // `count` commands, the clock 37 ms on every 100.
     let run = |ledger: &mut Ledger, now: &mut Timestamp, n: &mut u64, count: u64| {
         for _ in 0..count {

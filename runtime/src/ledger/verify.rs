@@ -1,6 +1,6 @@
 //! `Ledger::verify`: recompute everything from the journal and check every invariant.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::account::{AccountKind, Balances};
 use super::entry::{Entry, GENESIS_HASH};
@@ -162,8 +162,10 @@ impl Ledger {
     }
 
     /// The idempotency key index holds exactly the kept answers, each under its own number,
-    /// and the seen usage event ids exactly those queued to be forgotten: the snapshot
-    /// encodes each index from its queue (`image.rs`).
+    /// the seen usage event ids exactly those queued to be forgotten, the wallet index each
+    /// wallet at its position, and the queues of grant expiries and included grants exactly
+    /// what the grants and subscriptions give: the snapshot encodes each from what it
+    /// indexes (`image.rs`).
     fn verify_indexes(&self) -> Result<(), Violation> {
         let index = |what: String| Violation::Index { what };
         let mut answers = 0usize;
@@ -207,6 +209,43 @@ impl Ledger {
         if seen != queued {
             return Err(index(format!(
                 "{seen} usage event ids seen for {queued} to be forgotten"
+            )));
+        }
+        for (position, wallet) in self.wallets.iter().enumerate() {
+            let indexed = self.wallet_index.get(&wallet.wallet_ref);
+            if indexed.map(|&i| i as usize) != Some(position) {
+                return Err(index(format!(
+                    "wallet {} at {position} is indexed as {indexed:?}",
+                    wallet.wallet_ref
+                )));
+            }
+        }
+        let expiries: BTreeSet<_> = self.expiries_due().collect();
+        if expiries != self.grant_expiries {
+            return Err(index(format!(
+                "{} grant expiries due for {} grants that expire",
+                self.grant_expiries.len(),
+                expiries.len()
+            )));
+        }
+        let issues: BTreeSet<_> = self.issues_due().collect();
+        let scheduled: BTreeSet<_> = self
+            .grant_schedule
+            .iter()
+            .map(|(at, customer, index)| (*at, customer.as_str(), *index))
+            .collect();
+        if issues != scheduled {
+            return Err(index(format!(
+                "{} included grants scheduled for {} the subscriptions give",
+                scheduled.len(),
+                issues.len()
+            )));
+        }
+        if self.wallet_index.len() != self.wallets.len() {
+            return Err(index(format!(
+                "{} wallets indexed for {} kept",
+                self.wallet_index.len(),
+                self.wallets.len()
             )));
         }
         Ok(())
@@ -282,7 +321,7 @@ impl Ledger {
                 }
             }
         }
-        for grant in &self.grants {
+        for grant in self.grants.iter() {
             let pending = u128::from(self.balances(grant.account).debits_pending);
             if pending != held[grant.account.0 as usize] {
                 return Err(Violation::Grant {
@@ -300,7 +339,7 @@ impl Ledger {
     /// Expired grants keep only what their open holds hold; live grants are listed in
     /// consumption order.
     fn verify_grants(&self) -> Result<(), Violation> {
-        for grant in &self.grants {
+        for grant in self.grants.iter() {
             let b = self.balances(grant.account);
             if grant.expired && b.remainder() != b.debits_pending {
                 return Err(Violation::Grant {
