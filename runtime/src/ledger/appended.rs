@@ -100,7 +100,7 @@ impl<T: Clone, const CHUNK: usize> Appended<T, CHUNK> {
         match self.chunks.last_mut() {
             Some(last) if last.len() < CHUNK => {
                 let room = room_after(last.len(), CHUNK);
-                let last = own(last, room);
+                let last = own(last, |items| with_room(items, room));
                 if last.len() == last.capacity() {
                     last.reserve_exact(room_after(last.len(), CHUNK) - last.len());
                 }
@@ -120,20 +120,26 @@ impl<T: Clone, const CHUNK: usize> Appended<T, CHUNK> {
         if index % CHUNK >= chunk.len() {
             return None;
         }
-        let room = chunk.len();
-        own(chunk, room).get_mut(index % CHUNK)
+        own(chunk, |items| items.clone()).get_mut(index % CHUNK)
     }
 }
 
-/// `chunk`, to change: copied first, with room for `room` items, when a clone still shares
-/// it.
-fn own<T: Clone>(chunk: &mut Arc<Vec<T>>, room: usize) -> &mut Vec<T> {
-    if Arc::get_mut(chunk).is_none() {
-        let mut copy = Vec::with_capacity(room);
-        copy.extend_from_slice(chunk);
-        *chunk = Arc::new(copy);
+/// `chunk`, to change: replaced by `copy(chunk)` first when a clone still shares it. The
+/// ledger makes no weak references, so the strong count tells; when the chunk is not shared
+/// this costs one atomic operation (`make_mut`), where `get_mut` then `make_mut` took two,
+/// on every change of a row, an answer or a hold.
+pub(crate) fn own<C: Clone>(chunk: &mut Arc<C>, copy: impl FnOnce(&C) -> C) -> &mut C {
+    if Arc::strong_count(chunk) > 1 {
+        *chunk = Arc::new(copy(chunk));
     }
     Arc::make_mut(chunk)
+}
+
+/// A copy of `items` with room for `room`.
+fn with_room<T: Clone>(items: &[T], room: usize) -> Vec<T> {
+    let mut copy = Vec::with_capacity(room.max(items.len()));
+    copy.extend_from_slice(items);
+    copy
 }
 
 impl<T: Clone, const CHUNK: usize> FromIterator<T> for Appended<T, CHUNK> {

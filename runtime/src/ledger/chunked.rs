@@ -27,12 +27,11 @@ pub(crate) struct ChunkedDeque<T> {
 
 /// `chunk`, to change: copied first when a clone still shares it.
 fn own<T: Clone>(chunk: &mut Arc<VecDeque<T>>) -> &mut VecDeque<T> {
-    if Arc::get_mut(chunk).is_none() {
+    super::appended::own(chunk, |items| {
         let mut copy = VecDeque::with_capacity(CHUNK_ITEMS);
-        copy.extend(chunk.iter().cloned());
-        *chunk = Arc::new(copy);
-    }
-    Arc::make_mut(chunk)
+        copy.extend(items.iter().cloned());
+        copy
+    })
 }
 
 impl<T> Default for ChunkedDeque<T> {

@@ -31,12 +31,11 @@ pub(crate) struct Numbered<T> {
 /// `chunk`, to change: copied first when a clone still shares it (with room for a whole
 /// chunk, as the newest one fills up).
 fn own<T: Clone>(chunk: &mut Arc<Vec<Option<T>>>) -> &mut Vec<Option<T>> {
-    if Arc::get_mut(chunk).is_none() {
+    super::appended::own(chunk, |items| {
         let mut copy = Vec::with_capacity(CHUNK);
-        copy.extend(chunk.iter().cloned());
-        *chunk = Arc::new(copy);
-    }
-    Arc::make_mut(chunk)
+        copy.extend(items.iter().cloned());
+        copy
+    })
 }
 
 impl<T> Numbered<T> {
