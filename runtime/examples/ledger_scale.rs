@@ -2,7 +2,8 @@
 //! What a partition's ledger costs as its customers grow, where a benchmark of calls does not
 //! look: N customers, each upserted and subscribed to a plan with a monthly included grant
 //! (so each has a wallet, its accounts, a grant and a scheduled next issue), all from the
-//! same date. Prints the memory the process holds, the slowest single commands while they
+//! same date, then one call reserved and committed against a monthly limit of its own (so
+//! each has a counter). Prints the memory the process holds, the slowest single commands while they
 //! are created (a table that grows by doubling moves everything it holds in one of them),
 //! what a snapshot's image costs (the partition's calls wait for it), and the first advance
 //! past the period's end (every customer's next grant falls due at once):
@@ -20,9 +21,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use tollgate_runtime::ledger::{
-    Category, Command, IncludedGrant, Keyed, Ledger, LedgerConfig, OveragePolicy, Timestamp,
+    Category, Command, HoldId, IncludedGrant, Keyed, Ledger, LedgerConfig, LimitCharge, Measure,
+    Outcome, OveragePolicy, Timestamp, WalletRef,
 };
-use tollgate_runtime::period::Period;
+use tollgate_runtime::period::{Period, Window};
 
 /// 2026-01-01T00:00:00Z, the date every customer's subscription starts from.
 const SINCE: Timestamp = Timestamp(1_767_225_600_000);
@@ -39,7 +41,16 @@ fn main() {
     let mut slowest: Vec<(Duration, u64, &'static str)> = Vec::new();
     let started = Instant::now();
     for i in 0..customers {
+        let mut hold = None;
         for command in commands(i) {
+            let command = match (command, hold) {
+                (Command::Commit { amount, units, .. }, Some(hold)) => Command::Commit {
+                    hold,
+                    amount,
+                    units,
+                },
+                (command, _) => command,
+            };
             let name = command.name();
             let keyed = Keyed {
                 customer: format!("customer-{i:08}"),
@@ -49,6 +60,9 @@ fn main() {
             let at = Instant::now();
             let applied = ledger.apply(SINCE, &keyed);
             let took = at.elapsed();
+            if let Ok(Outcome::Reserved { hold: reserved, .. }) = &applied {
+                hold = Some(*reserved);
+            }
             assert!(applied.is_ok(), "{applied:?}");
             slowest.push((took, i, name));
             if slowest.len() > 64 {
@@ -86,7 +100,8 @@ fn main() {
     );
 }
 
-fn commands(i: u64) -> [Command; 2] {
+fn commands(i: u64) -> [Command; 4] {
+    let wallet = WalletRef::new(format!("customer-{i:08}"), "credits");
     [
         Command::UpsertCustomer {
             display_name: format!("Customer {i}"),
@@ -105,6 +120,30 @@ fn commands(i: u64) -> [Command; 2] {
                 expires_after_ms: None,
             }],
             request: None,
+        },
+        Command::Reserve {
+            wallet,
+            amount: 1_000,
+            timeout_ms: 60_000,
+            limits: vec![LimitCharge {
+                counter: format!("limit/tokens/customer-{i:08}"),
+                window: Window {
+                    start: SINCE,
+                    end: Timestamp(SINCE.0 + 31 * 86_400_000),
+                },
+                limit: Some(1_000_000),
+                measure: Measure::Units,
+                amount: 500,
+                enforce: true,
+            }],
+            price: None,
+            request: None,
+        },
+        // The hold is the one just reserved (filled in by the caller).
+        Command::Commit {
+            hold: HoldId(0),
+            amount: 700,
+            units: 400,
         },
     ]
 }

@@ -161,12 +161,7 @@ impl Ledger {
                 .0
                 .saturating_sub(self.config.idempotency_window_ms),
         );
-        if !self.counters.contains_key(name) {
-            self.counters.insert(name.to_string(), BTreeMap::new());
-        }
-        let Some(windows) = self.counters.get_mut(name) else {
-            unreachable!("inserted above");
-        };
+        let windows = self.counters.get_or_insert_with(name, BTreeMap::new);
         // Windows long over with nothing held are forgotten (bounded per counter).
         windows.retain(|s, c| *s == start || c.pending > 0 || c.end >= horizon);
         windows.entry(start).or_insert(Counter {

@@ -32,9 +32,8 @@ impl Serialize for LedgerImage {
 
 impl Ledger {
     /// The image a snapshot encodes. Costs a reference per shared chunk, and a copy of the
-    /// rest: the plans' subscriber counts, the hold timeouts (open holds), the journal's open
-    /// chunk, and the counters of limits and budget caps, which do grow with customers (each
-    /// customer's, team's, user's and agent's, per window) and are still copied whole.
+    /// rest, which grows with neither calls nor customers: the plans' subscriber counts, the
+    /// hold timeouts (open holds) and the journal's open chunk.
     pub fn image(&self) -> LedgerImage {
         LedgerImage(Ledger {
             config: self.config,
@@ -54,7 +53,7 @@ impl Ledger {
             keys: super::keys::KeyIndex::default(),
             answers: self.answers.clone(),
             forget_holds: self.forget_holds.clone(),
-            counters: self.counters.clone(),
+            counters: self.counters.image(),
             customers: self.customers.image(),
             grant_schedule: BTreeSet::new(),
             seen_events: Map::default(),
@@ -82,7 +81,7 @@ struct Encoded<'a> {
     keys: KeysOf<'a>,
     answers: &'a super::numbered::Numbered<super::state::KeyEntry>,
     forget_holds: &'a super::chunked::ChunkedDeque<(super::types::Timestamp, super::types::HoldId)>,
-    counters: &'a Map<String, BTreeMap<super::types::Timestamp, super::counters::Counter>>,
+    counters: &'a super::named::Named<BTreeMap<super::types::Timestamp, super::counters::Counter>>,
     customers: &'a super::named::Named<super::customers::Customer>,
     grant_schedule: Sorted<(super::types::Timestamp, &'a str, u32)>,
     seen_events: SeenOf<'a>,

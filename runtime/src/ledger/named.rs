@@ -1,4 +1,5 @@
-//! Rows found by name: the ledger's customers. The rows are kept in `Rows` (chunks that a
+//! Rows found by name: the ledger's customers, and its counters (one per customer, team,
+//! user or agent and limit or budget cap, each with its windows). The rows are kept in `Rows` (chunks that a
 //! clone shares), and found through a hash table of row numbers that a snapshot's image
 //! leaves out: the encoding is the rows', in the layout of a map from name to row.
 //!

@@ -140,7 +140,7 @@ pub struct Ledger {
     /// Keys and resolved holds in the order they can be forgotten.
     pub(crate) forget_holds: ChunkedDeque<(Timestamp, HoldId)>,
     /// Usage and spend counters by name, then window start.
-    pub(crate) counters: Map<String, BTreeMap<Timestamp, super::counters::Counter>>,
+    pub(crate) counters: super::named::Named<BTreeMap<Timestamp, super::counters::Counter>>,
     pub(crate) customers: super::named::Named<super::customers::Customer>,
     /// Included grants due: (time, customer, index in the subscription).
     pub(crate) grant_schedule: BTreeSet<(Timestamp, String, u32)>,
@@ -168,7 +168,7 @@ impl Ledger {
             keys: super::keys::KeyIndex::default(),
             answers: Numbered::starting_at(0),
             forget_holds: ChunkedDeque::new(),
-            counters: Map::default(),
+            counters: Default::default(),
             customers: Default::default(),
             grant_schedule: BTreeSet::new(),
             seen_events: Map::default(),

@@ -864,7 +864,19 @@ fn an_image_encodes_as_its_ledger_did_while_the_ledger_changes() {
                 amount: 3,
                 // Some holds time out (and are forgotten), most are committed.
                 timeout_ms: if (*n).is_multiple_of(7) { 500 } else { 60_000 },
-                limits: vec![],
+                // A counter per customer and second: counters and their windows change
+                // while the image holds them.
+                limits: vec![LimitCharge {
+                    counter: format!("cap/{customer}"),
+                    window: crate::period::Window {
+                        start: Timestamp(now.0 - now.0 % 1_000),
+                        end: Timestamp(now.0 - now.0 % 1_000 + 1_000),
+                    },
+                    limit: None,
+                    measure: Measure::Credits,
+                    amount: 3,
+                    enforce: false,
+                }],
                 price: None,
                 request: None,
             },

@@ -307,12 +307,9 @@ impl Ledger {
                     .or_default() += u128::from(limit.amount);
             }
         }
-        for (name, windows) in &self.counters {
+        for (name, windows) in self.counters.iter() {
             for (start, counter) in windows {
-                let held = counter_held
-                    .get(&(name.as_str(), *start))
-                    .copied()
-                    .unwrap_or(0);
+                let held = counter_held.get(&(name, *start)).copied().unwrap_or(0);
                 if u128::from(counter.pending) != held {
                     return Err(Violation::Wallet {
                         wallet: format!("counter {name}@{}", start.0),
