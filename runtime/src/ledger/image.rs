@@ -47,7 +47,7 @@ impl Ledger {
             journal: self.journal.clone(),
             last_hash: self.last_hash,
             hold_timeouts: self.hold_timeouts.clone(),
-            // Encoded from `grants` and `customers`, which hold the same.
+            // Encoded from `grants`, which hold the same.
             grant_expiries: BTreeSet::new(),
             // Rebuilt from `answers` and `forget_events` in the encoding.
             keys: super::keys::KeyIndex::default(),
@@ -55,6 +55,7 @@ impl Ledger {
             forget_holds: self.forget_holds.clone(),
             counters: self.counters.image(),
             customers: self.customers.image(),
+            // Encoded from `customers`' subscriptions, which hold the same.
             grant_schedule: BTreeSet::new(),
             seen_events: Map::default(),
             forget_events: self.forget_events.clone(),
