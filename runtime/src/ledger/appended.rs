@@ -1,81 +1,57 @@
-//! A list that only grows, kept in fixed-size chunks that `clone` shares: each wallet's list
-//! of its journal entries (which grows with every call for good, 8 bytes an entry), and the
-//! ledger's tables of accounts, wallets and grants (which grow with customers). A snapshot's
-//! image of the ledger copies one reference per chunk, not the items; the ledger copies a
-//! chunk only when it changes one the image still holds (the newest, as it appends, and any
-//! whose items change meanwhile).
+//! An append-only list kept in fixed-size chunks that `clone` shares: each wallet's list of
+//! its journal entries, which grows with every call for good (8 bytes an entry). A
+//! snapshot's image of the ledger copies one reference per chunk of it, not the list; the
+//! ledger copies only the newest chunk, once, when it appends to it while the image holds it.
 //!
 //! Serialized exactly like a `Vec` (a sequence of its items), so snapshots taken before and
 //! after this type read alike.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Items per chunk of a wallet's list of entries.
 const CHUNK_ITEMS: usize = 4096;
 
-/// Rows per chunk of the ledger's tables. A row changed while an image holds its chunk
-/// copies the chunk: smaller than a list's chunk, as a table's rows change at random.
-pub const TABLE_CHUNK: usize = 1024;
-
-/// A table of the ledger (accounts, wallets, grants): rows numbered from 0, added at the
-/// end, changed in place, never removed.
-pub type Rows<T> = Appended<T, TABLE_CHUNK>;
-
 /// Items a chunk holding `len` makes room for when it grows: doubling from 4, up to
-/// `chunk`. Most wallets have few entries, and a chunk allocated whole (32 KB of entry ids)
-/// for each of them made a ledger of a million wallets need 32 GB.
-fn room_after(len: usize, chunk: usize) -> usize {
-    (len * 2).clamp(4, chunk)
+/// `CHUNK_ITEMS`. Most wallets have few entries, and a chunk allocated whole (32 KB of
+/// entry ids) for each of them made a ledger of a million wallets need 32 GB.
+fn room_after(len: usize) -> usize {
+    (len * 2).clamp(4, CHUNK_ITEMS)
 }
 
 #[derive(Clone)]
-pub struct Appended<T, const CHUNK: usize = CHUNK_ITEMS> {
-    /// Every chunk but the last holds `CHUNK` items.
+pub struct Appended<T> {
+    /// Every chunk but the last holds `CHUNK_ITEMS` items.
     chunks: Vec<Arc<Vec<T>>>,
 }
 
-impl<T, const CHUNK: usize> Default for Appended<T, CHUNK> {
+impl<T> Default for Appended<T> {
     fn default() -> Self {
         Appended { chunks: Vec::new() }
     }
 }
 
-impl<T, const CHUNK: usize> Appended<T, CHUNK> {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
+impl<T> Appended<T> {
     pub fn len(&self) -> usize {
         self.chunks
             .last()
-            .map_or(0, |last| (self.chunks.len() - 1) * CHUNK + last.len())
+            .map_or(0, |last| (self.chunks.len() - 1) * CHUNK_ITEMS + last.len())
     }
 
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }
 
-    pub fn get(&self, index: usize) -> Option<&T> {
-        self.chunks.get(index / CHUNK)?.get(index % CHUNK)
-    }
-
-    pub fn last(&self) -> Option<&T> {
-        self.chunks.last()?.last()
-    }
-
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
-        self.chunks.iter().flat_map(|c| c.iter())
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.iter_from(0)
     }
 
     /// The items from position `index` on.
     pub fn iter_from(&self, index: usize) -> impl Iterator<Item = &T> {
-        let (chunk, at) = (index / CHUNK, index % CHUNK);
+        let (chunk, at) = (index / CHUNK_ITEMS, index % CHUNK_ITEMS);
         self.chunks
             .iter()
             .skip(chunk)
@@ -89,45 +65,41 @@ impl<T, const CHUNK: usize> Appended<T, CHUNK> {
         // The first chunk whose last item is false holds the point.
         let chunk = self.chunks.partition_point(|c| c.last().is_some_and(&pred));
         match self.chunks.get(chunk) {
-            Some(c) => chunk * CHUNK + c.partition_point(&pred),
+            Some(c) => chunk * CHUNK_ITEMS + c.partition_point(&pred),
             None => self.len(),
         }
     }
 }
 
-impl<T: Clone, const CHUNK: usize> Appended<T, CHUNK> {
+impl<T: Clone> Appended<T> {
     pub fn push(&mut self, item: T) {
         match self.chunks.last_mut() {
-            Some(last) if last.len() < CHUNK => {
-                let room = room_after(last.len(), CHUNK);
-                let last = own(last, |items| with_room(items, room));
+            Some(last) if last.len() < CHUNK_ITEMS => {
+                // Shared with an image: copied once, with room to grow as before.
+                let room = room_after(last.len());
+                let last = own(last, |items| {
+                    let mut copy = Vec::with_capacity(room);
+                    copy.extend_from_slice(items);
+                    copy
+                });
                 if last.len() == last.capacity() {
-                    last.reserve_exact(room_after(last.len(), CHUNK) - last.len());
+                    last.reserve_exact(room_after(last.len()) - last.len());
                 }
                 last.push(item);
             }
             _ => {
-                let mut chunk = Vec::with_capacity(room_after(0, CHUNK));
+                let mut chunk = Vec::with_capacity(room_after(0));
                 chunk.push(item);
                 self.chunks.push(Arc::new(chunk));
             }
         }
     }
-
-    /// The item at `index`, to change: its chunk is copied first if a clone still shares it.
-    pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
-        let chunk = self.chunks.get_mut(index / CHUNK)?;
-        if index % CHUNK >= chunk.len() {
-            return None;
-        }
-        own(chunk, |items| items.clone()).get_mut(index % CHUNK)
-    }
 }
 
 /// `chunk`, to change: replaced by `copy(chunk)` first when a clone still shares it. The
 /// ledger makes no weak references, so the strong count tells; when the chunk is not shared
-/// this costs one atomic operation (`make_mut`), where `get_mut` then `make_mut` took two,
-/// on every change of a row, an answer or a hold.
+/// this costs one atomic operation (`make_mut`), where `get_mut` then `make_mut` took two.
+#[inline]
 pub(crate) fn own<C: Clone>(chunk: &mut Arc<C>, copy: impl FnOnce(&C) -> C) -> &mut C {
     if Arc::strong_count(chunk) > 1 {
         *chunk = Arc::new(copy(chunk));
@@ -135,57 +107,19 @@ pub(crate) fn own<C: Clone>(chunk: &mut Arc<C>, copy: impl FnOnce(&C) -> C) -> &
     Arc::make_mut(chunk)
 }
 
-/// A copy of `items` with room for `room`.
-fn with_room<T: Clone>(items: &[T], room: usize) -> Vec<T> {
-    let mut copy = Vec::with_capacity(room.max(items.len()));
-    copy.extend_from_slice(items);
-    copy
-}
-
-impl<T: Clone, const CHUNK: usize> FromIterator<T> for Appended<T, CHUNK> {
-    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
-        let mut appended = Appended::new();
-        for item in items {
-            appended.push(item);
-        }
-        appended
-    }
-}
-
-impl<T, const CHUNK: usize> Index<usize> for Appended<T, CHUNK> {
-    type Output = T;
-
-    fn index(&self, index: usize) -> &T {
-        match self.get(index) {
-            Some(item) => item,
-            None => panic!("index {index} out of a list of {}", self.len()),
-        }
-    }
-}
-
-impl<T: Clone, const CHUNK: usize> IndexMut<usize> for Appended<T, CHUNK> {
-    fn index_mut(&mut self, index: usize) -> &mut T {
-        let len = self.len();
-        match self.get_mut(index) {
-            Some(item) => item,
-            None => panic!("index {index} out of a list of {len}"),
-        }
-    }
-}
-
-impl<T: PartialEq, const CHUNK: usize> PartialEq for Appended<T, CHUNK> {
+impl<T: PartialEq> PartialEq for Appended<T> {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
-impl<T: fmt::Debug, const CHUNK: usize> fmt::Debug for Appended<T, CHUNK> {
+impl<T: fmt::Debug> fmt::Debug for Appended<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
 }
 
-impl<T: Serialize, const CHUNK: usize> Serialize for Appended<T, CHUNK> {
+impl<T: Serialize> Serialize for Appended<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         // The length first (postcard needs it; the chained chunks' iterator does not know it).
@@ -197,11 +131,11 @@ impl<T: Serialize, const CHUNK: usize> Serialize for Appended<T, CHUNK> {
     }
 }
 
-impl<'de, T: Deserialize<'de> + Clone, const CHUNK: usize> Deserialize<'de> for Appended<T, CHUNK> {
+impl<'de, T: Deserialize<'de> + Clone> Deserialize<'de> for Appended<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Items<T, const CHUNK: usize>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de> + Clone, const CHUNK: usize> Visitor<'de> for Items<T, CHUNK> {
-            type Value = Appended<T, CHUNK>;
+        struct Items<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Clone> Visitor<'de> for Items<T> {
+            type Value = Appended<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a sequence")
             }
@@ -213,7 +147,7 @@ impl<'de, T: Deserialize<'de> + Clone, const CHUNK: usize> Deserialize<'de> for 
                 Ok(appended)
             }
         }
-        deserializer.deserialize_seq(Items::<T, CHUNK>(PhantomData))
+        deserializer.deserialize_seq(Items(PhantomData))
     }
 }
 
@@ -286,27 +220,6 @@ mod tests {
         assert!(room(&appended) <= 8, "room for {}", room(&appended));
         assert_eq!(image, filled(3));
         assert_eq!(appended, filled(4));
-    }
-
-    #[test]
-    fn a_row_changed_while_a_clone_holds_it_copies_only_its_chunk() {
-        let mut rows: Rows<u64> = (0..3_000).collect();
-        let image = rows.clone();
-        rows[1_500] = 7;
-        *rows.get_mut(2_999).unwrap() += 1;
-        assert_eq!((rows[1_500], rows[2_999], rows.len()), (7, 3_000, 3_000));
-        assert!(image.iter().copied().eq(0..3_000), "the clone changed");
-        // Chunks of 1,024: the first is still shared, the two changed are copies.
-        assert!(Arc::ptr_eq(&rows.chunks[0], &image.chunks[0]));
-        assert!(!Arc::ptr_eq(&rows.chunks[1], &image.chunks[1]));
-        assert!(!Arc::ptr_eq(&rows.chunks[2], &image.chunks[2]));
-        // Unshared now: changed in place.
-        let before = Arc::as_ptr(&rows.chunks[1]);
-        rows[1_501] = 8;
-        assert_eq!(Arc::as_ptr(&rows.chunks[1]), before);
-        assert_eq!(rows.get(3_000), None);
-        assert_eq!(rows.get_mut(3_000), None);
-        assert_eq!(rows.last(), Some(&3_000));
     }
 
     #[test]

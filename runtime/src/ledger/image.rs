@@ -34,15 +34,15 @@ impl Ledger {
     /// The image a snapshot encodes. Costs a reference per shared chunk, and a copy of the
     /// rest, which grows with neither calls nor customers: the plans' subscriber counts, the
     /// hold timeouts (open holds) and the journal's open chunk.
-    pub fn image(&self) -> LedgerImage {
+    pub fn image(&mut self) -> LedgerImage {
         LedgerImage(Ledger {
             config: self.config,
             time: self.time,
-            accounts: self.accounts.clone(),
-            wallets: self.wallets.clone(),
+            accounts: self.accounts.share(),
+            wallets: self.wallets.share(),
             // Encoded from `wallets`, which hold the same pairs.
-            wallet_index: Map::default(),
-            grants: self.grants.clone(),
+            wallet_index: Default::default(),
+            grants: self.grants.share(),
             holds: self.holds.clone(),
             journal: self.journal.clone(),
             last_hash: self.last_hash,
@@ -57,7 +57,7 @@ impl Ledger {
             customers: self.customers.image(),
             // Encoded from `customers`' subscriptions, which hold the same.
             grant_schedule: BTreeSet::new(),
-            seen_events: Map::default(),
+            seen_events: Default::default(),
             forget_events: self.forget_events.clone(),
             plan_subscribers: self.plan_subscribers.clone(),
         })
@@ -70,10 +70,10 @@ impl Ledger {
 struct Encoded<'a> {
     config: &'a super::state::LedgerConfig,
     time: &'a super::types::Timestamp,
-    accounts: &'a super::appended::Rows<super::account::Account>,
-    wallets: &'a super::appended::Rows<super::state::Wallet>,
+    accounts: &'a super::rows::Rows<super::account::Account>,
+    wallets: &'a super::rows::Rows<super::state::Wallet>,
     wallet_index: WalletIndexOf<'a>,
-    grants: &'a super::appended::Rows<super::state::Grant>,
+    grants: &'a super::rows::Rows<super::state::Grant>,
     holds: &'a super::numbered::Numbered<super::state::Hold>,
     journal: &'a super::journal::Journal,
     last_hash: &'a super::entry::EntryHash,
@@ -166,7 +166,7 @@ impl Ledger {
 
 /// The wallet index as `wallets` gives it: each wallet's reference to its position. The
 /// layout of `wallet_index` (a map).
-struct WalletIndexOf<'a>(&'a super::appended::Rows<super::state::Wallet>);
+struct WalletIndexOf<'a>(&'a super::rows::Rows<super::state::Wallet>);
 
 impl Serialize for WalletIndexOf<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -37,6 +37,8 @@ mod numbered;
 mod ops;
 mod posting;
 mod query;
+mod rows;
+mod sharded;
 mod split;
 mod state;
 mod types;

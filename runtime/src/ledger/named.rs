@@ -6,7 +6,8 @@
 //! A `HashMap<String, Customer>` copied whole into every image, with every name and
 //! subscription allocated again while the partition waited: 39 ms at 100,000 customers and
 //! 1.8-4.5 s at 1,000,000 on the benchmark VM (BENCHMARKS.md, session 20). The index holds
-//! each row's hash beside its number, so growing it never reads a name again.
+//! each row's hash beside its number, so growing it never reads a name again, and is split
+//! by hash (`Split`) as a customer's keys are, so that no insert moves all of it.
 
 use std::fmt;
 use std::hash::BuildHasher;
@@ -17,20 +18,47 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::appended::Rows;
+use super::rows::Rows;
+use super::split::{Split, Table};
 
 pub(crate) struct Named<V> {
     rows: Rows<(String, V)>,
     /// (hash of the name, row number) of every row; empty in an image.
-    index: HashTable<(u64, u32)>,
+    index: Split<Slots>,
     hasher: foldhash::quality::RandomState,
+}
+
+/// One table of the index: (hash, row number), found by the hash.
+#[derive(Clone, Default)]
+struct Slots(HashTable<(u64, u32)>);
+
+impl IntoIterator for Slots {
+    type Item = (u64, u32);
+    type IntoIter = hashbrown::hash_table::IntoIter<(u64, u32)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl Table for Slots {
+    fn with_capacity(items: usize) -> Self {
+        Slots(HashTable::with_capacity(items))
+    }
+    /// Only ever given a row not indexed yet (`get_or_insert_with` looked first).
+    fn put(&mut self, item: (u64, u32)) -> bool {
+        self.0.insert_unique(item.0, item, |&(hash, _)| hash);
+        true
+    }
+    fn hash_of(&(hash, _): &(u64, u32)) -> u64 {
+        hash
+    }
 }
 
 impl<V> Default for Named<V> {
     fn default() -> Self {
         Named {
             rows: Rows::new(),
-            index: HashTable::new(),
+            index: Split::default(),
             hasher: Default::default(),
         }
     }
@@ -50,6 +78,8 @@ impl<V> Named<V> {
     fn row(&self, name: &str) -> Option<usize> {
         let hash = self.hasher.hash_one(name);
         self.index
+            .table(hash)?
+            .0
             .find(hash, |&(h, row)| {
                 h == hash && self.rows[row as usize].0 == name
             })
@@ -79,10 +109,10 @@ impl<V> Named<V> {
 
 impl<V: Clone> Named<V> {
     /// What a snapshot's image encodes: the rows, shared; no index (it cannot be read by name).
-    pub(crate) fn image(&self) -> Self {
+    pub(crate) fn image(&mut self) -> Self {
         Named {
-            rows: self.rows.clone(),
-            index: HashTable::new(),
+            rows: self.rows.share(),
+            index: Split::default(),
             hasher: self.hasher.clone(),
         }
     }
@@ -100,7 +130,7 @@ impl<V: Clone> Named<V> {
                 let row = self.rows.len();
                 let number = u32::try_from(row).unwrap_or_else(|_| panic!("{row} rows"));
                 let hash = self.hasher.hash_one(name);
-                self.index.insert_unique(hash, (hash, number), |&(h, _)| h);
+                self.index.insert((hash, number));
                 self.rows.push((name.to_string(), new()));
                 row
             }
@@ -167,6 +197,11 @@ mod tests {
     fn reads_and_encodes_as_the_map_it_replaces() {
         for n in [0, 1, 1_023, 1_024, 1_025, 5_000] {
             let named = filled(n);
+            // The index splits as a customer's keys do (`split.rs`), and still finds every row.
+            assert_eq!(
+                named.index.is_split(),
+                n as usize > super::super::split::SPLIT_AT
+            );
             let model: HashMap<String, u32> = (0..n).map(|i| (format!("c{i}"), i)).collect();
             assert_eq!(named.len(), model.len());
             for (name, value) in &model {

@@ -1,9 +1,9 @@
 //! Applying legs to balances: checked, all or nothing.
 
 use super::account::{Account, AccountKind, Balances};
-use super::appended::Rows;
 use super::entry::{Leg, LegKind};
 use super::error::LedgerError;
+use super::rows::Rows;
 
 /// Applies legs to their accounts in order, all or nothing: at the first leg that would
 /// overflow, every change already made is undone and that leg's error returned, so the

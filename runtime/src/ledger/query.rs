@@ -143,7 +143,7 @@ impl Ledger {
         }
     }
 
-    pub fn accounts(&self) -> &super::appended::Rows<Account> {
+    pub fn accounts(&self) -> &super::rows::Rows<Account> {
         &self.accounts
     }
 

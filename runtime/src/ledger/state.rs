@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::appended::{Appended, Rows};
+use super::appended::Appended;
 use super::chunked::ChunkedDeque;
 use super::numbered::Numbered;
+use super::rows::Rows;
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -124,7 +125,7 @@ pub struct Ledger {
     pub(crate) time: Timestamp,
     pub(crate) accounts: Rows<Account>,
     pub(crate) wallets: Rows<Wallet>,
-    pub(crate) wallet_index: Map<WalletRef, u32>,
+    pub(crate) wallet_index: super::sharded::Sharded<WalletRef, u32>,
     /// `grants[i]` has id `i + 1`.
     pub(crate) grants: Rows<Grant>,
     /// Holds by id (ids are consecutive from 1).
@@ -145,7 +146,7 @@ pub struct Ledger {
     /// Included grants due: (time, customer, index in the subscription).
     pub(crate) grant_schedule: BTreeSet<(Timestamp, String, u32)>,
     /// Usage event ids seen, by customer, and the order they can be forgotten in.
-    pub(crate) seen_events: Map<String, super::event_ids::EventIds>,
+    pub(crate) seen_events: super::sharded::Sharded<String, super::event_ids::EventIds>,
     pub(crate) forget_events: ChunkedDeque<(Timestamp, String, String)>,
     /// Customers subscribed to each plan (kept as subscriptions change; `verify` recounts).
     pub(crate) plan_subscribers: BTreeMap<String, u64>,
@@ -158,7 +159,7 @@ impl Ledger {
             time: Timestamp(0),
             accounts: Rows::new(),
             wallets: Rows::new(),
-            wallet_index: Map::default(),
+            wallet_index: Default::default(),
             grants: Rows::new(),
             holds: Numbered::starting_at(1),
             journal: super::journal::Journal::default(),
@@ -171,7 +172,7 @@ impl Ledger {
             counters: Default::default(),
             customers: Default::default(),
             grant_schedule: BTreeSet::new(),
-            seen_events: Map::default(),
+            seen_events: Default::default(),
             forget_events: ChunkedDeque::new(),
             plan_subscribers: BTreeMap::new(),
         }
@@ -266,8 +267,7 @@ impl Ledger {
     /// session 14). The index keeps exactly what it held; only where its text lives changes.
     pub(crate) fn share_names(&mut self) {
         let decoded = std::mem::take(&mut self.keys);
-        let mut index =
-            super::keys::KeyIndex::with_capacity_and_hasher(decoded.len(), Default::default());
+        let mut index = super::keys::KeyIndex::with_capacity(decoded.len());
         for (customer, keys) in decoded {
             let mut shared = super::keys::CustomerKeys::with_capacity(keys.len());
             for (key, number) in keys {

@@ -63,8 +63,7 @@ impl Ledger {
                 self.count(counter);
             }
             self.seen_events
-                .entry(customer.clone())
-                .or_default()
+                .get_or_default(customer.clone())
                 .insert(event.event_id.clone());
             self.forget_events
                 .push_back((now, customer.clone(), event.event_id.clone()));
