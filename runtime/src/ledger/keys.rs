@@ -1,123 +1,122 @@
-//! The index of idempotency keys: customer, then key, to the number of the stored answer.
+//! The index of idempotency keys: (customer, key) to the number of the answer kept for it.
 //!
-//! A key's hash is computed once per request and kept beside it, so a lookup, an insert and
-//! every rehash as the table grows (a busy customer has a day of keys) never hash the key's
-//! text again. Serialized exactly like a map of maps of strings: the hashes are recomputed
-//! on load, with a seed chosen per process, so a client cannot aim keys at one bucket.
+//! One index for the whole partition, holding for each key the hash of (customer, key)
+//! and the answer's number: 16 bytes a key. The texts stay in the answers
+//! (`Ledger::answers`), which a lookup reads only when all 64 bits of the hash match.
 //!
-//! A customer's keys are one table until it holds 1,024, then 64 (`split`), so that no
-//! insert rehashes a whole day of one customer's keys.
+//! Nearly every key a partition is asked about is new, so the lookup that matters is the
+//! one that finds nothing, and it reads only a table's control bytes (one byte a key,
+//! together in each table). One table per customer, split in 64 (as this index was until
+//! session 21), spread those bytes over thousands of small tables, each a page or two of its
+//! own: every new key's lookup missed the cache and the TLB, and the index cost the server
+//! about 8 % of its Reserve + Commit pairs (BENCHMARKS.md, session 21).
+//!
+//! Split (`split.rs`) into 64 tables from 1,024 keys, so that no insert rehashes a day of
+//! keys at once. Decoded from the layout the snapshot keeps (a map of maps of strings,
+//! `image.rs`), hashing with a seed chosen per process, so a client cannot aim keys at one
+//! bucket.
 
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
-use hashbrown::{Equivalent, HashMap};
-use serde::de::{MapAccess, Visitor};
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use hashbrown::HashTable;
+use serde::de::{DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
+use super::sharded::Sharded;
 use super::split::Split;
 
-/// Most keys a decoded customer's tables are sized for up front (about 32 MB of them); a
-/// longer list grows them as it is read.
-const PRESIZE_AT_MOST: usize = 1 << 20;
-
-/// One table of keys; its hasher passes the stored hash through.
-type Table = HashMap<HashedKey, u64, BuildHasherDefault<StoredHash>>;
+/// One table: (hash of customer and key, answer number).
+type Table = HashTable<(u64, u64)>;
 
 impl super::split::Table for Table {
     fn with_capacity(items: usize) -> Self {
-        Table::with_capacity_and_hasher(items, Default::default())
+        Table::with_capacity(items)
     }
 
-    fn put(&mut self, (key, number): (HashedKey, u64)) -> bool {
-        self.insert(key, number).is_none()
+    /// Each (customer, key) is put once (`KeyIndex::insert`), so no lookup first.
+    fn put(&mut self, item: (u64, u64)) -> bool {
+        self.insert_unique(item.0, item, |&(hash, _)| hash);
+        true
     }
 
-    fn hash_of((key, _): &(HashedKey, u64)) -> u64 {
-        key.hash
+    fn hash_of(&(hash, _): &(u64, u64)) -> u64 {
+        hash
     }
 }
 
-/// Keys of one customer: the key (with its hash) to the number of the stored answer.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct CustomerKeys(Split<Table>);
+pub(crate) struct KeyIndex {
+    table: Split<Table>,
+    /// The name of each customer with keys indexed, which all of its answers share, and
+    /// how many keys it has.
+    names: Sharded<Arc<str>, u64>,
+}
 
-impl CustomerKeys {
-    pub(crate) fn with_capacity(keys: usize) -> Self {
-        CustomerKeys(Split::with_capacity(keys))
+impl KeyIndex {
+    /// The number of the answer kept for the key of `hash` (`hash_key`), if any: `is(n)`
+    /// tells whether answer `n` is for this very customer and key (hashes can be equal).
+    pub(crate) fn find(&self, hash: u64, is: impl Fn(u64) -> bool) -> Option<u64> {
+        let table = self.table.table(hash)?;
+        table
+            .find(hash, |&(h, number)| h == hash && is(number))
+            .map(|&(_, number)| number)
     }
 
-    pub(crate) fn get(&self, probe: &Probe<'_>) -> Option<&u64> {
-        self.0.table(probe.hash)?.get(probe)
+    /// Indexes answer `number`, for `customer`, under `hash`; the customer's name to keep
+    /// in the answer (shared by all of its answers). The caller has found nothing for this
+    /// customer and key (`find`): each is indexed once.
+    pub(crate) fn insert(&mut self, hash: u64, number: u64, customer: &str) -> Arc<str> {
+        self.table.insert((hash, number));
+        self.count(customer, 1)
     }
 
-    /// Stores `key`'s answer number (replacing any it had).
-    pub(crate) fn insert(&mut self, key: HashedKey, number: u64) {
-        self.0.insert((key, number));
+    /// Counts `keys` more for `customer`; its shared name.
+    fn count(&mut self, customer: &str, keys: u64) -> Arc<str> {
+        match self.names.get_key_value_mut(customer) {
+            Some((name, count)) => {
+                *count += keys;
+                name.clone()
+            }
+            None => {
+                let name: Arc<str> = Arc::from(customer);
+                self.names.insert(name.clone(), keys);
+                name
+            }
+        }
     }
 
-    /// Forgets a key; its answer number, if it was there.
-    pub(crate) fn remove(&mut self, probe: &Probe<'_>) -> Option<u64> {
-        self.0.remove_with(probe.hash, |table| table.remove(probe))
+    /// Forgets answer `number` of `customer`, indexed under `hash`; whether it was there.
+    pub(crate) fn remove(&mut self, hash: u64, number: u64, customer: &str) -> bool {
+        let removed = self
+            .table
+            .remove_with(hash, |table| {
+                let found = table.find_entry(hash, |&(h, n)| h == hash && n == number);
+                found.ok().map(|entry| entry.remove().0)
+            })
+            .is_some();
+        if removed && let Some(count) = self.names.get_mut(customer) {
+            *count -= 1;
+            if *count == 0 {
+                self.names.remove(customer);
+            }
+        }
+        removed
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.0.len()
+        self.table.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// The shared name of a customer with keys indexed.
+    pub(crate) fn name(&self, customer: &str) -> Option<&Arc<str>> {
+        self.names.get_key_value(customer).map(|(name, _)| name)
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&HashedKey, &u64)> {
-        self.0.tables().flatten()
-    }
-}
-
-impl IntoIterator for CustomerKeys {
-    type Item = (HashedKey, u64);
-    type IntoIter = <Split<Table> as IntoIterator>::IntoIter;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+    /// Each customer with keys indexed, and how many.
+    pub(crate) fn names(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.names.iter().map(|(name, count)| (&**name, *count))
     }
 }
-
-impl Serialize for CustomerKeys {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.len()))?;
-        for (key, number) in self.iter() {
-            map.serialize_entry(key, number)?;
-        }
-        map.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for CustomerKeys {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Keys;
-        impl<'de> Visitor<'de> for Keys {
-            type Value = CustomerKeys;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map of idempotency keys to answer numbers")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CustomerKeys, A::Error> {
-                // The length the encoding states, but not a capacity it could inflate.
-                let stated = map.size_hint().unwrap_or(0).min(PRESIZE_AT_MOST);
-                let mut keys = CustomerKeys::with_capacity(stated);
-                while let Some((key, number)) = map.next_entry::<HashedKey, u64>()? {
-                    keys.insert(key, number);
-                }
-                Ok(keys)
-            }
-        }
-        deserializer.deserialize_map(Keys)
-    }
-}
-
-/// Every customer's keys.
-pub(crate) type KeyIndex = super::sharded::Sharded<Arc<str>, CustomerKeys>;
 
 fn seed() -> u64 {
     static SEED: OnceLock<u64> = OnceLock::new();
@@ -127,96 +126,71 @@ fn seed() -> u64 {
     })
 }
 
-/// The hash of a key's text in this process.
-pub(crate) fn hash_key(key: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(key.as_bytes(), seed())
+/// The hash of a customer's idempotency key in this process.
+pub(crate) fn hash_key(customer: &str, key: &str) -> u64 {
+    use xxhash_rust::xxh3::xxh3_64_with_seed;
+    xxh3_64_with_seed(
+        key.as_bytes(),
+        xxh3_64_with_seed(customer.as_bytes(), seed()),
+    )
 }
 
-/// A key with its hash.
-#[derive(Debug, Clone)]
-pub(crate) struct HashedKey {
-    hash: u64,
-    pub(crate) text: Arc<str>,
-}
-
-impl HashedKey {
-    pub(crate) fn new(text: Arc<str>, hash: u64) -> Self {
-        HashedKey { hash, text }
-    }
-
-    pub(crate) fn hash(&self) -> u64 {
-        self.hash
-    }
-}
-
-impl PartialEq for HashedKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.text == other.text
-    }
-}
-
-impl Eq for HashedKey {}
-
-impl Hash for HashedKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-/// A key being looked up, not yet stored.
-pub(crate) struct Probe<'a> {
-    pub(crate) hash: u64,
-    pub(crate) text: &'a str,
-}
-
-impl Hash for Probe<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-impl Equivalent<HashedKey> for Probe<'_> {
-    fn equivalent(&self, key: &HashedKey) -> bool {
-        self.hash == key.hash && self.text == &*key.text
-    }
-}
-
-impl Serialize for HashedKey {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.text)
-    }
-}
-
-impl<'de> Deserialize<'de> for HashedKey {
+/// Decodes the snapshot's layout: customer, then key, to the answer's number.
+impl<'de> Deserialize<'de> for KeyIndex {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text: Arc<str> = Arc::from(String::deserialize(deserializer)?);
-        let hash = hash_key(&text);
-        Ok(HashedKey { hash, text })
+        struct Customers;
+        impl<'de> Visitor<'de> for Customers {
+            type Value = KeyIndex;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of customers to maps of idempotency keys to answer numbers")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyIndex, A::Error> {
+                let mut index = KeyIndex::default();
+                while let Some(customer) = map.next_key::<String>()? {
+                    map.next_value_seed(Keys {
+                        index: &mut index,
+                        customer: &customer,
+                    })?;
+                }
+                Ok(index)
+            }
+        }
+        deserializer.deserialize_map(Customers)
     }
 }
 
-/// The hasher of a table whose keys bring their own hash: it passes the `u64` through.
-#[derive(Default)]
-pub(crate) struct StoredHash(u64);
+/// One customer's keys, decoded into the index.
+struct Keys<'a> {
+    index: &'a mut KeyIndex,
+    customer: &'a str,
+}
 
-impl Hasher for StoredHash {
-    fn finish(&self) -> u64 {
-        self.0
+impl<'de> DeserializeSeed<'de> for Keys<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Keys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map of idempotency keys to answer numbers")
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is ever called (by `HashedKey` and `Probe`); fold anything else
-        // in rather than lose it.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys = 0;
+        while let Some((key, number)) = map.next_entry::<String, u64>()? {
+            let hash = hash_key(self.customer, &key);
+            self.index.table.insert((hash, number));
+            keys += 1;
         }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
+        if keys > 0 {
+            self.index.count(self.customer, keys);
+        }
+        Ok(())
     }
 }
 
@@ -224,109 +198,128 @@ impl Hasher for StoredHash {
 mod tests {
     use super::super::split::SPLIT_AT;
     use super::*;
+    use std::collections::HashMap;
 
+    /// Answers as the ledger keeps them: number to (customer, key).
+    struct Answers(HashMap<u64, (String, String)>);
+
+    impl Answers {
+        fn find(&self, index: &KeyIndex, customer: &str, key: &str) -> Option<u64> {
+            index.find(hash_key(customer, key), |n| {
+                self.0
+                    .get(&n)
+                    .is_some_and(|(c, k)| c == customer && k == key)
+            })
+        }
+    }
+
+    /// Inserts, removes and looks up across the split, against a `HashMap`; the same key of
+    /// another customer is another key.
     #[test]
-    fn probes_find_stored_keys_and_only_them() {
-        let mut keys = CustomerKeys::default();
-        for i in 0..10_000u64 {
-            let text: Arc<str> = Arc::from(format!("reserve-{i}").as_str());
-            let hash = hash_key(&text);
-            keys.insert(HashedKey::new(text, hash), i);
-        }
-        for i in 0..10_000u64 {
-            let text = format!("reserve-{i}");
-            let probe = Probe {
-                hash: hash_key(&text),
-                text: &text,
-            };
-            assert_eq!(keys.get(&probe), Some(&i));
-        }
-        let missing = "reserve-10000";
-        let probe = Probe {
-            hash: hash_key(missing),
-            text: missing,
-        };
-        assert_eq!(keys.get(&probe), None);
-        // Same hash, other text: not found.
-        let impostor = Probe {
-            hash: hash_key("reserve-5"),
-            text: "reserve-6",
-        };
-        assert_eq!(keys.get(&impostor), None);
-    }
-
-    fn hashed(text: &str) -> HashedKey {
-        HashedKey::new(Arc::from(text), hash_key(text))
-    }
-
-    fn probe(text: &str) -> Probe<'_> {
-        Probe {
-            hash: hash_key(text),
-            text,
-        }
-    }
-
-    /// Inserts, removes and looks up across the split, against a `HashMap`; the encoding
-    /// decodes as a map of strings with the same keys and numbers, and back.
-    #[test]
-    fn behaves_and_encodes_like_a_map_across_the_split() {
-        let mut keys = CustomerKeys::default();
-        let mut model = std::collections::HashMap::new();
-        assert!(keys.is_empty());
-        for i in 0..3 * SPLIT_AT as u64 {
-            let text = format!("k-{}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 50_000);
-            keys.insert(hashed(&text), i);
-            model.insert(text, i);
-            if i % 3 == 0 {
-                let gone = format!("k-{}", (i * 7) % 50_000);
-                assert_eq!(keys.remove(&probe(&gone)), model.remove(&gone), "{gone}");
+    fn finds_what_it_holds_and_nothing_else_across_the_split() {
+        let mut index = KeyIndex::default();
+        let mut answers = Answers(HashMap::new());
+        let mut model: HashMap<(String, String), u64> = HashMap::new();
+        for number in 0..3 * SPLIT_AT as u64 {
+            let customer = format!("c{}", number % 3);
+            let key = format!("k-{}", number.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 5_000);
+            if answers.find(&index, &customer, &key).is_none() {
+                let name = index.insert(hash_key(&customer, &key), number, &customer);
+                assert_eq!(*name, *customer);
+                answers.0.insert(number, (customer.clone(), key.clone()));
+                model.insert((customer, key), number);
+            }
+            if number % 3 == 0 {
+                let gone = (
+                    format!("c{}", number % 3),
+                    format!("k-{}", (number * 7) % 5_000),
+                );
+                if let Some(n) = model.remove(&gone) {
+                    assert!(index.remove(hash_key(&gone.0, &gone.1), n, &gone.0));
+                    assert!(
+                        !index.remove(hash_key(&gone.0, &gone.1), n, &gone.0),
+                        "gone"
+                    );
+                    answers.0.remove(&n);
+                }
             }
         }
-        assert!(keys.0.is_split(), "split once it held SPLIT_AT keys");
-        assert!(
-            keys.0.tables().all(|t| !t.is_empty()),
-            "every shard holds some of {} keys",
-            keys.len()
+        assert!(index.table.is_split(), "split once it held SPLIT_AT keys");
+        assert_eq!(index.len(), model.len());
+        let mut names: Vec<(&str, u64)> = index.names().collect();
+        names.sort();
+        let counted = |c: &str| model.keys().filter(|(m, _)| m == c).count() as u64;
+        assert_eq!(
+            names,
+            [
+                ("c0", counted("c0")),
+                ("c1", counted("c1")),
+                ("c2", counted("c2"))
+            ]
         );
-        assert_eq!(keys.len(), model.len());
-        assert_eq!(keys.iter().count(), model.len());
-        for i in 0..50_000 {
-            let text = format!("k-{i}");
-            assert_eq!(keys.get(&probe(&text)), model.get(&text), "{text}");
+        let shared = index.name("c1").unwrap().clone();
+        assert!(
+            Arc::ptr_eq(&shared, &index.insert(7, u64::MAX, "c1")),
+            "one name"
+        );
+        assert!(index.remove(7, u64::MAX, "c1"));
+        for customer in ["c0", "c1", "c2", "c3"] {
+            for i in 0..5_000 {
+                let key = format!("k-{i}");
+                let expected = model.get(&(customer.to_string(), key.clone())).copied();
+                assert_eq!(
+                    answers.find(&index, customer, &key),
+                    expected,
+                    "{customer} {key}"
+                );
+            }
         }
-        let bytes = postcard::to_allocvec(&keys).unwrap();
-        let as_map: std::collections::HashMap<String, u64> = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(as_map, model);
-        let decoded: CustomerKeys = postcard::from_bytes(&bytes).unwrap();
-        assert!(decoded.0.is_split(), "decoded split, as large as it is");
-        assert_eq!(decoded.len(), model.len());
-        for (text, number) in &model {
-            assert_eq!(decoded.get(&probe(text)), Some(number), "{text}");
+        for ((customer, key), number) in &model {
+            assert!(index.remove(hash_key(customer, key), *number, customer));
         }
-        for text in model.keys() {
-            assert!(keys.remove(&probe(text)).is_some());
-        }
-        assert!(keys.is_empty());
-        assert_eq!(keys.iter().count(), 0);
+        assert_eq!(index.len(), 0);
+        assert_eq!(index.names().count(), 0, "no name kept without keys");
     }
 
-    /// The serialized form is a map of maps of strings, as before the hashes were kept.
+    /// Keys whose hashes are equal are told apart by their answers: each finds its own.
     #[test]
-    fn serializes_like_a_map_of_string_maps() {
+    fn equal_hashes_are_told_apart_by_the_answers() {
         let mut index = KeyIndex::default();
-        let text: Arc<str> = Arc::from("k1");
-        let mut keys = CustomerKeys::default();
-        keys.insert(HashedKey::new(text.clone(), hash_key(&text)), 7);
-        index.insert(Arc::from("acme"), keys);
-        let plain: std::collections::HashMap<String, std::collections::HashMap<String, u64>> =
-            [("acme".to_string(), [("k1".to_string(), 7u64)].into())].into();
-        let bytes = postcard::to_allocvec(&index).unwrap();
-        assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap());
-        let back: KeyIndex = postcard::from_bytes(&bytes).unwrap();
-        let probe = Probe {
-            hash: hash_key("k1"),
-            text: "k1",
-        };
-        assert_eq!(back.get("acme").unwrap().get(&probe), Some(&7));
+        index.insert(42, 1, "acme");
+        index.insert(42, 2, "acme");
+        assert_eq!(index.find(42, |n| n == 2), Some(2));
+        assert_eq!(index.find(42, |n| n == 1), Some(1));
+        assert_eq!(index.find(42, |_| false), None);
+        assert_eq!(index.find(43, |_| true), None);
+        assert!(index.remove(42, 1, "acme"));
+        assert_eq!(index.find(42, |n| n == 1), None);
+        assert_eq!(index.find(42, |n| n == 2), Some(2));
+        assert_eq!(index.names().collect::<Vec<_>>(), [("acme", 1)]);
+    }
+
+    /// Decodes the snapshot's layout, a map of maps of strings.
+    #[test]
+    fn decodes_a_map_of_string_maps() {
+        let plain: HashMap<String, HashMap<String, u64>> = [
+            ("acme".to_string(), [("k1".to_string(), 7u64)].into()),
+            ("globex".to_string(), [("k1".to_string(), 8u64)].into()),
+        ]
+        .into();
+        let bytes = postcard::to_allocvec(&plain).unwrap();
+        let index: KeyIndex = postcard::from_bytes(&bytes).unwrap();
+        let answers = Answers(
+            [
+                (7, ("acme".to_string(), "k1".to_string())),
+                (8, ("globex".to_string(), "k1".to_string())),
+            ]
+            .into(),
+        );
+        assert_eq!(index.len(), 2);
+        assert_eq!(answers.find(&index, "acme", "k1"), Some(7));
+        assert_eq!(answers.find(&index, "globex", "k1"), Some(8));
+        assert_eq!(answers.find(&index, "acme", "k2"), None);
+        let mut names: Vec<(&str, u64)> = index.names().collect();
+        names.sort();
+        assert_eq!(names, [("acme", 1), ("globex", 1)]);
     }
 }

@@ -73,6 +73,11 @@ impl<T> Numbered<T> {
         self.chunks.get(chunk)?.get(at)?.as_ref()
     }
 
+    /// The number of the oldest item kept (`next_number` when none is).
+    pub(crate) fn front_number(&self) -> u64 {
+        self.base
+    }
+
     /// The oldest item kept.
     pub(crate) fn front(&self) -> Option<&T> {
         self.get(self.base)
@@ -118,6 +123,16 @@ impl<T: Clone> Numbered<T> {
         let number = self.next;
         self.next += 1;
         number
+    }
+
+    /// Kept items, oldest first, to change (each chunk copied first if a clone shares it).
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        let skip = usize::try_from(self.base - self.start).unwrap_or(usize::MAX);
+        self.chunks
+            .iter_mut()
+            .flat_map(|chunk| own(chunk).iter_mut())
+            .skip(skip)
+            .flatten()
     }
 
     pub(crate) fn get_mut(&mut self, number: u64) -> Option<&mut T> {

@@ -168,12 +168,14 @@ impl Ledger {
         customer: &str,
         key: &str,
     ) -> Option<(&super::state::Fingerprint, &super::command::CommandResult)> {
-        let probe = super::keys::Probe {
-            hash: super::keys::hash_key(key),
-            text: key,
-        };
-        let number = self.keys.get(customer)?.get(&probe)?;
-        let record = &self.answers.get(*number)?.record;
+        let number = self
+            .keys
+            .find(super::keys::hash_key(customer, key), |number| {
+                self.answers
+                    .get(number)
+                    .is_some_and(|answer| *answer.customer == *customer && *answer.key == *key)
+            })?;
+        let record = &self.answers.get(number)?.record;
         Some((&record.fingerprint, &record.result))
     }
 

@@ -134,7 +134,7 @@ pub struct Ledger {
     pub(crate) last_hash: EntryHash,
     pub(crate) hold_timeouts: BTreeSet<(Timestamp, HoldId)>,
     pub(crate) grant_expiries: BTreeSet<(Timestamp, GrantId)>,
-    /// Answers by customer, then idempotency key.
+    /// Answers by customer and idempotency key.
     pub(crate) keys: super::keys::KeyIndex,
     /// Answers in the order they were given; `keys` holds their numbers.
     pub(crate) answers: Numbered<KeyEntry>,
@@ -197,15 +197,15 @@ impl Ledger {
         self.advance(now);
         validate_id("customer", &request.customer)?;
         validate_id("idempotency_key", &request.key)?;
-        let probe = super::keys::Probe {
-            hash: super::keys::hash_key(&request.key),
-            text: &request.key,
-        };
+        let hash = super::keys::hash_key(&request.customer, &request.key);
         let known = self
             .keys
-            .get(request.customer.as_str())
-            .and_then(|k| k.get(&probe))
-            .and_then(|n| self.answers.get(*n));
+            .find(hash, |number| {
+                self.answers.get(number).is_some_and(|answer| {
+                    *answer.customer == *request.customer && *answer.key == *request.key
+                })
+            })
+            .and_then(|number| self.answers.get(number));
         let fingerprint = match &request.command {
             Command::Reserve {
                 request: Some(client),
@@ -230,22 +230,9 @@ impl Ledger {
             });
         }
         let result = self.execute(&request.customer, &request.command);
-        // The customer's name is shared by its keys and the forget queue; the key by both.
-        let key: Arc<str> = Arc::from(request.key.as_str());
         let number = self.answers.next_number();
-        let customer = match self.keys.get_key_value_mut(request.customer.as_str()) {
-            Some((customer, keys)) => {
-                keys.insert(super::keys::HashedKey::new(key.clone(), probe.hash), number);
-                customer.clone()
-            }
-            None => {
-                let customer: Arc<str> = Arc::from(request.customer.as_str());
-                let mut keys = super::keys::CustomerKeys::default();
-                keys.insert(super::keys::HashedKey::new(key.clone(), probe.hash), number);
-                self.keys.insert(customer.clone(), keys);
-                customer
-            }
-        };
+        // The customer's name is shared by all of its answers kept.
+        let customer = self.keys.insert(hash, number, &request.customer);
         let record = KeyRecord {
             fingerprint,
             result: result.clone(),
@@ -253,36 +240,23 @@ impl Ledger {
         let pushed = self.answers.push(KeyEntry {
             at: self.time,
             customer,
-            key,
+            key: Arc::from(request.key.as_str()),
             record,
         });
         debug_assert_eq!(pushed, number);
         result
     }
 
-    /// Makes a decoded ledger share its names as one built by `apply` does: each answer's
-    /// key with its index entry, and each customer's name with all of that customer's
-    /// answers. Decoding gives every one of them its own copy, which made a restarted
-    /// partition half as large again as the one that wrote the snapshot (BENCHMARKS.md,
-    /// session 14). The index keeps exactly what it held; only where its text lives changes.
+    /// Makes a decoded ledger share its customers' names as one built by `apply` does: each
+    /// customer's name with all of that customer's answers (the key index keeps it).
+    /// Decoding gives every answer its own copy, which made a restarted partition half as
+    /// large again as the one that wrote the snapshot (BENCHMARKS.md, session 14).
     pub(crate) fn share_names(&mut self) {
-        let decoded = std::mem::take(&mut self.keys);
-        let mut index = super::keys::KeyIndex::with_capacity(decoded.len());
-        for (customer, keys) in decoded {
-            let mut shared = super::keys::CustomerKeys::with_capacity(keys.len());
-            for (key, number) in keys {
-                let key = match self.answers.get_mut(number) {
-                    Some(answer) if answer.key == key.text && answer.customer == customer => {
-                        answer.customer = customer.clone();
-                        super::keys::HashedKey::new(answer.key.clone(), key.hash())
-                    }
-                    _ => key,
-                };
-                shared.insert(key, number);
+        for answer in self.answers.iter_mut() {
+            if let Some(name) = self.keys.name(&answer.customer) {
+                answer.customer = name.clone();
             }
-            index.insert(customer, shared);
         }
-        self.keys = index;
     }
 
     /// Whether a hold timeout or grant expiry is due at `now`.
@@ -356,16 +330,10 @@ impl Ledger {
             if entry.at.0 >= horizon {
                 break;
             }
-            if let Some(entry) = self.answers.pop_front()
-                && let Some(keys) = self.keys.get_mut(&entry.customer)
-            {
-                keys.remove(&super::keys::Probe {
-                    hash: super::keys::hash_key(&entry.key),
-                    text: &entry.key,
-                });
-                if keys.is_empty() {
-                    self.keys.remove(&entry.customer);
-                }
+            let number = self.answers.front_number();
+            if let Some(entry) = self.answers.pop_front() {
+                let hash = super::keys::hash_key(&entry.customer, &entry.key);
+                self.keys.remove(hash, number, &entry.customer);
             }
         }
         while let Some((t, _, _)) = self.forget_events.front() {

@@ -169,27 +169,39 @@ impl Ledger {
     fn verify_indexes(&self) -> Result<(), Violation> {
         let index = |what: String| Violation::Index { what };
         let mut answers = 0usize;
+        let mut names: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
         for (number, answer) in self.answers.iter_numbered() {
-            let probe = super::keys::Probe {
-                hash: super::keys::hash_key(&answer.key),
-                text: &answer.key,
-            };
-            let indexed = self
-                .keys
-                .get(&*answer.customer)
-                .and_then(|keys| keys.get(&probe));
-            if indexed != Some(&number) {
+            // The first answer the index finds for this customer and key is this one.
+            let hash = super::keys::hash_key(&answer.customer, &answer.key);
+            let indexed = self.keys.find(hash, |n| {
+                self.answers
+                    .get(n)
+                    .is_some_and(|a| a.customer == answer.customer && a.key == answer.key)
+            });
+            if indexed != Some(number) {
                 return Err(index(format!(
                     "answer {number} (customer {:?}, key {:?}) is indexed as {indexed:?}",
                     answer.customer, answer.key
                 )));
             }
+            *names.entry(&answer.customer).or_default() += 1;
             answers += 1;
         }
-        let keys: usize = self.keys.values().map(|keys| keys.len()).sum();
-        if keys != answers {
+        if self.keys.len() != answers {
             return Err(index(format!(
-                "{keys} idempotency keys indexed for {answers} answers kept"
+                "{} idempotency keys indexed for {answers} answers kept",
+                self.keys.len()
+            )));
+        }
+        let counted = self.keys.names().count() == names.len()
+            && self
+                .keys
+                .names()
+                .all(|(name, count)| names.get(name) == Some(&count));
+        if !counted {
+            return Err(index(format!(
+                "the index counts the keys of customers as {:?}, the answers as {names:?}",
+                self.keys.names().collect::<Vec<_>>()
             )));
         }
         let mut queued = 0usize;
