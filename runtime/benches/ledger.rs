@@ -17,7 +17,7 @@ use tollgate_runtime::ledger::Timestamp;
 
 #[path = "support/pairs.rs"]
 mod pairs;
-use pairs::{fresh_ledger, requests};
+use pairs::{fresh_ledger_of, requests_of};
 
 /// Pairs applied to one fresh ledger before it is replaced (bounds its size).
 const PAIRS_PER_LEDGER: u64 = 100_000;
@@ -32,8 +32,8 @@ fn reserve_commit(c: &mut Criterion) {
             let mut left = iters;
             while left > 0 {
                 let pairs = left.min(PAIRS_PER_LEDGER);
-                let mut ledger = fresh_ledger(now);
-                let batch = requests(pairs);
+                let mut ledger = fresh_ledger_of(now, 1);
+                let batch = requests_of(pairs, 1);
                 let started = Instant::now();
                 for (reserve, commit) in &batch {
                     let r = ledger.apply(now, reserve);

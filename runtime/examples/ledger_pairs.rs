@@ -6,6 +6,9 @@
 //! cargo build --release -p tollgate-runtime --no-default-features --example ledger_pairs
 //! valgrind --tool=callgrind target/release/examples/ledger_pairs 100000
 //! ```
+//!
+//! A second argument spreads the pairs over that many customers, taking turns (as the
+//! server benchmark's 100 do), so that each has keys and a wallet of its own.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -22,9 +25,14 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000);
+    let customers: u64 = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let now = Timestamp(1_000_000);
-    let mut ledger = pairs::fresh_ledger(now);
-    let requests = pairs::requests(count);
+    let mut ledger = pairs::fresh_ledger_of(now, customers);
+    let requests = pairs::requests_of(count, customers);
     let started = Instant::now();
     for (reserve, commit) in &requests {
         let r = ledger.apply(now, reserve);
@@ -33,7 +41,7 @@ fn main() {
     }
     let elapsed = started.elapsed();
     println!(
-        "{count} pairs in {elapsed:?}: {:.3} us per pair, {:.0} pairs/s",
+        "{count} pairs over {customers} customers in {elapsed:?}: {:.3} us per pair, {:.0} pairs/s",
         elapsed.as_secs_f64() * 1e6 / count as f64,
         count as f64 / elapsed.as_secs_f64()
     );
