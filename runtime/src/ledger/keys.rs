@@ -11,8 +11,9 @@
 //! own: every new key's lookup missed the cache and the TLB, and the index cost the server
 //! about 8 % of its Reserve + Commit pairs (BENCHMARKS.md, session 21).
 //!
-//! Split (`split.rs`) into 64 tables from 1,024 keys, so that no insert rehashes a day of
-//! keys at once. Decoded from the layout the snapshot keeps (a map of maps of strings,
+//! Split (`split.rs`) into 64 tables from 1,024 keys, and each of those into 64 more from
+//! 65,536, so that no insert rehashes more than 1/4,096 of a day of keys at once, while
+//! the first 4 million keys keep their control bytes in 64 tables. Decoded from the layout the snapshot keeps (a map of maps of strings,
 //! `image.rs`), hashing with a seed chosen per process, so a client cannot aim keys at one
 //! bucket.
 
@@ -46,7 +47,7 @@ impl super::split::Table for Table {
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyIndex {
-    table: Split<Table>,
+    table: Split<Split<Table, 1>>,
     /// The name of each customer with keys indexed, which all of its answers share, and
     /// how many keys it has.
     names: Sharded<Arc<str>, u64>,
@@ -56,7 +57,7 @@ impl KeyIndex {
     /// The number of the answer kept for the key of `hash` (`hash_key`), if any: `is(n)`
     /// tells whether answer `n` is for this very customer and key (hashes can be equal).
     pub(crate) fn find(&self, hash: u64, is: impl Fn(u64) -> bool) -> Option<u64> {
-        let table = self.table.table(hash)?;
+        let table = self.table.table(hash)?.table(hash)?;
         table
             .find(hash, |&(h, number)| h == hash && is(number))
             .map(|&(_, number)| number)
@@ -89,9 +90,11 @@ impl KeyIndex {
     pub(crate) fn remove(&mut self, hash: u64, number: u64, customer: &str) -> bool {
         let removed = self
             .table
-            .remove_with(hash, |table| {
-                let found = table.find_entry(hash, |&(h, n)| h == hash && n == number);
-                found.ok().map(|entry| entry.remove().0)
+            .remove_with(hash, |tables| {
+                tables.remove_with(hash, |table| {
+                    let found = table.find_entry(hash, |&(h, n)| h == hash && n == number);
+                    found.ok().map(|entry| entry.remove().0)
+                })
             })
             .is_some();
         if removed && let Some(count) = self.names.get_mut(customer) {
