@@ -12,8 +12,8 @@
 //! about 8 % of its Reserve + Commit pairs (BENCHMARKS.md, session 21).
 //!
 //! Split (`split.rs`) into 64 tables from 1,024 keys, and each of those into 64 more from
-//! 65,536, so that no insert rehashes more than 1/4,096 of a day of keys at once, while the
-//! first 4 million keys keep their control bytes in 64 tables. Decoded from the layout the
+//! 65,536, so that no insert rehashes more than 65,536 keys or 1/4,096 of them (whichever is
+//! more) at once, while the first 4 million keys keep their control bytes in 64 tables. Decoded from the layout the
 //! snapshot keeps (a map of maps of strings, `image.rs`), hashing with a seed chosen per
 //! process, so a client cannot aim keys at one bucket.
 

@@ -20,9 +20,9 @@ const _: () = assert!(SHARDS.is_power_of_two() && SPLIT_AT >= SHARDS);
 
 /// Items at which a table of a `Split` of `level` splits. A second level (a `Split` of
 /// `Split<_, 1>`s, as the partition's idempotency keys are) splits each of the first level's
-/// tables again at 65,536 items: 4,096 tables in all, so that a doubling never moves more than
-/// 1/4,096 of the items, while up to 4 million items stay in 64 tables whose control bytes
-/// sit together (`keys.rs`).
+/// tables again at 65,536 items: 4,096 tables in all, so that a doubling never moves more
+/// than 65,536 items or 1/4,096 of them, whichever is more, while up to 4 million items stay
+/// in 64 tables whose control bytes sit together (`keys.rs`).
 const fn split_at(level: u32) -> usize {
     if level == 0 { 1024 } else { 65_536 }
 }
