@@ -168,13 +168,7 @@ impl Ledger {
         customer: &str,
         key: &str,
     ) -> Option<(&super::state::Fingerprint, &super::command::CommandResult)> {
-        let number = self
-            .keys
-            .find(super::keys::hash_key(customer, key), |number| {
-                self.answers
-                    .get(number)
-                    .is_some_and(|answer| *answer.customer == *customer && *answer.key == *key)
-            })?;
+        let number = self.answer_number(super::keys::hash_key(customer, key), customer, key)?;
         let record = &self.answers.get(number)?.record;
         Some((&record.fingerprint, &record.result))
     }

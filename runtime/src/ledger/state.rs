@@ -199,12 +199,7 @@ impl Ledger {
         validate_id("idempotency_key", &request.key)?;
         let hash = super::keys::hash_key(&request.customer, &request.key);
         let known = self
-            .keys
-            .find(hash, |number| {
-                self.answers.get(number).is_some_and(|answer| {
-                    *answer.customer == *request.customer && *answer.key == *request.key
-                })
-            })
+            .answer_number(hash, &request.customer, &request.key)
             .and_then(|number| self.answers.get(number));
         let fingerprint = match &request.command {
             Command::Reserve {
@@ -245,6 +240,16 @@ impl Ledger {
         });
         debug_assert_eq!(pushed, number);
         result
+    }
+
+    /// The number of the answer kept for `customer`'s `key`, whose hash (`keys::hash_key`) is
+    /// `hash`: the first the index finds.
+    pub(crate) fn answer_number(&self, hash: u64, customer: &str, key: &str) -> Option<u64> {
+        self.keys.find(hash, |number| {
+            self.answers
+                .get(number)
+                .is_some_and(|answer| *answer.customer == *customer && *answer.key == *key)
+        })
     }
 
     /// Makes a decoded ledger share its customers' names as one built by `apply` does: each

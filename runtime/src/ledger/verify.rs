@@ -173,11 +173,7 @@ impl Ledger {
         for (number, answer) in self.answers.iter_numbered() {
             // The first answer the index finds for this customer and key is this one.
             let hash = super::keys::hash_key(&answer.customer, &answer.key);
-            let indexed = self.keys.find(hash, |n| {
-                self.answers
-                    .get(n)
-                    .is_some_and(|a| a.customer == answer.customer && a.key == answer.key)
-            });
+            let indexed = self.answer_number(hash, &answer.customer, &answer.key);
             if indexed != Some(number) {
                 return Err(index(format!(
                     "answer {number} (customer {:?}, key {:?}) is indexed as {indexed:?}",
