@@ -1,6 +1,7 @@
 //! The commands the ledger accepts and the outcomes it returns.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::error::LedgerError;
 use super::types::{
@@ -122,8 +123,10 @@ pub enum Outcome {
         expires_at: Timestamp,
         /// Credits still available in the wallet after this hold.
         available_after: u64,
-        /// Each counter of the request after the hold: (used, pending), in order.
-        limits_after: Vec<(u64, u64)>,
+        /// Each counter of the request after the hold: (used, pending), in order. A request
+        /// has one counter or none more often than not: one is kept without an allocation
+        /// of its own (this answer is kept for the idempotency window).
+        limits_after: SmallVec<[(u64, u64); 1]>,
     },
     Committed {
         entry: EntryId,

@@ -604,6 +604,8 @@ fn limits_are_held_with_the_credits_all_or_nothing() {
     let Ok(Outcome::Reserved { hold, .. }) = reserve(&mut f, 60, 200) else {
         panic!()
     };
+    let held_limits = |f: &Fixture, hold: HoldId| f.ledger.holds.get(hold.0).unwrap().limits.len();
+    assert_eq!(held_limits(&f, hold), 3, "an open hold carries its limits");
     // 60 units held: 41 more would pass the token limit.
     let err = reserve(&mut f, 41, 10).unwrap_err();
     assert!(
@@ -633,6 +635,12 @@ fn limits_are_held_with_the_credits_all_or_nothing() {
     assert_eq!((tokens.used, tokens.pending), (55, 0));
     let cap = f.ledger.counter("cap/agent", Timestamp(0)).unwrap();
     assert_eq!((cap.used, cap.pending), (150, 0));
+    // Kept for the idempotency window, a resolved hold no longer keeps what it held.
+    assert_eq!(
+        held_limits(&f, hold),
+        0,
+        "a committed hold lets go of its limits"
+    );
     // Alert-only counters count past their limit but never refuse.
     assert_eq!(
         f.ledger.counter("cap/alert", Timestamp(0)).unwrap().used,
@@ -643,6 +651,12 @@ fn limits_are_held_with_the_credits_all_or_nothing() {
     };
     f.run(Command::Release { hold }).unwrap();
     assert_eq!(f.ledger.counter("tokens", Timestamp(0)).unwrap().pending, 0);
+    assert_eq!(
+        held_limits(&f, hold),
+        0,
+        "a released hold lets go of its limits"
+    );
+    f.ledger.verify().unwrap();
 }
 
 #[test]
