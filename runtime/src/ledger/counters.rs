@@ -123,16 +123,16 @@ impl Ledger {
     /// Gives back what a hold held on its counters and counts the actual usage: the
     /// credits posted for credit counters, `units` for unit counters.
     ///
-    /// The hold then lets go of its limits: a resolved hold is kept for the idempotency
-    /// window only to answer late calls about it, which never read them.
+    /// Called last when a hold resolves: the hold then lets go of its terms (parts, limits
+    /// and price), which no late call about a resolved hold reads.
     pub(crate) fn resolve_limits(&mut self, id: HoldId, credits: u64, units: u64) {
         let Some(hold) = self.holds.get_mut(id.0) else {
             panic!("hold {} resolved without its table entry", id.0);
         };
         // Taken out of the hold (the hold table and the counters are separate fields), so
         // no caller clones the hold.
-        let limits = std::mem::take(&mut hold.limits);
-        for limit in &limits {
+        let terms = hold.terms.take().unwrap_or_default();
+        for limit in &terms.limits {
             let counter = self
                 .counters
                 .get_mut(&limit.counter)

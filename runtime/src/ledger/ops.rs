@@ -6,7 +6,7 @@ use smallvec::SmallVec;
 use super::command::{CommandResult, Outcome};
 use super::entry::{EntryKind, Leg, LegKind, Legs};
 use super::error::{HoldResolution, LedgerError};
-use super::state::{Grant, Hold, HoldState, Ledger, MAX_HOLD_TIMEOUT_MS};
+use super::state::{Grant, Hold, HoldState, HoldTerms, Ledger, MAX_HOLD_TIMEOUT_MS};
 use super::types::{
     Category, GrantId, GrantSpec, HoldId, LimitCharge, OveragePolicy, Price, WalletRef,
 };
@@ -174,11 +174,13 @@ impl Ledger {
             id,
             wallet: index,
             amount,
-            parts: split,
             expires_at,
             state: HoldState::Open,
-            limits: held_limits,
-            price,
+            terms: Some(Box::new(HoldTerms {
+                parts: split,
+                limits: held_limits,
+                price,
+            })),
         });
         assert_eq!(number, id.0, "hold ids are consecutive");
         self.hold_timeouts.insert((expires_at, id));
@@ -208,7 +210,7 @@ impl Ledger {
         // Read in place, not cloned: what is needed after posting is copied out first.
         let hold = self.open_hold(customer, hold_id)?;
         let (wallet, held) = (hold.wallet, hold.amount);
-        let amount = match hold.price {
+        let amount = match hold.price() {
             None => amount,
             Some(_) if amount != 0 => {
                 return Err(LedgerError::invalid(
@@ -341,7 +343,7 @@ impl Ledger {
     fn unhold_legs(&self, hold: &Hold, posted: u64) -> Legs {
         let mut legs = Legs::new();
         let mut to_post = posted;
-        for &(grant_id, held) in &hold.parts {
+        for &(grant_id, held) in hold.parts() {
             let grant = self.grant_ref(grant_id);
             let sink = self.consumption_sink(grant);
             legs.push(Leg {

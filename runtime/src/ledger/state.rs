@@ -85,19 +85,98 @@ pub enum HoldState {
     Resolved { how: HoldResolution, at: Timestamp },
 }
 
+/// A hold. Resolved holds are kept for the idempotency window, one for each Reserve, only to
+/// answer late calls about them: what only an open hold needs is in `terms`, let go of when
+/// it resolves (56 bytes a resolved hold instead of 136).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "HoldFields", into = "HoldFields")]
 pub struct Hold {
     pub id: HoldId,
     pub wallet: u32,
     pub amount: u64,
-    /// How the hold is split across grants, in consumption order.
-    pub parts: SmallVec<[(GrantId, u64); 2]>,
     pub expires_at: Timestamp,
     pub state: HoldState,
+    /// `None` once the hold is resolved.
+    pub(crate) terms: Option<Box<HoldTerms>>,
+}
+
+/// What an open hold holds.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HoldTerms {
+    /// How the hold is split across grants, in consumption order.
+    pub(crate) parts: SmallVec<[(GrantId, u64); 2]>,
     /// Counters the hold also holds (limits and caps), in the order they were checked.
-    pub limits: Vec<super::counters::HeldLimit>,
+    pub(crate) limits: Vec<super::counters::HeldLimit>,
     /// The rate the hold was priced at (commits then give units).
-    pub price: Option<super::types::Price>,
+    pub(crate) price: Option<super::types::Price>,
+}
+
+impl Hold {
+    /// How an open hold is split across grants, in consumption order (empty once resolved).
+    pub fn parts(&self) -> &[(GrantId, u64)] {
+        self.terms.as_ref().map_or(&[], |terms| &terms.parts)
+    }
+
+    /// Counters an open hold also holds, in the order they were checked (empty once
+    /// resolved).
+    pub fn limits(&self) -> &[super::counters::HeldLimit] {
+        self.terms.as_ref().map_or(&[], |terms| &terms.limits)
+    }
+
+    /// The rate an open hold was priced at.
+    pub fn price(&self) -> Option<super::types::Price> {
+        self.terms.as_ref().and_then(|terms| terms.price)
+    }
+}
+
+/// A hold as snapshots encode it (the layout from before `HoldTerms`, so snapshots of either
+/// read the same). A resolved hold decodes without its terms, whatever they held.
+#[derive(Serialize, Deserialize)]
+struct HoldFields {
+    id: HoldId,
+    wallet: u32,
+    amount: u64,
+    parts: SmallVec<[(GrantId, u64); 2]>,
+    expires_at: Timestamp,
+    state: HoldState,
+    limits: Vec<super::counters::HeldLimit>,
+    price: Option<super::types::Price>,
+}
+
+impl From<HoldFields> for Hold {
+    fn from(fields: HoldFields) -> Hold {
+        let terms = (fields.state == HoldState::Open).then(|| {
+            Box::new(HoldTerms {
+                parts: fields.parts,
+                limits: fields.limits,
+                price: fields.price,
+            })
+        });
+        Hold {
+            id: fields.id,
+            wallet: fields.wallet,
+            amount: fields.amount,
+            expires_at: fields.expires_at,
+            state: fields.state,
+            terms,
+        }
+    }
+}
+
+impl From<Hold> for HoldFields {
+    fn from(hold: Hold) -> HoldFields {
+        let terms = hold.terms.map(|terms| *terms).unwrap_or_default();
+        HoldFields {
+            id: hold.id,
+            wallet: hold.wallet,
+            amount: hold.amount,
+            parts: terms.parts,
+            expires_at: hold.expires_at,
+            state: hold.state,
+            limits: terms.limits,
+            price: terms.price,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

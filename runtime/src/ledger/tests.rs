@@ -138,7 +138,7 @@ fn consumption_order_priority_expiry_category_age() {
     let first = f.grant(10, Category::Paid, 0, None);
     let second_old = f.grant(10, Category::Promotional, 1, Some(T0.0 + 10_000));
     let hold = f.hold(55);
-    let parts: Vec<_> = f.ledger.hold(hold).unwrap().parts.to_vec();
+    let parts: Vec<_> = f.ledger.hold(hold).unwrap().parts().to_vec();
     assert_eq!(
         parts,
         vec![
@@ -604,7 +604,8 @@ fn limits_are_held_with_the_credits_all_or_nothing() {
     let Ok(Outcome::Reserved { hold, .. }) = reserve(&mut f, 60, 200) else {
         panic!()
     };
-    let held_limits = |f: &Fixture, hold: HoldId| f.ledger.holds.get(hold.0).unwrap().limits.len();
+    let held_limits =
+        |f: &Fixture, hold: HoldId| f.ledger.holds.get(hold.0).unwrap().limits().len();
     assert_eq!(held_limits(&f, hold), 3, "an open hold carries its limits");
     // 60 units held: 41 more would pass the token limit.
     let err = reserve(&mut f, 41, 10).unwrap_err();
@@ -776,6 +777,66 @@ fn usage_is_deduplicated_charged_and_counted() {
     );
     assert_eq!(f.ledger.counter("tokens", Timestamp(0)).unwrap().used, 30);
     assert_eq!(f.balance().available, 0);
+}
+
+/// A hold encodes as it did before its terms moved out of line: an open one decodes with
+/// them, a resolved one (even from a snapshot that kept them) without.
+#[test]
+fn holds_encode_in_the_old_layout_and_only_open_ones_keep_their_terms() {
+    use serde::Serialize;
+    #[derive(Serialize)]
+    struct OldHold {
+        id: HoldId,
+        wallet: u32,
+        amount: u64,
+        parts: Vec<(GrantId, u64)>,
+        expires_at: Timestamp,
+        state: HoldState,
+        limits: Vec<crate::ledger::counters::HeldLimit>,
+        price: Option<Price>,
+    }
+    let old = |state| OldHold {
+        id: HoldId(7),
+        wallet: 2,
+        amount: 900,
+        parts: vec![(GrantId(1), 400), (GrantId(3), 500)],
+        expires_at: Timestamp(5_000),
+        state,
+        limits: vec![crate::ledger::counters::HeldLimit {
+            counter: "tokens".into(),
+            window_start: Timestamp(0),
+            measure: Measure::Units,
+            amount: 60,
+        }],
+        price: Some(Price {
+            micro_credits: 3,
+            per_units: 1_000,
+        }),
+    };
+    let open = postcard::to_allocvec(&old(HoldState::Open)).unwrap();
+    let hold: Hold = postcard::from_bytes(&open).unwrap();
+    assert_eq!(hold.parts(), &[(GrantId(1), 400), (GrantId(3), 500)]);
+    assert_eq!(hold.limits().len(), 1);
+    assert_eq!(hold.price().map(|p| p.per_units), Some(1_000));
+    assert_eq!(
+        postcard::to_allocvec(&hold).unwrap(),
+        open,
+        "the same bytes again"
+    );
+    let resolved = HoldState::Resolved {
+        how: HoldResolution::Committed,
+        at: Timestamp(4_000),
+    };
+    let hold: Hold = postcard::from_bytes(&postcard::to_allocvec(&old(resolved)).unwrap()).unwrap();
+    assert!(hold.terms.is_none(), "{hold:?}");
+    assert_eq!(
+        (hold.id, hold.amount, hold.state),
+        (HoldId(7), 900, resolved)
+    );
+    let again: Hold = postcard::from_bytes(&postcard::to_allocvec(&hold).unwrap()).unwrap();
+    assert!(again.terms.is_none() && again.state == resolved);
+    // What a resolved hold costs for the idempotency window, in the hold table.
+    assert!(std::mem::size_of::<Option<Hold>>() <= 56);
 }
 
 /// A decoded ledger shares each customer's name across its answers, as the ledger that

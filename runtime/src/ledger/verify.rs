@@ -280,16 +280,23 @@ impl Ledger {
         Ok(())
     }
 
-    /// Every open hold's parts are exactly the pending debits of its grants.
+    /// Every open hold's parts are exactly the pending debits of its grants, and only open
+    /// holds keep their terms.
     fn verify_holds(&self) -> Result<u64, Violation> {
         let mut held = vec![0u128; self.accounts.len()];
         let mut open = 0;
         for hold in self.holds.iter() {
+            if (hold.state == HoldState::Open) != hold.terms.is_some() {
+                return Err(Violation::Hold {
+                    hold: hold.id.0,
+                    what: format!("{:?} with terms {:?}", hold.state, hold.terms),
+                });
+            }
             if hold.state != HoldState::Open {
                 continue;
             }
             open += 1;
-            let sum: u128 = hold.parts.iter().map(|(_, a)| u128::from(*a)).sum();
+            let sum: u128 = hold.parts().iter().map(|(_, a)| u128::from(*a)).sum();
             if sum != u128::from(hold.amount) {
                 return Err(Violation::Hold {
                     hold: hold.id.0,
@@ -302,14 +309,14 @@ impl Ledger {
                     what: "open but not in the timeout index".into(),
                 });
             }
-            for (g, a) in &hold.parts {
+            for (g, a) in hold.parts() {
                 held[self.grant_ref(*g).account.0 as usize] += u128::from(*a);
             }
         }
         let mut counter_held: std::collections::HashMap<(&str, super::types::Timestamp), u128> =
             std::collections::HashMap::new();
         for hold in self.holds.iter().filter(|h| h.state == HoldState::Open) {
-            for limit in &hold.limits {
+            for limit in hold.limits() {
                 *counter_held
                     .entry((limit.counter.as_str(), limit.window_start))
                     .or_default() += u128::from(limit.amount);
