@@ -233,7 +233,7 @@ fn check_acks(ledgers: &[Ledger], acks: &[Ack], round: u64) {
             );
         };
         assert_eq!(
-            serde_json::to_string(result).unwrap(),
+            serde_json::to_string(&result).unwrap(),
             ack.result,
             "round {round}: answer to {} changed",
             ack.key

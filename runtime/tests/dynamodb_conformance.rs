@@ -320,7 +320,7 @@ fn the_engine_recovers_every_answer_after_restart(backend: &dyn Backend) {
             let stored = engine
                 .read({
                     let key = key.clone();
-                    move |l| l.key_record("acme", &key).map(|(_, r)| r.clone())
+                    move |l| l.key_record("acme", &key).map(|(_, r)| r)
                 })
                 .await
                 .unwrap();

@@ -109,7 +109,7 @@ fn every_acknowledged_operation_survives_kill_dash_nine() {
         for (key, result) in &acked {
             assert_eq!(
                 ledger.key_record("acme", key).map(|(_, r)| r),
-                Some(result),
+                Some(result.clone()),
                 "round {round}: acknowledged {key} is missing or different"
             );
         }

@@ -197,7 +197,7 @@ async fn check_acknowledged(engine: &Engine, acked: &HashMap<String, CommandResu
             acked
                 .iter()
                 .filter(|(key, result)| {
-                    ledger.key_record("acme", key).map(|(_, r)| r) != Some(*result)
+                    ledger.key_record("acme", key).map(|(_, r)| r).as_ref() != Some(result)
                 })
                 .map(|(key, _)| key.clone())
                 .collect::<Vec<_>>()

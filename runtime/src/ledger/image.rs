@@ -212,7 +212,7 @@ impl Serialize for KeysOf<'_> {
         let groups = grouped(
             self.0
                 .iter_numbered()
-                .map(|(number, answer)| (&*answer.customer, (&*answer.key, number))),
+                .map(|(number, answer)| (&*answer.customer, (answer.key(), number))),
         );
         let mut map = serializer.serialize_map(Some(groups.len()))?;
         for (customer, keys) in &groups {

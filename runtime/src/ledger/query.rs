@@ -167,10 +167,10 @@ impl Ledger {
         &self,
         customer: &str,
         key: &str,
-    ) -> Option<(&super::state::Fingerprint, &super::command::CommandResult)> {
+    ) -> Option<(super::state::Fingerprint, super::command::CommandResult)> {
         let number = self.answer_number(super::keys::hash_key(customer, key), customer, key)?;
-        let record = &self.answers.get(number)?.record;
-        Some((&record.fingerprint, &record.result))
+        let answer = self.answers.get(number)?;
+        Some((answer.fingerprint, answer.result()))
     }
 
     /// Number of idempotency keys currently remembered.

@@ -179,22 +179,105 @@ impl From<Hold> for HoldFields {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The answer kept for an idempotency key, for the idempotency window. 56 bytes and one
+/// allocation holding the key and the answer encoded (about 60 bytes for a Reserve's), where
+/// the key and the decoded answer took 128 and one more (BENCHMARKS.md, session 22).
+/// Snapshots encode it as the fields of `KeyEntryFields`, as before.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "KeyEntryFields")]
 pub(crate) struct KeyEntry {
     pub(crate) at: Timestamp,
     pub(crate) customer: Arc<str>,
-    /// Not shared, so without a reference count: 16 bytes less a key.
-    pub(crate) key: Box<str>,
-    pub(crate) record: KeyRecord,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct KeyRecord {
     /// 128-bit fingerprint of the command's encoding (or of the client's request): a
     /// retry must match it.
     /// (Storing the command itself would cost several allocations per request.)
     pub(crate) fingerprint: Fingerprint,
-    pub(crate) result: CommandResult,
+    /// The key's length (one byte: keys are at most `MAX_ID_BYTES`), the key, then the
+    /// answer in postcard.
+    stored: Box<[u8]>,
+}
+
+impl KeyEntry {
+    pub(crate) fn new(
+        at: Timestamp,
+        customer: Arc<str>,
+        key: &str,
+        fingerprint: Fingerprint,
+        result: &CommandResult,
+    ) -> KeyEntry {
+        let length = u8::try_from(key.len()).expect("keys are validated to MAX_ID_BYTES");
+        let mut stored = Vec::with_capacity(1 + key.len() + 40);
+        stored.push(length);
+        stored.extend_from_slice(key.as_bytes());
+        let stored = postcard::to_extend(result, stored).expect("an answer encodes into memory");
+        KeyEntry {
+            at,
+            customer,
+            fingerprint,
+            stored: stored.into_boxed_slice(),
+        }
+    }
+
+    /// The idempotency key.
+    pub(crate) fn key(&self) -> &str {
+        let end = 1 + usize::from(self.stored[0]);
+        std::str::from_utf8(&self.stored[1..end]).expect("a key is stored as the str it was")
+    }
+
+    /// The answer, decoded.
+    pub(crate) fn result(&self) -> CommandResult {
+        let start = 1 + usize::from(self.stored[0]);
+        postcard::from_bytes(&self.stored[start..]).expect("an answer decodes as it was encoded")
+    }
+}
+
+/// A kept answer as snapshots encode it.
+#[derive(Serialize, Deserialize)]
+struct KeyEntryFields {
+    at: Timestamp,
+    customer: Arc<str>,
+    key: String,
+    record: KeyRecord,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyRecord {
+    fingerprint: Fingerprint,
+    result: CommandResult,
+}
+
+impl From<KeyEntryFields> for KeyEntry {
+    fn from(fields: KeyEntryFields) -> KeyEntry {
+        KeyEntry::new(
+            fields.at,
+            fields.customer,
+            &fields.key,
+            fields.record.fingerprint,
+            &fields.record.result,
+        )
+    }
+}
+
+impl Serialize for KeyEntry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Fields<'a> {
+            at: Timestamp,
+            customer: &'a str,
+            key: &'a str,
+            record: KeyRecord,
+        }
+        Fields {
+            at: self.at,
+            customer: &self.customer,
+            key: self.key(),
+            record: KeyRecord {
+                fingerprint: self.fingerprint,
+                result: self.result(),
+            },
+        }
+        .serialize(serializer)
+    }
 }
 
 /// The whole ledger of one partition. Pure and deterministic: the same commands at the
@@ -297,8 +380,8 @@ impl Ledger {
             command => fingerprint(command),
         };
         if let Some(entry) = known {
-            if entry.record.fingerprint == fingerprint {
-                return entry.record.result.clone();
+            if entry.fingerprint == fingerprint {
+                return entry.result();
             }
             return Err(LedgerError::IdempotencyConflict {
                 key: request.key.clone(),
@@ -308,16 +391,13 @@ impl Ledger {
         let number = self.answers.next_number();
         // The customer's name is shared by all of its answers kept.
         let customer = self.keys.insert(hash, number, &request.customer);
-        let record = KeyRecord {
-            fingerprint,
-            result: result.clone(),
-        };
-        let pushed = self.answers.push(KeyEntry {
-            at: self.time,
+        let pushed = self.answers.push(KeyEntry::new(
+            self.time,
             customer,
-            key: request.key.as_str().into(),
-            record,
-        });
+            &request.key,
+            fingerprint,
+            &result,
+        ));
         debug_assert_eq!(pushed, number);
         result
     }
@@ -328,7 +408,7 @@ impl Ledger {
         self.keys.find(hash, |number| {
             self.answers
                 .get(number)
-                .is_some_and(|answer| *answer.customer == *customer && *answer.key == *key)
+                .is_some_and(|answer| *answer.customer == *customer && answer.key() == key)
         })
     }
 
@@ -417,7 +497,7 @@ impl Ledger {
             }
             let number = self.answers.front_number();
             if let Some(entry) = self.answers.pop_front() {
-                let hash = super::keys::hash_key(&entry.customer, &entry.key);
+                let hash = super::keys::hash_key(&entry.customer, entry.key());
                 self.keys.remove(hash, number, &entry.customer);
             }
         }

@@ -779,6 +779,79 @@ fn usage_is_deduplicated_charged_and_counted() {
     assert_eq!(f.balance().available, 0);
 }
 
+/// A kept answer encodes as it did when it held its key and answer decoded, and reads back
+/// the same key and answer, for every kind of answer.
+#[test]
+fn answers_encode_in_the_old_layout_and_read_back_as_given() {
+    use serde::Serialize;
+    #[derive(Serialize)]
+    struct OldRecord {
+        fingerprint: Fingerprint,
+        result: CommandResult,
+    }
+    #[derive(Serialize)]
+    struct OldEntry {
+        at: Timestamp,
+        customer: String,
+        key: String,
+        record: OldRecord,
+    }
+    let results: Vec<CommandResult> = vec![
+        Ok(Outcome::Reserved {
+            hold: HoldId(12_345),
+            entry: EntryId(678_901),
+            expires_at: Timestamp(1_700_000_060_000),
+            available_after: u64::MAX / 4,
+            limits_after: smallvec::smallvec![(55, 0), (150, 200)],
+        }),
+        Ok(Outcome::Committed {
+            entry: EntryId(9),
+            posted: 700,
+            released: 300,
+            overage_posted: 0,
+            overage_unbilled: 0,
+        }),
+        Err(LedgerError::LimitExceeded {
+            index: 1,
+            counter: "cap/agent".into(),
+            limit: 500,
+            used: 200,
+            pending: 0,
+            requested: 301,
+        }),
+        Err(LedgerError::invalid("amount", 0, "must be at least 1")),
+    ];
+    let longest = "k".repeat(MAX_ID_BYTES);
+    for (i, result) in results.into_iter().enumerate() {
+        let key = if i == 0 {
+            longest.clone()
+        } else {
+            format!("key-{i}")
+        };
+        let old = OldEntry {
+            at: Timestamp(1_000 + i as u64),
+            customer: "acme".into(),
+            key: key.clone(),
+            record: OldRecord {
+                fingerprint: [i as u8; 16],
+                result: result.clone(),
+            },
+        };
+        let bytes = postcard::to_allocvec(&old).unwrap();
+        let entry: crate::ledger::state::KeyEntry = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(entry.key(), key);
+        assert_eq!(entry.result(), result);
+        assert_eq!(entry.fingerprint, [i as u8; 16]);
+        assert_eq!(
+            postcard::to_allocvec(&entry).unwrap(),
+            bytes,
+            "the same bytes again"
+        );
+    }
+    // What an answer costs for the idempotency window, beside its one allocation.
+    assert!(std::mem::size_of::<Option<crate::ledger::state::KeyEntry>>() <= 56);
+}
+
 /// A hold encodes as it did before its terms moved out of line: an open one decodes with
 /// them, a resolved one (even from a snapshot that kept them) without.
 #[test]

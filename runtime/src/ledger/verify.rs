@@ -172,12 +172,13 @@ impl Ledger {
         let mut names: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
         for (number, answer) in self.answers.iter_numbered() {
             // The first answer the index finds for this customer and key is this one.
-            let hash = super::keys::hash_key(&answer.customer, &answer.key);
-            let indexed = self.answer_number(hash, &answer.customer, &answer.key);
+            let hash = super::keys::hash_key(&answer.customer, answer.key());
+            let indexed = self.answer_number(hash, &answer.customer, answer.key());
             if indexed != Some(number) {
                 return Err(index(format!(
                     "answer {number} (customer {:?}, key {:?}) is indexed as {indexed:?}",
-                    answer.customer, answer.key
+                    answer.customer,
+                    answer.key()
                 )));
             }
             *names.entry(&answer.customer).or_default() += 1;

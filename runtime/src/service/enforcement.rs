@@ -425,10 +425,10 @@ impl Runtime {
                         ..
                     }) = result
                     else {
-                        return Some((*stored, None));
+                        return Some((stored, None));
                     };
-                    let held = ledger.hold(*hold).map_or(0, |h| h.amount);
-                    Some((*stored, Some((*hold, *expires_at, *available_after, held))))
+                    let held = ledger.hold(hold).map_or(0, |h| h.amount);
+                    Some((stored, Some((hold, expires_at, available_after, held))))
                 }
             })
             .await;
