@@ -205,11 +205,27 @@ impl KeyEntry {
         fingerprint: Fingerprint,
         result: &CommandResult,
     ) -> KeyEntry {
-        let length = u8::try_from(key.len()).expect("keys are validated to MAX_ID_BYTES");
-        let mut stored = Vec::with_capacity(1 + key.len() + 40);
+        let Ok(length) = u8::try_from(key.len()) else {
+            panic!("an idempotency key of {} bytes was kept", key.len());
+        };
+        // Encoded first, so that the one allocation is exactly as large as it needs (a
+        // `Vec` shrunk into a box can keep the larger block).
+        let mut buffer = [0u8; 96];
+        let spilled;
+        let answer: &[u8] = match postcard::to_slice(result, &mut buffer) {
+            Ok(encoded) => encoded,
+            Err(_) => match postcard::to_allocvec(result) {
+                Ok(encoded) => {
+                    spilled = encoded;
+                    &spilled
+                }
+                Err(error) => panic!("an answer did not encode: {error}"),
+            },
+        };
+        let mut stored = Vec::with_capacity(1 + key.len() + answer.len());
         stored.push(length);
         stored.extend_from_slice(key.as_bytes());
-        let stored = postcard::to_extend(result, stored).expect("an answer encodes into memory");
+        stored.extend_from_slice(answer);
         KeyEntry {
             at,
             customer,
@@ -221,13 +237,19 @@ impl KeyEntry {
     /// The idempotency key.
     pub(crate) fn key(&self) -> &str {
         let end = 1 + usize::from(self.stored[0]);
-        std::str::from_utf8(&self.stored[1..end]).expect("a key is stored as the str it was")
+        match std::str::from_utf8(&self.stored[1..end]) {
+            Ok(key) => key,
+            Err(error) => panic!("a kept idempotency key is not the text it was: {error}"),
+        }
     }
 
     /// The answer, decoded.
     pub(crate) fn result(&self) -> CommandResult {
         let start = 1 + usize::from(self.stored[0]);
-        postcard::from_bytes(&self.stored[start..]).expect("an answer decodes as it was encoded")
+        match postcard::from_bytes(&self.stored[start..]) {
+            Ok(result) => result,
+            Err(error) => panic!("a kept answer does not decode: {error}"),
+        }
     }
 }
 

@@ -820,6 +820,12 @@ fn answers_encode_in_the_old_layout_and_read_back_as_given() {
             requested: 301,
         }),
         Err(LedgerError::invalid("amount", 0, "must be at least 1")),
+        // Longer than the buffer an answer is encoded into first.
+        Err(LedgerError::invalid(
+            "customer",
+            "x".repeat(200),
+            "is too long",
+        )),
     ];
     let longest = "k".repeat(MAX_ID_BYTES);
     for (i, result) in results.into_iter().enumerate() {
