@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::LedgerError;
 use super::state::Ledger;
-use super::types::{HoldId, LimitCharge, Measure, Timestamp};
+use super::types::{LimitCharge, Measure, Timestamp};
 
 /// Longest counter name, in bytes.
 pub const MAX_COUNTER_BYTES: usize = 512;
@@ -120,19 +120,10 @@ impl Ledger {
             .collect()
     }
 
-    /// Gives back what a hold held on its counters and counts the actual usage: the
-    /// credits posted for credit counters, `units` for unit counters.
-    ///
-    /// Called last when a hold resolves: the hold then lets go of its terms (parts, limits
-    /// and price), which no late call about a resolved hold reads.
-    pub(crate) fn resolve_limits(&mut self, id: HoldId, credits: u64, units: u64) {
-        let Some(hold) = self.holds.get_mut(id.0) else {
-            panic!("hold {} resolved without its table entry", id.0);
-        };
-        // Taken out of the hold (the hold table and the counters are separate fields), so
-        // no caller clones the hold.
-        let terms = hold.terms.take().unwrap_or_default();
-        for limit in &terms.limits {
+    /// Gives back what a resolving hold held on its counters (`limits`) and counts the
+    /// actual usage: the credits posted for credit counters, `units` for unit counters.
+    pub(crate) fn resolve_limits(&mut self, limits: &[HeldLimit], credits: u64, units: u64) {
+        for limit in limits {
             let counter = self
                 .counters
                 .get_mut(&limit.counter)

@@ -244,8 +244,12 @@ impl Ledger {
             entries.push((EntryKind::Commit { hold: hold_id }, legs));
         }
         let ids = self.post(wallet, &mut entries)?;
-        self.mark_resolved(hold_id, HoldResolution::Committed);
-        self.resolve_limits(hold_id, posted + overage_posted, units);
+        self.resolve_hold(
+            hold_id,
+            HoldResolution::Committed,
+            posted + overage_posted,
+            units,
+        );
         Ok(Outcome::Committed {
             entry: ids[0],
             posted,
@@ -260,8 +264,7 @@ impl Ledger {
         let (wallet, held) = (hold.wallet, hold.amount);
         let legs = self.unhold_legs(hold, 0);
         let ids = self.post(wallet, &mut [(EntryKind::Release { hold: hold_id }, legs)])?;
-        self.mark_resolved(hold_id, HoldResolution::Released);
-        self.resolve_limits(hold_id, 0, 0);
+        self.resolve_hold(hold_id, HoldResolution::Released, 0, 0);
         Ok(Outcome::Released {
             entry: ids[0],
             released: held,
@@ -290,22 +293,22 @@ impl Ledger {
 
     /// Resolves an open hold as timed out (called by `advance` at the hold's due time).
     pub(crate) fn time_out_hold(&mut self, hold_id: HoldId) {
-        let Some(hold) = self.holds.get(hold_id.0).cloned() else {
+        // Read in place, not cloned, as `commit` and `release` do.
+        let Some(hold) = self.holds.get(hold_id.0) else {
             panic!(
                 "hold {} is in the timeout index but not in the hold table",
                 hold_id.0
             );
         };
-        let legs = self.unhold_legs(&hold, 0);
+        let (wallet, legs) = (hold.wallet, self.unhold_legs(hold, 0));
         if let Err(e) = self.post(
-            hold.wallet,
+            wallet,
             &mut [(EntryKind::HoldTimeout { hold: hold_id }, legs)],
         ) {
             // Unhold legs only lower pending totals; expiry legs are bounded by the grant.
             panic!("timeout of hold {} failed: {e}", hold_id.0);
         }
-        self.mark_resolved(hold_id, HoldResolution::TimedOut);
-        self.resolve_limits(hold_id, 0, 0);
+        self.resolve_hold(hold_id, HoldResolution::TimedOut, 0, 0);
     }
 
     /// Expires a grant at its due time: what is free goes to breakage (paid) or back to

@@ -716,14 +716,26 @@ impl Ledger {
         }
     }
 
-    pub(crate) fn mark_resolved(&mut self, hold: HoldId, how: HoldResolution) {
+    /// Resolves open hold `hold` as `how` at the ledger's time: its counters give back what
+    /// it held and count `credits` or `units` (`resolve_limits`), and the hold lets go of
+    /// its terms, which no late call about a resolved hold reads.
+    pub(crate) fn resolve_hold(
+        &mut self,
+        hold: HoldId,
+        how: HoldResolution,
+        credits: u64,
+        units: u64,
+    ) {
         let now = self.time;
-        if let Some(h) = self.holds.get_mut(hold.0) {
-            assert_eq!(h.state, HoldState::Open, "hold {} resolved twice", hold.0);
-            h.state = HoldState::Resolved { how, at: now };
-            self.hold_timeouts.remove(&(h.expires_at, hold));
-            self.forget_holds.push_back((now, hold));
-        }
+        let Some(h) = self.holds.get_mut(hold.0) else {
+            panic!("hold {} resolved without its table entry", hold.0);
+        };
+        assert_eq!(h.state, HoldState::Open, "hold {} resolved twice", hold.0);
+        h.state = HoldState::Resolved { how, at: now };
+        let terms = h.terms.take().unwrap_or_default();
+        self.hold_timeouts.remove(&(h.expires_at, hold));
+        self.forget_holds.push_back((now, hold));
+        self.resolve_limits(&terms.limits, credits, units);
     }
 }
 

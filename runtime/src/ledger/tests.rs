@@ -300,6 +300,11 @@ fn hold_times_out_between_reserve_and_commit() {
         .filter(|e| matches!(e.kind, EntryKind::HoldTimeout { .. }))
         .count();
     assert_eq!(timeout, 1);
+    assert!(
+        f.ledger.hold(hold).unwrap().terms.is_none(),
+        "a timed-out hold lets go of its terms"
+    );
+    f.ledger.verify().unwrap();
 }
 
 #[test]
