@@ -12,8 +12,11 @@ use clap::{Args, ValueEnum};
 
 use crate::catalog::PolicyInForce;
 use crate::cluster::Cluster;
-use crate::engine::{Activity, Engine, EngineConfig, EngineThread, Partitions, SystemClock};
+use crate::engine::{
+    Activity, Engine, EngineConfig, EngineThread, Partitions, SystemClock, start_filler,
+};
 use crate::http::{HttpState, Metrics, PolicyStatus};
+use crate::ledger::Spares;
 use crate::policy::Policy;
 use crate::service::{EngineFactory, Runtime};
 
@@ -218,8 +221,12 @@ pub async fn serve(args: ServeArgs, activity: Option<Arc<Activity>>) -> anyhow::
     }
     let (policy, source) = load_policy(&args).await?;
     let clock = Arc::new(SystemClock);
+    // The ledgers' chunks, touched ahead of need in the core's idle time (`ledger::Spares`).
+    let spares = Spares::new();
+    start_filler(&spares).context("starting the spare chunks' filler thread")?;
     let mut config = EngineConfig {
         activity,
+        spares: Some(spares),
         ..EngineConfig::default()
     };
     config.ledger.idempotency_window_ms =

@@ -20,6 +20,7 @@
 mod activity;
 mod clock;
 mod partitions;
+mod spares;
 mod stats;
 mod writer;
 
@@ -36,10 +37,12 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use partitions::{
     DEFAULT_EMBEDDED_PARTITIONS, MAX_PARTITIONS, Partitions, partition_of, recorded_count,
 };
+pub use spares::start_filler;
 pub use stats::{EngineStats, STORE_WRITE_BOUNDS_US, StatsSnapshot};
 
 use crate::ledger::{
-    CommandResult, EntryHash, Keyed, Ledger, LedgerConfig, LedgerError, Timestamp, Violation,
+    CommandResult, EntryHash, Keyed, Ledger, LedgerConfig, LedgerError, Spares, Timestamp,
+    Violation,
 };
 use crate::store::JournalArchive;
 use crate::store::{LoggedCommand, Store, StoreError};
@@ -75,6 +78,9 @@ pub struct EngineConfig {
     pub activity: Option<Arc<Activity>>,
     /// Longest the writer waits for that runtime to run out of work (`CUT_WAIT`).
     pub cut_wait: Duration,
+    /// Chunks touched ahead of need for the ledger to grow by (`ledger::Spares`, refilled
+    /// by `start_filler`'s thread). `None`: it allocates them as it goes.
+    pub spares: Option<Arc<Spares>>,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +92,7 @@ impl Default for EngineConfig {
             tick: Duration::from_millis(100),
             activity: None,
             cut_wait: CUT_WAIT,
+            spares: None,
         }
     }
 }
@@ -258,6 +265,9 @@ pub(crate) struct Shared {
     pub(crate) max_batch: usize,
     /// The store's journal archive, if it keeps one (see `Store::journal_archive`).
     pub(crate) archive: Option<Arc<dyn JournalArchive>>,
+    /// The pools the ledger grows from, kept for as long as the engine runs: their filler
+    /// thread leaves once no engine holds them (`start_filler`).
+    _spares: Option<Arc<Spares>>,
 }
 
 impl Shared {
@@ -319,6 +329,9 @@ impl Engine {
         })?;
         let configured = writer::configure(store.as_mut(), &mut recovered, config.ledger)
             .map_err(|e| EngineError::Recovery(e.to_string()))?;
+        if let Some(spares) = &config.spares {
+            recovered.ledger.use_spares(spares);
+        }
         let stats = Arc::new(EngineStats::default());
         stats.record_recovery(recovered.replayed_batches, recovered.next_seq - 1);
         stats.retained(recovered.ledger.retained());
@@ -343,6 +356,7 @@ impl Engine {
             closing: AtomicBool::new(false),
             max_batch,
             archive: store.journal_archive(),
+            _spares: config.spares.clone(),
         });
         let writer = writer::Writer {
             shared: shared.clone(),

@@ -262,8 +262,12 @@ impl Writer {
                 match self.start_snapshot(&mut ledger) {
                     Ok(forgotten) => {
                         // Freeing hundreds of MB takes a while: not with the ledger held.
+                        let spares = ledger.journal.spares.clone();
                         drop(ledger);
-                        drop(forgotten);
+                        match spares {
+                            Some(pool) => pool.recycle(forgotten),
+                            None => drop(forgotten),
+                        }
                     }
                     Err(error) if error.is_transient() => self.snapshot_later(&error),
                     Err(error) => {

@@ -94,6 +94,18 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// An entry of nothing, owning no memory: what `spare` writes to touch a chunk's pages.
+    pub(crate) fn blank() -> Entry {
+        Entry {
+            id: EntryId(0),
+            time: Timestamp(0),
+            kind: EntryKind::Debit,
+            wallet: 0,
+            legs: Legs::new(),
+            hash: GENESIS_HASH,
+        }
+    }
+
     /// The chain hash of an entry with these contents following `prev`: BLAKE3 in keyed mode
     /// with `prev` as the key, over the entry's fixed-width little-endian encoding (so it
     /// never depends on serde). Keying with `prev` rather than hashing it as input keeps an

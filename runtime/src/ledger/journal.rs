@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::entry::Entry;
+use super::spare::Pool;
 use super::types::EntryId;
 
 /// Entries per chunk: the unit of archiving. 4,096 entries, about half a MiB in memory.
@@ -47,6 +48,8 @@ pub struct Journal {
     /// Entries a snapshot leaves out, because the archive holds them, or will before that
     /// snapshot is durable: at least `first`, at a chunk boundary.
     archiving: u64,
+    /// Where new chunks come from, touched ahead of need, and forgotten ones go (`spare`).
+    pub(crate) spares: Option<Arc<Pool<Entry>>>,
 }
 
 impl Journal {
@@ -66,13 +69,23 @@ impl Journal {
 
     pub(crate) fn push(&mut self, entry: Entry) {
         if self.open.capacity() == 0 {
-            self.open.reserve_exact(CHUNK_ENTRIES);
+            self.open = self.new_chunk();
         }
         self.open.push(entry);
         if self.open.len() == CHUNK_ENTRIES {
-            let full = std::mem::replace(&mut self.open, Vec::with_capacity(CHUNK_ENTRIES));
+            let next = self.new_chunk();
+            let full = std::mem::replace(&mut self.open, next);
             self.sealed.push_back(Arc::new(full));
         }
+    }
+
+    /// An empty chunk with room for `CHUNK_ENTRIES`: a touched one from the pool if it has
+    /// one ready.
+    fn new_chunk(&self) -> Vec<Entry> {
+        self.spares
+            .as_ref()
+            .and_then(|pool| pool.take())
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK_ENTRIES))
     }
 
     /// The entry, if it is in memory (`None` for an id archived or not yet given).

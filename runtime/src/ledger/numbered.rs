@@ -13,8 +13,10 @@ use std::sync::Arc;
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
+use super::spare::Pool;
+
 /// Items per chunk.
-const CHUNK: usize = 4096;
+pub(crate) const CHUNK: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Numbered<T> {
@@ -26,6 +28,8 @@ pub(crate) struct Numbered<T> {
     next: u64,
     /// `None`: forgotten while an older item is still kept. Every chunk but the last is full.
     chunks: VecDeque<Arc<Vec<Option<T>>>>,
+    /// Where new chunks come from, touched ahead of need, and freed ones go (`spare`).
+    pub(crate) spares: Option<Arc<Pool<Option<T>>>>,
 }
 
 /// `chunk`, to change: copied first when a clone still shares it (with room for a whole
@@ -45,6 +49,7 @@ impl<T> Numbered<T> {
             base,
             next: base,
             chunks: VecDeque::new(),
+            spares: None,
         }
     }
 
@@ -115,7 +120,11 @@ impl<T: Clone> Numbered<T> {
         match self.chunks.back_mut() {
             Some(chunk) if chunk.len() < CHUNK => own(chunk).push(slot),
             _ => {
-                let mut chunk = Vec::with_capacity(CHUNK);
+                let mut chunk = self
+                    .spares
+                    .as_ref()
+                    .and_then(|pool| pool.take())
+                    .unwrap_or_else(|| Vec::with_capacity(CHUNK));
                 chunk.push(slot);
                 self.chunks.push_back(Arc::new(chunk));
             }
@@ -165,13 +174,19 @@ impl<T: Clone> Numbered<T> {
         while self.base < self.next && self.get(self.base).is_none() {
             self.base += 1;
             if self.base - self.start >= CHUNK as u64 {
-                self.chunks.pop_front();
+                let freed = self.chunks.pop_front();
+                if let Some(pool) = &self.spares {
+                    pool.recycle(freed);
+                }
                 self.start += CHUNK as u64;
             }
         }
         if self.base == self.next {
             // Empty: start afresh at the next number.
-            self.chunks.clear();
+            match &self.spares {
+                Some(pool) => pool.recycle(self.chunks.drain(..)),
+                None => self.chunks.clear(),
+            }
             self.start = self.next;
         }
     }

@@ -363,6 +363,14 @@ impl Ledger {
         }
     }
 
+    /// Takes the chunks its journal, holds and answers grow by from `spares`, touched ahead
+    /// of need, and gives the ones it frees back there (`spare`).
+    pub fn use_spares(&mut self, spares: &super::spare::Spares) {
+        self.journal.spares = Some(spares.entries.clone());
+        self.holds.spares = Some(spares.holds.clone());
+        self.answers.spares = Some(spares.answers.clone());
+    }
+
     /// Current ledger time.
     pub fn time(&self) -> Timestamp {
         self.time

@@ -1185,3 +1185,89 @@ fn an_image_encodes_as_its_ledger_did_while_the_ledger_changes() {
         Err(LedgerError::IdempotencyConflict { .. })
     ));
 }
+
+/// A ledger that takes its chunks from spares and gives them back is, byte for byte, the
+/// ledger that allocates them: the pools change where memory comes from, nothing else.
+#[test]
+fn a_ledger_on_spare_chunks_is_the_ledger_without_them() {
+    let spares = Spares::new();
+    while spares.fill_one() {}
+    let full = spares.ready();
+    let config = LedgerConfig {
+        idempotency_window_ms: 60_000,
+    };
+    let mut pooled = Ledger::new(config);
+    pooled.use_spares(&spares);
+    let mut plain = Ledger::new(config);
+    let mut both = |now: u64, key: String, command: Command| {
+        let request = Keyed {
+            customer: "acme".into(),
+            key,
+            command,
+        };
+        let (a, b) = (
+            pooled.apply(Timestamp(now), &request),
+            plain.apply(Timestamp(now), &request),
+        );
+        assert_eq!(a, b);
+        a
+    };
+    let spec = GrantSpec {
+        amount: u64::MAX / 2,
+        category: Category::Paid,
+        priority: 0,
+        effective_at: Timestamp(0),
+        expires_at: None,
+        cost_basis_micros: 1000,
+    };
+    both(
+        1,
+        "grant".into(),
+        Command::Grant {
+            wallet: wallet(),
+            grant: spec,
+        },
+    )
+    .unwrap();
+    // Past two and a half chunks of holds and five of answers and journal entries.
+    let pairs = 10_000u64;
+    for n in 0..pairs {
+        let reserve = Command::Reserve {
+            wallet: wallet(),
+            amount: 100,
+            timeout_ms: 60_000,
+            limits: vec![],
+            price: None,
+            request: None,
+        };
+        let Ok(Outcome::Reserved { hold, .. }) = both(2 + n, format!("r{n}"), reserve) else {
+            panic!("reserve {n} refused");
+        };
+        let commit = Command::Commit {
+            hold,
+            amount: 60,
+            units: 0,
+        };
+        both(2 + n, format!("c{n}"), commit).unwrap();
+    }
+    let used = spares.ready();
+    assert!(
+        used.0 < full.0 && used.1 < full.1 && used.2 < full.2,
+        "{used:?} of {full:?}"
+    );
+    // Past the window: every answer and resolved hold is forgotten, their chunks freed.
+    let later = 2 + pairs + 120_000;
+    let release = Command::Release { hold: HoldId(1) };
+    let _ = both(later, "late".into(), release);
+    let freed = spares.ready();
+    assert!(
+        freed.1 > used.1 && freed.2 > used.2,
+        "{freed:?} after {used:?}"
+    );
+    assert_eq!(pooled.chain_head(), plain.chain_head());
+    assert_eq!(
+        postcard::to_allocvec(&pooled).unwrap(),
+        postcard::to_allocvec(&plain).unwrap()
+    );
+    pooled.verify().unwrap();
+}

@@ -1,0 +1,256 @@
+//! Chunks of memory touched before the ledger needs them.
+//!
+//! The ledger grows with every call: journal entries until a snapshot archives them, holds
+//! and idempotency answers for their window, each in fixed-size chunks. A page a process
+//! writes for the first time costs a fault in which the kernel zeroes it, and on a virtual
+//! machine whose host backs the guest's memory only once it is used (a balloon that reports
+//! free pages, as on the machines this project is measured on) that first write took 10-30
+//! us a page: a tenth of the server's core, paid inside whichever calls crossed into a new
+//! page (BENCHMARKS.md, session 23). A call should not wait for that.
+//!
+//! So each growing structure can take its next chunk from a `Pool` that keeps a few chunks
+//! allocated and written over, one write a page, ahead of need, and give back the chunks
+//! it lets go of. A thread at the lowest priority refills the pools (`engine::spares`), in
+//! time the core would otherwise idle away: the JVM's `AlwaysPreTouch`, and TigerBeetle's
+//! memory allocated whole at start, for the same reason, without a bound on the ledger's
+//! size. The ledger never waits for a pool: a pool that is empty, or busy for the moment,
+//! gives nothing, and the ledger allocates as before.
+
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::Thread;
+
+use super::entry::Entry;
+use super::state::{Hold, KeyEntry};
+
+/// The granule the kernel backs memory in (4 KiB pages; huge pages are off, see
+/// `serve::disable_huge_pages`). Touching one byte in each backs the whole chunk.
+const PAGE: usize = 4096;
+
+/// Chunks of `T`, each with room for `items` of them, allocated and touched.
+pub(crate) struct Pool<T> {
+    ready: Mutex<Vec<Vec<T>>>,
+    /// Room of each chunk, in items.
+    items: usize,
+    /// Chunks kept ready; chunks given back beyond twice this are dropped.
+    keep: usize,
+    /// The thread that refills the pools, woken once a take leaves fewer than `keep`.
+    filler: Arc<OnceLock<Thread>>,
+}
+
+impl<T> Pool<T> {
+    fn new(items: usize, keep: usize, filler: Arc<OnceLock<Thread>>) -> Self {
+        Pool {
+            ready: Mutex::new(Vec::with_capacity(2 * keep)),
+            items,
+            keep,
+            filler,
+        }
+    }
+
+    /// An empty chunk with room for `items`, touched if the pool had one ready. Never waits:
+    /// `None` when none is ready or the filler holds the pool this moment.
+    pub(crate) fn take(&self) -> Option<Vec<T>> {
+        let (chunk, low) = {
+            let mut ready = self.ready.try_lock().ok()?;
+            let chunk = ready.pop()?;
+            (chunk, ready.len() < self.keep)
+        };
+        if low && let Some(filler) = self.filler.get() {
+            filler.unpark();
+        }
+        Some(chunk)
+    }
+
+    /// A chunk the ledger is done with: emptied and kept for the next `take` (its pages are
+    /// backed already), unless the pool is full or busy.
+    pub(crate) fn give(&self, mut chunk: Vec<T>) {
+        if chunk.capacity() != self.items {
+            return;
+        }
+        chunk.clear();
+        if let Ok(mut ready) = self.ready.try_lock()
+            && ready.len() < 2 * self.keep
+        {
+            ready.push(chunk);
+        }
+    }
+
+    /// Gives back chunks the ledger let go of, each once nothing else holds it (a snapshot's
+    /// image, the archive); the rest are dropped. Emptying a chunk drops its items: call it
+    /// where that keeps no caller waiting.
+    pub(crate) fn recycle(&self, chunks: impl IntoIterator<Item = Arc<Vec<T>>>) {
+        for chunk in chunks {
+            if let Ok(chunk) = Arc::try_unwrap(chunk) {
+                self.give(chunk);
+            }
+        }
+    }
+
+    /// Chunks ready now.
+    pub(crate) fn ready(&self) -> usize {
+        self.ready.lock().map_or(0, |ready| ready.len())
+    }
+
+    /// Adds one touched chunk if fewer than `keep` are ready; false if none was needed. The
+    /// chunk is allocated and touched outside the lock, so `take` is never kept waiting.
+    fn fill_one(&self, blank: impl Fn() -> T) -> bool {
+        if self.ready() >= self.keep {
+            return false;
+        }
+        let mut chunk = Vec::with_capacity(self.items);
+        touch(&mut chunk, blank);
+        if let Ok(mut ready) = self.ready.lock() {
+            ready.push(chunk);
+        }
+        true
+    }
+}
+
+/// Writes `blank` into the spare room of `chunk` once every page (at least), so the kernel
+/// backs every page of it now. The length stays 0: nothing written is ever read or dropped,
+/// so `blank` must own no memory of its own.
+fn touch<T>(chunk: &mut Vec<T>, blank: impl Fn() -> T) {
+    let step = (PAGE / size_of::<T>().max(1)).max(1);
+    let room = chunk.spare_capacity_mut();
+    let last = room.len().checked_sub(1);
+    for slot in room.iter_mut().step_by(step) {
+        *slot = MaybeUninit::new(blank());
+    }
+    if let Some(last) = last {
+        room[last] = MaybeUninit::new(blank());
+    }
+}
+
+impl<T> fmt::Debug for Pool<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("items", &self.items)
+            .field("keep", &self.keep)
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+/// The pools of one process's ledgers: journal chunks, hold chunks and answer chunks.
+#[derive(Debug)]
+pub struct Spares {
+    pub(crate) entries: Arc<Pool<Entry>>,
+    pub(crate) holds: Arc<Pool<Option<Hold>>>,
+    pub(crate) answers: Arc<Pool<Option<KeyEntry>>>,
+    filler: Arc<OnceLock<Thread>>,
+}
+
+/// Chunks kept ready of each kind: at 20,000 Reserve + Commit pairs a second (two journal
+/// entries, one hold and two answers a pair) about a second of the journal's and two of the
+/// holds' and answers': about 6 MiB in all.
+const KEEP_ENTRIES: usize = 8;
+const KEEP_NUMBERED: usize = 4;
+
+impl Spares {
+    pub fn new() -> Arc<Spares> {
+        let filler = Arc::new(OnceLock::new());
+        Arc::new(Spares {
+            entries: Arc::new(Pool::new(
+                super::journal::CHUNK_ENTRIES,
+                KEEP_ENTRIES,
+                filler.clone(),
+            )),
+            holds: Arc::new(Pool::new(
+                super::numbered::CHUNK,
+                KEEP_NUMBERED,
+                filler.clone(),
+            )),
+            answers: Arc::new(Pool::new(
+                super::numbered::CHUNK,
+                KEEP_NUMBERED,
+                filler.clone(),
+            )),
+            filler,
+        })
+    }
+
+    /// Names the thread a take wakes when a pool runs low (the first one named stays).
+    pub fn set_filler(&self, thread: Thread) {
+        let _ = self.filler.set(thread);
+    }
+
+    /// Adds one touched chunk to the first pool below what it keeps (the journal's, which
+    /// uses most, first); false if every pool is full.
+    pub fn fill_one(&self) -> bool {
+        self.entries.fill_one(Entry::blank)
+            || self.answers.fill_one(|| None)
+            || self.holds.fill_one(|| None)
+    }
+
+    /// Chunks ready: journal, holds, answers.
+    pub fn ready(&self) -> (usize, usize, usize) {
+        (
+            self.entries.ready(),
+            self.holds.ready(),
+            self.answers.ready(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(items: usize, keep: usize) -> Pool<Option<u64>> {
+        Pool::new(items, keep, Arc::new(OnceLock::new()))
+    }
+
+    #[test]
+    fn a_pool_keeps_touched_chunks_ready_and_never_makes_the_ledger_wait() {
+        let pool = pool(1000, 2);
+        assert!(pool.take().is_none(), "nothing ready yet");
+        assert!(pool.fill_one(|| None) && pool.fill_one(|| None));
+        assert!(!pool.fill_one(|| None), "two are all it keeps");
+        let chunk = pool.take().unwrap();
+        assert_eq!((chunk.len(), chunk.capacity()), (0, 1000));
+        {
+            let _filler = pool.ready.lock().unwrap();
+            assert!(pool.take().is_none(), "a busy pool gives nothing");
+        }
+        assert_eq!(pool.ready(), 1);
+    }
+
+    #[test]
+    fn chunks_given_back_are_emptied_and_kept_up_to_twice_what_the_pool_keeps() {
+        let pool = pool(8, 2);
+        let shared = Arc::new(vec![Some(1); 8]);
+        let held = shared.clone();
+        pool.recycle([shared]);
+        assert_eq!(pool.ready(), 0, "a chunk still shared is not taken back");
+        pool.recycle([held]);
+        assert_eq!(pool.ready(), 1);
+        assert!(pool.take().unwrap().is_empty());
+        pool.give(Vec::with_capacity(16));
+        assert_eq!(pool.ready(), 0, "a chunk of another size is dropped");
+        for _ in 0..5 {
+            pool.give(Vec::with_capacity(8));
+        }
+        assert_eq!(pool.ready(), 4);
+    }
+
+    #[test]
+    fn a_take_that_leaves_the_pool_low_wakes_the_filler() {
+        let spares = Spares::new();
+        let (woken, wake) = std::sync::mpsc::channel();
+        let filler = std::thread::spawn(move || {
+            std::thread::park();
+            let _ = woken.send(());
+        });
+        spares.set_filler(filler.thread().clone());
+        while spares.fill_one() {}
+        assert_eq!(spares.ready(), (KEEP_ENTRIES, KEEP_NUMBERED, KEEP_NUMBERED));
+        assert!(spares.entries.take().is_some());
+        wake.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the filler is woken");
+        filler.join().unwrap();
+        assert!(spares.fill_one(), "one to make up");
+        assert!(!spares.fill_one());
+    }
+}
