@@ -6,7 +6,7 @@
 //! machine whose host backs the guest's memory only once it is used (a balloon that reports
 //! free pages, as on the machines this project is measured on) that first write took 10-30
 //! us a page: a tenth of the server's core, paid inside whichever calls crossed into a new
-//! page (BENCHMARKS.md, session 23). A call should not wait for that.
+//! page (BENCHMARKS.md, sessions 22 and 23). A call should not wait for that.
 //!
 //! So each growing structure can take its next chunk from a `Pool` that keeps a few chunks
 //! allocated and written over, one write a page, ahead of need, and give back the chunks

@@ -32,6 +32,13 @@ pub(crate) trait Table: Default + IntoIterator {
     fn with_capacity(items: usize) -> Self;
     /// Adds `item`; false when its key was there already (the table keeps one of them).
     fn put(&mut self, item: Self::Item) -> bool;
+    /// `put` into the table at `place` among all the tables of the splits above it (each
+    /// split numbers its tables `place * SHARDS + shard`). Tables that fill in step can grow
+    /// at different inserts by it (`keys.rs`).
+    fn put_at(&mut self, item: Self::Item, place: u64) -> bool {
+        let _ = place;
+        self.put(item)
+    }
     /// The hash that picks an item's table (`Split::table` is asked with the same).
     fn hash_of(item: &Self::Item) -> u64;
 }
@@ -59,6 +66,10 @@ impl<T: Table, const LEVEL: u32> Table for Split<T, LEVEL> {
 
     fn put(&mut self, item: T::Item) -> bool {
         self.insert(item)
+    }
+
+    fn put_at(&mut self, item: T::Item, place: u64) -> bool {
+        self.insert_at(item, place)
     }
 
     fn hash_of(item: &T::Item) -> u64 {
@@ -102,6 +113,11 @@ impl<T: Table, const LEVEL: u32> Split<T, LEVEL> {
 
     /// Adds `item`; false when its key was there already.
     pub(crate) fn insert(&mut self, item: T::Item) -> bool {
+        self.insert_at(item, 0)
+    }
+
+    /// `insert`, this split being the table at `place` among those of the splits above it.
+    fn insert_at(&mut self, item: T::Item, place: u64) -> bool {
         if self.tables.len() == 1 && self.len >= Self::SPLIT_AT {
             let one = self.tables.pop().unwrap_or_default();
             self.tables = Self::with_capacity(self.len).tables;
@@ -113,7 +129,8 @@ impl<T: Table, const LEVEL: u32> Split<T, LEVEL> {
             self.tables.push(T::default());
         }
         let index = self.index(T::hash_of(&item));
-        let added = self.tables[index].put(item);
+        let place = place.wrapping_mul(SHARDS as u64).wrapping_add(index as u64);
+        let added = self.tables[index].put_at(item, place);
         self.len += usize::from(added);
         added
     }
