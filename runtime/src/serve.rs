@@ -221,12 +221,20 @@ pub async fn serve(args: ServeArgs, activity: Option<Arc<Activity>>) -> anyhow::
     }
     let (policy, source) = load_policy(&args).await?;
     let clock = Arc::new(SystemClock);
-    // The ledgers' chunks, touched ahead of need in the core's idle time (`ledger::Spares`).
-    let spares = Spares::new();
-    start_filler(&spares).context("starting the spare chunks' filler thread")?;
+    // The ledgers' chunks, touched ahead of need while the runtime's threads are parked
+    // (`ledger::Spares`).
+    let spares = match &activity {
+        Some(activity) => {
+            let spares = Spares::new();
+            start_filler(&spares, activity.clone())
+                .context("starting the spare chunks' filler thread")?;
+            Some(spares)
+        }
+        None => None,
+    };
     let mut config = EngineConfig {
         activity,
-        spares: Some(spares),
+        spares,
         ..EngineConfig::default()
     };
     config.ledger.idempotency_window_ms =

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! An engine grows its ledger from spare chunks (`ledger::Spares`), the filler thread
-//! refills them, and it leaves once the engines using them have stopped.
+//! refills them while the runtime's threads are parked, and it leaves once the engines
+//! using them have stopped.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::acme::{grant, reserve};
-use tollgate_runtime::engine::{Engine, EngineConfig, SystemClock, start_filler};
+use tollgate_runtime::engine::{Activity, Engine, EngineConfig, SystemClock, start_filler};
 use tollgate_runtime::ledger::Spares;
 use tollgate_runtime::store::embedded::EmbeddedStore;
 
@@ -30,7 +31,7 @@ async fn the_ledger_grows_from_the_pools_and_the_filler_refills_them() {
     let dir = tempfile::tempdir().unwrap();
     let spares = Spares::new();
     // Filled here, and the filler started only after the calls: what they took shows.
-    while spares.fill_one() {}
+    spares.fill(|| true);
     let full = spares.ready();
     let config = EngineConfig {
         spares: Some(spares.clone()),
@@ -70,7 +71,16 @@ async fn the_ledger_grows_from_the_pools_and_the_filler_refills_them() {
         left.0 < full.0 && left.1 < full.1 && left.2 < full.2,
         "the ledger grew from the pools: {left:?} of {full:?}"
     );
-    start_filler(&spares).unwrap();
+    // The filler touches nothing while a serving thread works, and refills once all park.
+    let activity = Arc::new(Activity::new(1));
+    start_filler(&spares, activity.clone()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        spares.ready(),
+        left,
+        "nothing filled while the runtime works"
+    );
+    activity.parking();
     wait_for(&spares, full, "refilled by the filler");
     let pools = Arc::downgrade(&spares);
     drop(spares);

@@ -31,6 +31,8 @@ const PAGE: usize = 4096;
 /// Chunks of `T`, each with room for `items` of them, allocated and touched.
 pub(crate) struct Pool<T> {
     ready: Mutex<Vec<Vec<T>>>,
+    /// The chunk the filler is touching, and the next item to write (`fill`).
+    filling: Mutex<Option<(Vec<T>, usize)>>,
     /// Room of each chunk, in items.
     items: usize,
     /// Chunks kept ready; chunks given back beyond twice this are dropped.
@@ -43,6 +45,7 @@ impl<T> Pool<T> {
     fn new(items: usize, keep: usize, filler: Arc<OnceLock<Thread>>) -> Self {
         Pool {
             ready: Mutex::new(Vec::with_capacity(2 * keep)),
+            filling: Mutex::new(None),
             items,
             keep,
             filler,
@@ -93,34 +96,46 @@ impl<T> Pool<T> {
         self.ready.lock().map_or(0, |ready| ready.len())
     }
 
-    /// Adds one touched chunk if fewer than `keep` are ready; false if none was needed. The
-    /// chunk is allocated and touched outside the lock, so `take` is never kept waiting.
-    fn fill_one(&self, blank: impl Fn() -> T) -> bool {
-        if self.ready() >= self.keep {
-            return false;
+    /// Touches chunks, one page at a time while `go_on` says so, until `keep` are ready.
+    /// A chunk is allocated, then written once a page (`blank` at every `PAGE` bytes and in
+    /// its last item), then added to the ready ones; one stopped half way is taken up again
+    /// by the next call. The length stays 0: nothing written is ever read or dropped, so
+    /// `blank` must own no memory of its own.
+    fn fill(&self, blank: impl Fn() -> T, go_on: &mut impl FnMut() -> bool) -> Fill {
+        let Ok(mut filling) = self.filling.lock() else {
+            return Fill::Full;
+        };
+        let step = (PAGE / size_of::<T>().max(1)).max(1);
+        loop {
+            if filling.is_none() && self.ready() >= self.keep {
+                return Fill::Full;
+            }
+            let (chunk, next) = filling.get_or_insert_with(|| (Vec::with_capacity(self.items), 0));
+            let room = chunk.spare_capacity_mut();
+            while *next < room.len() {
+                if !go_on() {
+                    return Fill::Stopped;
+                }
+                room[*next] = MaybeUninit::new(blank());
+                *next += step;
+            }
+            if let Some(last) = room.last_mut() {
+                *last = MaybeUninit::new(blank());
+            }
+            if let (Some((chunk, _)), Ok(mut ready)) = (filling.take(), self.ready.lock()) {
+                ready.push(chunk);
+            }
         }
-        let mut chunk = Vec::with_capacity(self.items);
-        touch(&mut chunk, blank);
-        if let Ok(mut ready) = self.ready.lock() {
-            ready.push(chunk);
-        }
-        true
     }
 }
 
-/// Writes `blank` into the spare room of `chunk` once every page (at least), so the kernel
-/// backs every page of it now. The length stays 0: nothing written is ever read or dropped,
-/// so `blank` must own no memory of its own.
-fn touch<T>(chunk: &mut Vec<T>, blank: impl Fn() -> T) {
-    let step = (PAGE / size_of::<T>().max(1)).max(1);
-    let room = chunk.spare_capacity_mut();
-    let last = room.len().checked_sub(1);
-    for slot in room.iter_mut().step_by(step) {
-        *slot = MaybeUninit::new(blank());
-    }
-    if let Some(last) = last {
-        room[last] = MaybeUninit::new(blank());
-    }
+/// How a `fill` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// Every pool holds the chunks it keeps.
+    Full,
+    /// `go_on` said to stop first.
+    Stopped,
 }
 
 impl<T> fmt::Debug for Pool<T> {
@@ -176,12 +191,15 @@ impl Spares {
         let _ = self.filler.set(thread);
     }
 
-    /// Adds one touched chunk to the first pool below what it keeps (the journal's, which
-    /// uses most, first); false if every pool is full.
-    pub fn fill_one(&self) -> bool {
-        self.entries.fill_one(Entry::blank)
-            || self.answers.fill_one(|| None)
-            || self.holds.fill_one(|| None)
+    /// Touches chunks for the pools below what they keep, the journal's (which uses most)
+    /// first, one page at a time while `go_on` says so (`Pool::fill`).
+    pub fn fill(&self, mut go_on: impl FnMut() -> bool) -> Fill {
+        if self.entries.fill(Entry::blank, &mut go_on) == Fill::Stopped
+            || self.answers.fill(|| None, &mut go_on) == Fill::Stopped
+        {
+            return Fill::Stopped;
+        }
+        self.holds.fill(|| None, &mut go_on)
     }
 
     /// Chunks ready: journal, holds, answers.
@@ -206,8 +224,8 @@ mod tests {
     fn a_pool_keeps_touched_chunks_ready_and_never_makes_the_ledger_wait() {
         let pool = pool(1000, 2);
         assert!(pool.take().is_none(), "nothing ready yet");
-        assert!(pool.fill_one(|| None) && pool.fill_one(|| None));
-        assert!(!pool.fill_one(|| None), "two are all it keeps");
+        assert_eq!(pool.fill(|| None, &mut || true), Fill::Full);
+        assert_eq!(pool.ready(), 2, "two are all it keeps");
         let chunk = pool.take().unwrap();
         assert_eq!((chunk.len(), chunk.capacity()), (0, 1000));
         {
@@ -215,6 +233,30 @@ mod tests {
             assert!(pool.take().is_none(), "a busy pool gives nothing");
         }
         assert_eq!(pool.ready(), 1);
+    }
+
+    /// A fill stopped half way goes on where it stopped: each page is written once.
+    #[test]
+    fn a_stopped_fill_goes_on_where_it_stopped() {
+        // 4,096 items of 16 bytes: 16 pages a chunk.
+        let pool = pool(4096, 2);
+        let mut pages = 0;
+        let mut five = || {
+            pages += 1;
+            pages <= 5
+        };
+        assert_eq!(pool.fill(|| None, &mut five), Fill::Stopped);
+        assert_eq!(pool.ready(), 0);
+        let mut more = 0;
+        assert_eq!(
+            pool.fill(|| None, &mut || {
+                more += 1;
+                true
+            }),
+            Fill::Full
+        );
+        assert_eq!(pool.ready(), 2);
+        assert_eq!(5 + more, 2 * 16, "every page of both chunks, once");
     }
 
     #[test]
@@ -244,13 +286,18 @@ mod tests {
             let _ = woken.send(());
         });
         spares.set_filler(filler.thread().clone());
-        while spares.fill_one() {}
-        assert_eq!(spares.ready(), (KEEP_ENTRIES, KEEP_NUMBERED, KEEP_NUMBERED));
+        assert_eq!(spares.fill(|| true), Fill::Full);
+        let full = (KEEP_ENTRIES, KEEP_NUMBERED, KEEP_NUMBERED);
+        assert_eq!(spares.ready(), full);
         assert!(spares.entries.take().is_some());
         wake.recv_timeout(std::time::Duration::from_secs(10))
             .expect("the filler is woken");
         filler.join().unwrap();
-        assert!(spares.fill_one(), "one to make up");
-        assert!(!spares.fill_one());
+        assert_eq!(
+            spares.ready(),
+            (KEEP_ENTRIES - 1, KEEP_NUMBERED, KEEP_NUMBERED)
+        );
+        assert_eq!(spares.fill(|| true), Fill::Full);
+        assert_eq!(spares.ready(), full);
     }
 }

@@ -1191,7 +1191,7 @@ fn an_image_encodes_as_its_ledger_did_while_the_ledger_changes() {
 #[test]
 fn a_ledger_on_spare_chunks_is_the_ledger_without_them() {
     let spares = Spares::new();
-    while spares.fill_one() {}
+    spares.fill(|| true);
     let full = spares.ready();
     let config = LedgerConfig {
         idempotency_window_ms: 60_000,
