@@ -10,11 +10,12 @@
 //!
 //! So each growing structure can take its next chunk from a `Pool` that keeps a few chunks
 //! allocated and written over, one write a page, ahead of need, and give back the chunks
-//! it lets go of. A thread at the lowest priority refills the pools (`engine::spares`), in
-//! time the core would otherwise idle away: the JVM's `AlwaysPreTouch`, and TigerBeetle's
-//! memory allocated whole at start, for the same reason, without a bound on the ledger's
-//! size. The ledger never waits for a pool: a pool that is empty, or busy for the moment,
-//! gives nothing, and the ledger allocates as before.
+//! it lets go of. A thread of its own refills the pools a page at a time, only while the
+//! threads that serve calls are parked (`engine::spares`), in time the core would otherwise
+//! idle away: the JVM's `AlwaysPreTouch`, and TigerBeetle's memory allocated whole at
+//! start, for the same reason, without a bound on the ledger's size. The ledger never waits
+//! for a pool: a pool that is empty, or busy for the moment, gives nothing, and the ledger
+//! allocates as before.
 
 use std::fmt;
 use std::mem::MaybeUninit;
