@@ -240,5 +240,18 @@ async fn readme_walkthrough_through_grpc() -> anyhow::Result<()> {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     assert!(journal >= 4, "{metrics}");
+    // The ledger's first chunks of each kind came from the spares, or were counted missed.
+    for kind in ["journal", "holds", "answers"] {
+        let counted = |name: &str| -> u64 {
+            let series = format!("{name}{{kind=\"{kind}\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+                .unwrap_or(0)
+        };
+        let chunks = counted("tollgate_ledger_spare_chunks_taken_total")
+            + counted("tollgate_ledger_spare_chunks_missed_total");
+        assert!(chunks >= 1, "{kind}: {metrics}");
+    }
     Ok(())
 }

@@ -52,6 +52,10 @@ struct EngineMetrics {
     store_write_seconds: CounterVec,
     snapshots: IntCounterVec,
     snapshots_failed: IntCounterVec,
+    /// The ledgers' spare chunks (`ledger::Spares`, one set for the process; label `kind`).
+    spares_ready: IntGaugeVec,
+    spares_taken: IntCounterVec,
+    spares_missed: IntCounterVec,
 }
 
 impl EngineMetrics {
@@ -125,6 +129,37 @@ impl EngineMetrics {
                 "tollgate_engine_snapshots_failed_total",
                 "Snapshots the store could not take (tried again later)",
             )?,
+            spares_ready: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "tollgate_ledger_spare_chunks",
+                        "Chunks touched ahead of need and ready for the ledger to grow by",
+                    ),
+                    &["kind"],
+                )?,
+            )?,
+            spares_taken: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "tollgate_ledger_spare_chunks_taken_total",
+                        "Chunks the ledger grew by that came touched from the spares",
+                    ),
+                    &["kind"],
+                )?,
+            )?,
+            spares_missed: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "tollgate_ledger_spare_chunks_missed_total",
+                        "Chunks the ledger needed when no spare was ready: it allocated them, \
+                         and calls paid for their pages' first touch",
+                    ),
+                    &["kind"],
+                )?,
+            )?,
         })
     }
 
@@ -160,6 +195,18 @@ impl EngineMetrics {
                 &self.store_write_seconds.with_label_values(l),
                 seconds(stats.store_write_us_total),
             );
+        }
+        // One set of spares serves every partition.
+        if let Some(spares) = runtime.engines().iter().find_map(|e| e.spares()) {
+            for figures in spares.figures() {
+                let l = &[figures.kind];
+                let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                self.spares_ready
+                    .with_label_values(l)
+                    .set(int(figures.ready));
+                advance_int(&self.spares_taken.with_label_values(l), figures.taken);
+                advance_int(&self.spares_missed.with_label_values(l), figures.missed);
+            }
         }
     }
 }
@@ -215,6 +262,15 @@ fn advance_int(counter: &IntCounter, to: u64) {
     if to > now {
         counter.inc_by(to - now);
     }
+}
+
+/// Registers `metric` with `registry`; the metric.
+fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> Result<M, prometheus::Error> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }
 
 /// `advance_int` for a figure in floating point.

@@ -267,7 +267,7 @@ pub(crate) struct Shared {
     pub(crate) archive: Option<Arc<dyn JournalArchive>>,
     /// The pools the ledger grows from, kept for as long as the engine runs: their filler
     /// thread leaves once no engine holds them (`start_filler`).
-    _spares: Option<Arc<Spares>>,
+    spares: Option<Arc<Spares>>,
 }
 
 impl Shared {
@@ -356,7 +356,7 @@ impl Engine {
             closing: AtomicBool::new(false),
             max_batch,
             archive: store.journal_archive(),
-            _spares: config.spares.clone(),
+            spares: config.spares.clone(),
         });
         let writer = writer::Writer {
             shared: shared.clone(),
@@ -501,6 +501,11 @@ impl Engine {
     /// longer keeps in memory are read (`Ledger::wallet_entries` gives their ids).
     pub fn journal_archive(&self) -> Option<Arc<dyn JournalArchive>> {
         self.handle.shared.archive.clone()
+    }
+
+    /// The pools its ledger grows from, if it has them (`EngineConfig::spares`).
+    pub fn spares(&self) -> Option<&Arc<Spares>> {
+        self.handle.shared.spares.as_ref()
     }
 
     pub fn stats(&self) -> &EngineStats {

@@ -56,7 +56,7 @@ pub use error::{HoldResolution, LedgerError};
 pub use image::LedgerImage;
 pub use journal::{ArchiveChunks, CHUNK_ENTRIES, Chunk, Journal};
 pub use query::{EntryRef, GrantBalance, Retained, WalletBalance};
-pub use spare::{Fill, Spares};
+pub use spare::{Fill, SpareFigures, Spares};
 pub use state::{
     Fingerprint, Hold, HoldState, Ledger, LedgerConfig, MAX_HOLD_TIMEOUT_MS, MAX_ID_BYTES,
     fingerprint,

@@ -19,6 +19,7 @@
 
 use std::fmt;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 
@@ -40,6 +41,9 @@ pub(crate) struct Pool<T> {
     keep: usize,
     /// The thread that refills the pools, woken once a take leaves fewer than `keep`.
     filler: Arc<OnceLock<Thread>>,
+    /// Takes that got a chunk, and takes that did not (the ledger allocated it).
+    taken: AtomicU64,
+    missed: AtomicU64,
 }
 
 impl<T> Pool<T> {
@@ -50,21 +54,37 @@ impl<T> Pool<T> {
             items,
             keep,
             filler,
+            taken: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
         }
     }
 
     /// An empty chunk with room for `items`, touched if the pool had one ready. Never waits:
     /// `None` when none is ready or the filler holds the pool this moment.
     pub(crate) fn take(&self) -> Option<Vec<T>> {
-        let (chunk, low) = {
-            let mut ready = self.ready.try_lock().ok()?;
+        let taken = self.ready.try_lock().ok().and_then(|mut ready| {
             let chunk = ready.pop()?;
-            (chunk, ready.len() < self.keep)
+            Some((chunk, ready.len() < self.keep))
+        });
+        let Some((chunk, low)) = taken else {
+            self.missed.fetch_add(1, Ordering::Relaxed);
+            return None;
         };
+        self.taken.fetch_add(1, Ordering::Relaxed);
         if low && let Some(filler) = self.filler.get() {
             filler.unpark();
         }
         Some(chunk)
+    }
+
+    /// What the pool has done: chunks ready now, takes that got one, takes that did not.
+    fn figures(&self, kind: &'static str) -> SpareFigures {
+        SpareFigures {
+            kind,
+            ready: self.ready() as u64,
+            taken: self.taken.load(Ordering::Relaxed),
+            missed: self.missed.load(Ordering::Relaxed),
+        }
     }
 
     /// A chunk the ledger is done with: emptied and kept for the next `take` (its pages are
@@ -128,6 +148,20 @@ impl<T> Pool<T> {
             }
         }
     }
+}
+
+/// One pool's figures (`Spares::figures`, exported by `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpareFigures {
+    /// `journal`, `holds` or `answers`.
+    pub kind: &'static str,
+    /// Chunks ready now.
+    pub ready: u64,
+    /// Chunks the ledger took from the pool since start.
+    pub taken: u64,
+    /// Chunks the ledger needed and the pool had none ready (or was busy that moment): it
+    /// allocated them, and calls paid for their pages' first touch.
+    pub missed: u64,
 }
 
 /// How a `fill` ended.
@@ -203,6 +237,15 @@ impl Spares {
         self.holds.fill(|| None, &mut go_on)
     }
 
+    /// Each pool's figures: journal, holds, answers.
+    pub fn figures(&self) -> [SpareFigures; 3] {
+        [
+            self.entries.figures("journal"),
+            self.holds.figures("holds"),
+            self.answers.figures("answers"),
+        ]
+    }
+
     /// Chunks ready: journal, holds, answers.
     pub fn ready(&self) -> (usize, usize, usize) {
         (
@@ -234,6 +277,8 @@ mod tests {
             assert!(pool.take().is_none(), "a busy pool gives nothing");
         }
         assert_eq!(pool.ready(), 1);
+        let figures = pool.figures("test");
+        assert_eq!((figures.ready, figures.taken, figures.missed), (1, 1, 2));
     }
 
     /// A fill stopped half way goes on where it stopped: each page is written once.
