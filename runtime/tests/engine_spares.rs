@@ -91,3 +91,52 @@ async fn the_ledger_grows_from_the_pools_and_the_filler_refills_them() {
         "once its engines stop nothing holds the pools, and the filler leaves"
     );
 }
+
+/// The journal chunks a snapshot's archive holds leave the ledger at the next snapshot and
+/// go back to the pool, from the snapshot's encoding thread (not the writer's).
+#[tokio::test]
+async fn journal_chunks_the_archive_holds_go_back_to_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    // Empty pools and no filler: every chunk the ledger takes is its own, and what the
+    // pool holds later came back from the ledger.
+    let spares = Spares::new();
+    let config = EngineConfig {
+        spares: Some(spares.clone()),
+        snapshot_every_batches: 1,
+        ..EngineConfig::default()
+    };
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let (engine, thread) = Engine::start(Box::new(store), Arc::new(SystemClock), config).unwrap();
+    engine
+        .submit(grant("g", 1 << 40, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    // A journal chunk (4,096 entries) and more, then single calls: snapshots after each.
+    for batch in 0..45 {
+        let calls = (0..100).map(|i| engine.submit(reserve(format!("r{batch}-{i}"), 1, 60_000)));
+        for result in futures::future::join_all(calls).await {
+            result.unwrap().unwrap();
+        }
+    }
+    assert_eq!(spares.ready(), (0, 0, 0));
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut more = 0;
+    while spares.ready().0 == 0 {
+        assert!(Instant::now() < until, "no journal chunk came back");
+        more += 1;
+        engine
+            .submit(reserve(format!("more-{more}"), 1, 60_000))
+            .await
+            .unwrap()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let archived = engine
+        .read(|ledger| ledger.journal().archived())
+        .await
+        .unwrap();
+    assert!(archived >= 4096, "{archived} entries archived");
+    drop(engine);
+    thread.join();
+}

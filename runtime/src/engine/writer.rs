@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::{Activity, Shared, store_failed};
-use crate::ledger::{ArchiveChunks, Chunk, EntryHash, Ledger, LedgerConfig};
+use crate::ledger::{ArchiveChunks, EntryHash, Ledger, LedgerConfig};
 use crate::store::{
     Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode_large,
     yield_to_callers,
@@ -188,7 +188,7 @@ impl Writer {
                     let started = self.start_snapshot(&mut ledger);
                     drop(ledger);
                     match started {
-                        Ok(forgotten) => drop(forgotten),
+                        Ok(()) => {}
                         Err(error) => {
                             self.fail(&error);
                             return;
@@ -260,15 +260,7 @@ impl Writer {
             }
             if let Some(mut ledger) = held {
                 match self.start_snapshot(&mut ledger) {
-                    Ok(forgotten) => {
-                        // Freeing hundreds of MB takes a while: not with the ledger held.
-                        let spares = ledger.journal.spares.clone();
-                        drop(ledger);
-                        match spares {
-                            Some(pool) => pool.recycle(forgotten),
-                            None => drop(forgotten),
-                        }
-                    }
+                    Ok(()) => drop(ledger),
                     Err(error) if error.is_transient() => self.snapshot_later(&error),
                     Err(error) => {
                         self.fail(&error);
@@ -305,9 +297,11 @@ impl Writer {
     /// Takes a snapshot of `ledger` at the last batch appended: its image, with the ledger
     /// held, then its encoding on a thread of its own (`save_encoded` saves it). With a
     /// store that archives the journal, the sealed chunks the archive holds durably leave
-    /// memory (given back, to be dropped once the ledger is let go), and those it does not
-    /// hold yet go with the snapshot, which leaves them out.
-    fn start_snapshot(&mut self, ledger: &mut Ledger) -> Result<Vec<Chunk>, StoreError> {
+    /// memory, and those it does not hold yet go with the snapshot, which leaves them out.
+    /// The encoding thread frees what left (or gives it to the spares, `ledger::Spares`)
+    /// once it has encoded: hundreds of MB, which took the writer, and so every call
+    /// waiting for a durable write, about 100 ms (BENCHMARKS.md, session 23).
+    fn start_snapshot(&mut self, ledger: &mut Ledger) -> Result<(), StoreError> {
         // Every caller of the partition waits while this runs: it is logged with the save.
         let started = Instant::now();
         let seq = self.next_seq - 1;
@@ -319,6 +313,8 @@ impl Writer {
             }
             None => (ArchiveChunks::default(), Vec::new()),
         };
+        let forgotten_entries = forgotten.len() * crate::ledger::CHUNK_ENTRIES;
+        let spares = ledger.journal.spares.clone();
         let image = ledger.image();
         self.store.begin_snapshot(seq)?;
         self.batches_since_snapshot = 0;
@@ -338,6 +334,10 @@ impl Writer {
                 // The writer may be asleep (an idle partition): wake it to save this.
                 let _ = send.send(state.map(|state| (state, took)));
                 writer.unpark();
+                match spares {
+                    Some(pool) => pool.recycle(forgotten),
+                    None => drop(forgotten),
+                }
             })
             .map_err(|source| StoreError::Io {
                 op: "start the snapshot encoding thread",
@@ -353,10 +353,10 @@ impl Writer {
         });
         tracing::debug!(
             seq,
-            forgotten_entries = forgotten.len() * crate::ledger::CHUNK_ENTRIES,
+            forgotten_entries,
             "snapshot image taken; encoding it while the partition goes on"
         );
-        Ok(forgotten)
+        Ok(())
     }
 
     /// Hands the snapshot being encoded to the store once it is (waiting for it when
