@@ -299,8 +299,8 @@ impl Writer {
     /// store that archives the journal, the sealed chunks the archive holds durably leave
     /// memory, and those it does not hold yet go with the snapshot, which leaves them out.
     /// The encoding thread frees what left (or gives it to the spares, `ledger::Spares`)
-    /// once it has encoded: hundreds of MB, which took the writer, and so every call
-    /// waiting for a durable write, about 100 ms (BENCHMARKS.md, session 23).
+    /// once it has encoded: hundreds of MB, and emptying each chunk given to the spares
+    /// walks its 4,096 entries, work the writer, on every call's path, need not do.
     fn start_snapshot(&mut self, ledger: &mut Ledger) -> Result<(), StoreError> {
         // Every caller of the partition waits while this runs: it is logged with the save.
         let started = Instant::now();
