@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::acme::{grant, reserve};
-use tollgate_runtime::engine::{Activity, Engine, EngineConfig, SystemClock, start_filler};
+use tollgate_runtime::engine::{
+    Activity, Engine, EngineConfig, EngineThread, SystemClock, start_filler,
+};
 use tollgate_runtime::ledger::Spares;
 use tollgate_runtime::store::embedded::EmbeddedStore;
 
@@ -26,6 +28,29 @@ fn wait_for(spares: &Spares, ready: (usize, usize, usize), what: &str) {
     }
 }
 
+/// Starts an engine on `dir` with `config`, grants credits, and holds them in `batches`
+/// batches of 100 concurrent Reserves.
+async fn holds_in_batches(
+    dir: &std::path::Path,
+    config: EngineConfig,
+    batches: usize,
+) -> (Engine, EngineThread) {
+    let store = EmbeddedStore::open(dir).unwrap();
+    let (engine, thread) = Engine::start(Box::new(store), Arc::new(SystemClock), config).unwrap();
+    engine
+        .submit(grant("g", 1 << 40, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    for batch in 0..batches {
+        let calls = (0..100).map(|i| engine.submit(reserve(format!("r{batch}-{i}"), 1, 60_000)));
+        for result in futures::future::join_all(calls).await {
+            result.unwrap().unwrap();
+        }
+    }
+    (engine, thread)
+}
+
 #[tokio::test]
 async fn the_ledger_grows_from_the_pools_and_the_filler_refills_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,20 +62,8 @@ async fn the_ledger_grows_from_the_pools_and_the_filler_refills_them() {
         spares: Some(spares.clone()),
         ..EngineConfig::default()
     };
-    let store = EmbeddedStore::open(dir.path()).unwrap();
-    let (engine, thread) = Engine::start(Box::new(store), Arc::new(SystemClock), config).unwrap();
-    engine
-        .submit(grant("g", 1 << 40, 0))
-        .await
-        .unwrap()
-        .unwrap();
     // 4,200 holds: past a chunk of holds, of answers and of journal entries.
-    for batch in 0..42 {
-        let calls = (0..100).map(|i| engine.submit(reserve(format!("r{batch}-{i}"), 1, 60_000)));
-        for result in futures::future::join_all(calls).await {
-            result.unwrap().unwrap();
-        }
-    }
+    let (engine, thread) = holds_in_batches(dir.path(), config, 42).await;
     let (journal, holds, answers) = engine
         .read(|ledger| {
             let retained = ledger.retained();
@@ -105,20 +118,8 @@ async fn journal_chunks_the_archive_holds_go_back_to_the_pool() {
         snapshot_every_batches: 1,
         ..EngineConfig::default()
     };
-    let store = EmbeddedStore::open(dir.path()).unwrap();
-    let (engine, thread) = Engine::start(Box::new(store), Arc::new(SystemClock), config).unwrap();
-    engine
-        .submit(grant("g", 1 << 40, 0))
-        .await
-        .unwrap()
-        .unwrap();
     // A journal chunk (4,096 entries) and more, then single calls: snapshots after each.
-    for batch in 0..45 {
-        let calls = (0..100).map(|i| engine.submit(reserve(format!("r{batch}-{i}"), 1, 60_000)));
-        for result in futures::future::join_all(calls).await {
-            result.unwrap().unwrap();
-        }
-    }
+    let (engine, thread) = holds_in_batches(dir.path(), config, 45).await;
     assert_eq!(spares.ready(), (0, 0, 0));
     let until = Instant::now() + Duration::from_secs(10);
     let mut more = 0;
