@@ -61,32 +61,34 @@ struct EngineMetrics {
 impl EngineMetrics {
     fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let partition = &["partition"];
-        let int_gauge = |name: &str, help: &str| -> Result<IntGaugeVec, prometheus::Error> {
-            let gauge = IntGaugeVec::new(Opts::new(name, help), partition)?;
-            registry.register(Box::new(gauge.clone()))?;
-            Ok(gauge)
+        let int_gauge_by = |name: &str, help: &str, labels: &[&str]| {
+            register(registry, IntGaugeVec::new(Opts::new(name, help), labels)?)
         };
-        let int_counter = |name: &str, help: &str| -> Result<IntCounterVec, prometheus::Error> {
-            let counter = IntCounterVec::new(Opts::new(name, help), partition)?;
-            registry.register(Box::new(counter.clone()))?;
-            Ok(counter)
+        let int_counter_by = |name: &str, help: &str, labels: &[&str]| {
+            register(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
         };
-        let store_write_max = GaugeVec::new(
-            Opts::new(
-                "tollgate_engine_store_write_max_seconds",
-                "Longest durable write of a batch so far",
-            ),
-            partition,
+        let int_gauge = |name: &str, help: &str| int_gauge_by(name, help, partition);
+        let int_counter = |name: &str, help: &str| int_counter_by(name, help, partition);
+        let store_write_max = register(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    "tollgate_engine_store_write_max_seconds",
+                    "Longest durable write of a batch so far",
+                ),
+                partition,
+            )?,
         )?;
-        registry.register(Box::new(store_write_max.clone()))?;
-        let store_write_seconds = CounterVec::new(
-            Opts::new(
-                "tollgate_engine_store_write_seconds_total",
-                "Time spent in durable writes of batches",
-            ),
-            partition,
+        let store_write_seconds = register(
+            registry,
+            CounterVec::new(
+                Opts::new(
+                    "tollgate_engine_store_write_seconds_total",
+                    "Time spent in durable writes of batches",
+                ),
+                partition,
+            )?,
         )?;
-        registry.register(Box::new(store_write_seconds.clone()))?;
         Ok(EngineMetrics {
             queue_depth: int_gauge(
                 "tollgate_engine_queue_depth",
@@ -129,36 +131,21 @@ impl EngineMetrics {
                 "tollgate_engine_snapshots_failed_total",
                 "Snapshots the store could not take (tried again later)",
             )?,
-            spares_ready: register(
-                registry,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "tollgate_ledger_spare_chunks",
-                        "Chunks touched ahead of need and ready for the ledger to grow by",
-                    ),
-                    &["kind"],
-                )?,
+            spares_ready: int_gauge_by(
+                "tollgate_ledger_spare_chunks",
+                "Chunks touched ahead of need and ready for the ledger to grow by",
+                &["kind"],
             )?,
-            spares_taken: register(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "tollgate_ledger_spare_chunks_taken_total",
-                        "Chunks the ledger grew by that came touched from the spares",
-                    ),
-                    &["kind"],
-                )?,
+            spares_taken: int_counter_by(
+                "tollgate_ledger_spare_chunks_taken_total",
+                "Chunks the ledger grew by that came touched from the spares",
+                &["kind"],
             )?,
-            spares_missed: register(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "tollgate_ledger_spare_chunks_missed_total",
-                        "Chunks the ledger needed when no spare was ready: it allocated them, \
-                         and calls paid for their pages' first touch",
-                    ),
-                    &["kind"],
-                )?,
+            spares_missed: int_counter_by(
+                "tollgate_ledger_spare_chunks_missed_total",
+                "Chunks the ledger needed when no spare was ready: it allocated them, \
+                 and calls paid for their pages' first touch",
+                &["kind"],
             )?,
         })
     }

@@ -59,9 +59,9 @@ impl super::split::Table for Table {
 /// How many items a table of `room` at `place` holds before it grows: from half of its
 /// room to all of it, the places spread evenly over that range (Fibonacci hashing of the
 /// place). Keys are spread evenly over the split's tables, so tables that each grew when
-/// full would grow in step: 64 tables doubled within about 5 % of the keys' count, and the
-/// 1,955 pages a doubling of them took for the first time came within 350 ms (BENCHMARKS.md,
-/// session 23), each costing the calls of the moment 5-30 us. Grown at a point picked by its
+/// full would grow in step: in a 10 s run at 64 in flight, 1,917 of the runtime thread's
+/// page faults in rehashes came in one 100 ms (BENCHMARKS.md, session 23), each costing the
+/// calls of the moment 2-30 us (252 with this rule). Grown at a point picked by its
 /// place, each table doubles at an insert of its own, spread over the whole time the keys'
 /// count takes to double. The price is a table a quarter emptier on average.
 fn grows_at(room: usize, place: u64) -> usize {
