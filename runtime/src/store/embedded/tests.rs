@@ -285,7 +285,7 @@ fn a_second_snapshot_removes_the_first_and_the_log_it_covers() {
     let mut names: Vec<String> = fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".snap") || n.ends_with(".log"))
+        .filter(|n| n != "LOCK" && !n.starts_with("journal-"))
         .collect();
     names.sort();
     assert_eq!(
@@ -293,7 +293,8 @@ fn a_second_snapshot_removes_the_first_and_the_log_it_covers() {
         [
             format!("snapshot-{:020}.snap", 4),
             format!("wal-{:020}.log", 5)
-        ]
+        ],
+        "nothing else is left: no .old file on the way out"
     );
     let (snapshot, seqs) = recover_all(dir.path()).unwrap();
     assert_eq!(snapshot.map(|s| s.state), Some(b"state-4".to_vec()));
@@ -446,6 +447,45 @@ fn a_snapshot_cut_short_by_a_crash_is_removed_at_start() {
     let (snapshot, seqs) = recover_all(dir.path()).unwrap();
     assert_eq!((snapshot, seqs), (None, vec![1, 2]));
     assert!(!partial.exists(), "the partial snapshot is gone");
+}
+
+/// A crash while covered files were being removed leaves them renamed to `.old`, a segment
+/// perhaps cut short mid-record: the next start removes them without reading them, and
+/// recovers from the newest snapshot and the log after it.
+#[test]
+fn covered_files_a_crash_left_on_their_way_out_are_removed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = store_with_snapshot(dir.path(), 2, b"state-2".to_vec());
+        store.append(&batch(3)).unwrap();
+    }
+    let old_segment = dir.path().join(format!("wal-{:020}.old", 1));
+    fs::write(&old_segment, b"TGL2 a record cut short").unwrap();
+    let old_snapshot = dir.path().join(format!("snapshot-{:020}.old", 1));
+    fs::write(&old_snapshot, b"TGSNAP03 cut short").unwrap();
+    let (snapshot, seqs) = recover_all(dir.path()).unwrap();
+    assert_eq!(snapshot.map(|s| s.state), Some(b"state-2".to_vec()));
+    assert_eq!(seqs, vec![3]);
+    assert!(!old_segment.exists(), "the segment on its way out is gone");
+    assert!(
+        !old_snapshot.exists(),
+        "the snapshot on its way out is gone"
+    );
+}
+
+/// `remove_gradually` cuts a file short a step at a time (a part step first) and then
+/// unlinks it.
+#[test]
+fn a_file_is_removed_a_step_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.old");
+    fs::write(&path, vec![7u8; 2 * 4096 + 100]).unwrap();
+    assert_eq!(super::remove_gradually(&path, 4096).unwrap(), 3);
+    assert!(!path.exists());
+    let exact = dir.path().join("exact.old");
+    fs::write(&exact, vec![7u8; 2 * 4096]).unwrap();
+    assert_eq!(super::remove_gradually(&exact, 4096).unwrap(), 2);
+    assert!(!exact.exists());
 }
 
 /// A batch whose record spans several pages of the segment (its key is long).
