@@ -1,6 +1,7 @@
 //! Tollgate's enforcement runtime: the credit ledger, the engine that sequences and
 //! group-commits its commands, and the stores that make them durable.
 
+pub mod background;
 pub mod catalog;
 pub mod cli;
 pub mod cluster;

@@ -358,6 +358,9 @@ impl Engine {
             archive: store.journal_archive(),
             spares: config.spares.clone(),
         });
+        if let Some(activity) = &config.activity {
+            store.give_way_with(activity.clone().giving_way());
+        }
         let writer = writer::Writer {
             shared: shared.clone(),
             next_seq: recovered.next_seq,

@@ -6,10 +6,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::{Activity, Shared, store_failed};
+use crate::background::{give_way_here, yield_to_callers};
 use crate::ledger::{ArchiveChunks, EntryHash, Ledger, LedgerConfig};
 use crate::store::{
     Batch, LoggedCommand, Recovered, Snapshot, Store, StoreError, decode, encode_large,
-    yield_to_callers,
 };
 
 pub(crate) struct Recovery {
@@ -322,10 +322,12 @@ impl Writer {
         let room = snapshot_room(self.last_snapshot, seq);
         let (send, done) = mpsc::sync_channel(1);
         let writer = std::thread::current();
+        let give_way = self.activity.clone().map(Activity::giving_way);
         std::thread::Builder::new()
             .name("tollgate-snapshot-encode".into())
             .spawn(move || {
                 yield_to_callers();
+                let _giving_way = give_way.map(give_way_here);
                 let started = Instant::now();
                 let state = encode_large("snapshot", &image, room);
                 let took = started.elapsed();

@@ -179,11 +179,18 @@ impl Serialize for WalletIndexOf<'_> {
     }
 }
 
+/// Pairs `grouped` takes between two `background::pause_point`s.
+const GROUP_PAUSE_EVERY: usize = 4096;
+
 /// Groups `(group, item)` pairs by group, keeping each group's items in order.
 fn grouped<'a, T>(pairs: impl Iterator<Item = (&'a str, T)>) -> Vec<(&'a str, Vec<T>)> {
     let mut at: Map<&'a str, usize> = Map::default();
     let mut groups: Vec<(&'a str, Vec<T>)> = Vec::new();
-    for (group, item) in pairs {
+    for (n, (group, item)) in pairs.enumerate() {
+        // Hundreds of milliseconds for a million answers, with no output to pace by.
+        if n % GROUP_PAUSE_EVERY == 0 {
+            crate::background::pause_point();
+        }
         let index = *at.entry(group).or_insert_with(|| {
             groups.push((group, Vec::new()));
             groups.len() - 1

@@ -32,6 +32,8 @@ use crate::store::{JournalArchive as _, StoreError};
 
 const MAGIC: &[u8; 8] = b"TGJRNL01";
 const HEADER_BYTES: u64 = 28;
+/// Entries encoded between two `background::pause_point`s: about 30 KB of the file.
+pub(super) const PAUSE_EVERY_ENTRIES: usize = 256;
 
 /// The archive of one partition's journal: the files in its directory, open to read.
 #[derive(Debug)]
@@ -110,7 +112,10 @@ impl JournalArchive {
             let mut buffer = Vec::new();
             for chunk in &chunks.chunks {
                 buffer.clear();
-                for entry in chunk.iter() {
+                for (n, entry) in chunk.iter().enumerate() {
+                    if n % PAUSE_EVERY_ENTRIES == 0 {
+                        crate::background::pause_point();
+                    }
                     offsets.push(offset);
                     let start = buffer.len();
                     buffer.extend_from_slice(&[0; 4]);

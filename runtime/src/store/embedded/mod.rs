@@ -97,6 +97,8 @@ pub struct EmbeddedStore {
     saving: Option<Saving>,
     /// The journal's archive (opened by `recover`).
     archive: Option<Arc<JournalArchive>>,
+    /// What the snapshot thread gives way with (`Store::give_way_with`).
+    give_way: Option<crate::background::GiveWay>,
 }
 
 /// A snapshot file being written: its seq and the thread writing it.
@@ -143,6 +145,7 @@ impl EmbeddedStore {
             begun: None,
             saving: None,
             archive: None,
+            give_way: None,
         })
     }
 
@@ -181,6 +184,7 @@ impl EmbeddedStore {
             begun: None,
             saving: None,
             archive: None,
+            give_way: None,
         })
     }
 
@@ -423,6 +427,10 @@ impl Store for EmbeddedStore {
         self.save_snapshot_with_archive(snapshot, ArchiveChunks::default())
     }
 
+    fn give_way_with(&mut self, give_way: crate::background::GiveWay) {
+        self.give_way = Some(give_way);
+    }
+
     fn journal_archive(&self) -> Option<Arc<dyn crate::store::JournalArchive>> {
         self.archive
             .clone()
@@ -446,10 +454,12 @@ impl Store for EmbeddedStore {
         let seq = snapshot.seq;
         let dir = self.dir.clone();
         let archive = self.archive.clone();
+        let give_way = self.give_way.clone();
         let thread = std::thread::Builder::new()
             .name("tollgate-snapshot".into())
             .spawn(move || {
-                crate::store::yield_to_callers();
+                crate::background::yield_to_callers();
+                let _giving_way = give_way.map(crate::background::give_way_here);
                 if !chunks.chunks.is_empty() {
                     let Some(archive) = archive else {
                         return Err(SaveFailed::Write(io(
@@ -622,7 +632,7 @@ const SYNC_EVERY_BYTES: usize = 256 * 1024;
 
 /// Writes `snapshot` to `dir` durably (`replace_durably`): the header, then the state as
 /// it is: a snapshot can be hundreds of MB, so it is not copied into one buffer first. The
-/// thread gives way to the partition's own (see `yield_to_callers`).
+/// thread gives way to the partition's own (see `background`).
 /// Writes the snapshot file, or removes what it wrote of it.
 fn write_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
     let tmp = dir.join(format!("snapshot-{:020}.tmp", snapshot.seq));
@@ -701,6 +711,7 @@ pub(crate) fn replace_durably_with(
     let mut unsynced = 0;
     fill(&mut |part: &[u8]| {
         for piece in part.chunks(SYNC_EVERY_BYTES) {
+            crate::background::pause_point();
             file.write_all(piece).map_err(|e| io("write", tmp, e))?;
             unsynced += piece.len();
             if unsynced >= SYNC_EVERY_BYTES {

@@ -721,3 +721,43 @@ fn the_journal_archive_reads_back_by_id_and_in_order_and_refuses_damage() {
     assert_eq!(archive.archived(), 0);
     assert!(archive.get(EntryId(2 * C + 1)).is_err());
 }
+
+/// The snapshot thread gives way (`Store::give_way_with`) before each piece of the files
+/// it writes and every `PAUSE_EVERY_ENTRIES` entries it encodes for the journal archive.
+#[test]
+fn the_snapshot_thread_gives_way_between_pieces_of_its_work() {
+    use crate::ledger::CHUNK_ENTRIES;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    store.recover(&mut |_| Ok(())).unwrap();
+    let pauses = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = pauses.clone();
+    store.give_way_with(std::sync::Arc::new(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+    }));
+    let state = vec![7u8; 4 * super::SYNC_EVERY_BYTES + 10];
+    store.append(&batch(1)).unwrap();
+    store.begin_snapshot(1).unwrap();
+    store
+        .save_snapshot(Snapshot {
+            seq: 1,
+            state: state.clone(),
+        })
+        .unwrap();
+    store.finish_saving(true).unwrap();
+    // The header's piece, then five of the state.
+    assert_eq!(pauses.swap(0, Ordering::SeqCst), 6);
+    store.append(&batch(2)).unwrap();
+    store.begin_snapshot(2).unwrap();
+    store
+        .save_snapshot_with_archive(Snapshot { seq: 2, state }, archive_chunks(0, 2))
+        .unwrap();
+    store.finish_saving(true).unwrap();
+    let encoding = 2 * CHUNK_ENTRIES / super::archive::PAUSE_EVERY_ENTRIES;
+    let paused = pauses.load(Ordering::SeqCst);
+    assert!(
+        paused > 6 + encoding,
+        "the snapshot's 6, the archive's encoding {encoding} and its file's: {paused}"
+    );
+}
