@@ -3,8 +3,9 @@
 //! busy, such work takes its time from the calls; these helpers make it take as little of
 //! their latency as they can. Its threads run at nice 10 (`yield_to_callers`) and, where
 //! the engine knows when the runtime's threads are at work (`engine::Activity`), give way
-//! at each `pause_point`: every piece of the work is short, and none starts while a call's
-//! thread is runnable.
+//! at each `pause_point`, between pieces of the work short enough (tens of microseconds)
+//! that a call's thread never waits long for one: they yield the core, so that a call's
+//! thread that is runnable goes first, and wait up to 1 ms while the runtime's threads work.
 
 use std::cell::RefCell;
 use std::sync::Arc;
