@@ -85,8 +85,8 @@ impl Activity {
     ///
     /// Beside Reserve + Commit at 64 in flight, encoding a 330 MB snapshot at nice 10 raised
     /// their p99 from 3.5 ms to 7.3-9.2 ms for the 7-9 s it took, with or without the wait.
-    /// With the yield as well, and pause points in every long step, no 5 s of a 150 s run
-    /// had a p99 over 5.0 ms, and the run's p99 was 3.86-3.99 ms instead of 5.5-5.8 ms; a
+    /// With the yield as well, and pause points in every long step, the p99 of each 5 s of
+    /// a 150 s run stayed at 3.4-5.1 ms, and the run's was 3.86-4.03 ms instead of 5.5-5.8; a
     /// snapshot then takes 35-40 s from image to file instead of 11-13 s (BENCHMARKS.md,
     /// session 24).
     pub(crate) fn give_way(&self) {

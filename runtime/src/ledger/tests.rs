@@ -858,6 +858,11 @@ fn answers_encode_in_the_old_layout_and_read_back_as_given() {
             bytes,
             "the same bytes again"
         );
+        // A human-readable format gets the answer decoded, not its bytes.
+        assert_eq!(
+            serde_json::to_value(&entry).unwrap(),
+            serde_json::to_value(&old).unwrap()
+        );
     }
     // What an answer costs for the idempotency window, beside its one allocation.
     assert!(std::mem::size_of::<Option<crate::ledger::state::KeyEntry>>() <= 56);
