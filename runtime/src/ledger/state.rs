@@ -262,10 +262,12 @@ struct KeyEntryFields {
     record: KeyRecord,
 }
 
+/// The record of a kept answer: the answer decoded (as snapshots are read), or as
+/// `KeyEntry` serializes it (`Answer`).
 #[derive(Serialize, Deserialize)]
-struct KeyRecord {
+struct KeyRecord<R = CommandResult> {
     fingerprint: Fingerprint,
-    result: CommandResult,
+    result: R,
 }
 
 impl From<KeyEntryFields> for KeyEntry {
@@ -287,18 +289,13 @@ impl Serialize for KeyEntry {
             at: Timestamp,
             customer: &'a str,
             key: &'a str,
-            record: Record<R>,
-        }
-        #[derive(Serialize)]
-        struct Record<R> {
-            fingerprint: Fingerprint,
-            result: R,
+            record: KeyRecord<R>,
         }
         let fields = |result| Fields {
             at: self.at,
             customer: &self.customer,
             key: self.key(),
-            record: Record {
+            record: KeyRecord {
                 fingerprint: self.fingerprint,
                 result,
             },
@@ -315,7 +312,7 @@ impl Serialize for KeyEntry {
 /// postcard (every binary format Tollgate encodes with), the bytes it keeps, written as
 /// they are. Postcard writes a tuple's elements one after another with no length, and a
 /// `u8` as that byte, so they come out as `CommandResult` would encode, without decoding
-/// each answer first: a snapshot of 418 MB encoded in 1,265 ms instead of 1,405 ms
+/// each answer first: a snapshot of 418-420 MB encoded in 1,265 ms instead of 1,405 ms
 /// (BENCHMARKS.md, session 24).
 enum Answer<'a> {
     Decoded(CommandResult),

@@ -236,13 +236,12 @@ pub(crate) fn encode_large<T: Serialize>(
     postcard::serialize_with_flavor(value, Paced::new(into)).map_err(codec(what))
 }
 
-/// Output bytes between two of `encode_large`'s `background::pause_point`s: about 70 us of encoding
-/// here (a 290 MB ledger takes 1.14-1.19 s).
+/// Output bytes between two of `encode_large`'s `background::pause_point`s: about 70 us
+/// of encoding here (a 290 MB ledger takes 1.14-1.19 s).
 pub(crate) const PACE_BYTES: usize = 16 * 1024;
 
 /// A postcard output that passes everything to `inner` and comes to a
-/// `background::pause_point` after
-/// every `PACE_BYTES`.
+/// `background::pause_point` after every `PACE_BYTES`.
 struct Paced<F> {
     inner: F,
     since: usize,

@@ -551,26 +551,21 @@ fn files_in(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, PathBuf)
 /// files, which recovery removes unread: a segment cut short under its own name would read as
 /// a torn log.
 fn remove_covered(dir: &Path, seq: u64) -> Result<(), StoreError> {
-    let mut covered = Vec::new();
-    for (older, path) in files_in(dir, "snapshot-", ".snap")? {
-        if older < seq {
-            covered.push(path);
-        }
-    }
-    for (first_seq, path) in files_in(dir, "wal-", ".log")? {
-        if first_seq <= seq {
-            covered.push(path);
-        }
-    }
-    if covered.is_empty() {
-        return Ok(());
-    }
     let started = std::time::Instant::now();
-    let mut going = Vec::with_capacity(covered.len());
-    for path in covered {
+    let snapshots = files_in(dir, "snapshot-", ".snap")?
+        .into_iter()
+        .filter(|&(older, _)| older < seq);
+    let segments = files_in(dir, "wal-", ".log")?
+        .into_iter()
+        .filter(|&(first_seq, _)| first_seq <= seq);
+    let mut going = Vec::new();
+    for (_, path) in snapshots.chain(segments) {
         let old = path.with_extension(OLD_EXTENSION);
         fs::rename(&path, &old).map_err(|e| io("rename", &path, e))?;
         going.push(old);
+    }
+    if going.is_empty() {
+        return Ok(());
     }
     sync_dir(dir)?;
     let mut cuts = 0;
