@@ -20,15 +20,7 @@
 # --release --locked -p tollgate-runtime -p tollgate-e2e
 set -euo pipefail
 ROUNDS=${1:-3}
-RELEASE=${CARGO_TARGET_DIR:-$HOME/.cache/tollgate/target-lto}/release
-DATA_PARENT=${DATA_PARENT:-${TMPDIR:-/tmp}}
-cd "$(dirname "$0")/../.."
-for binary in tollgate tollgate-loadgen; do
-  if [ ! -x "$RELEASE/$binary" ]; then
-    echo "no $RELEASE/$binary: build the release binaries first (see the top of $0)" >&2
-    exit 1
-  fi
-done
+source "$(dirname "$0")/lib.sh"
 SERVER=
 WORK=
 trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; wait 2>/dev/null; [ -n "$WORK" ] && rm -rf "$WORK"' EXIT
