@@ -198,30 +198,66 @@ impl EngineMetrics {
     }
 }
 
-/// `tollgate_engine_store_write_seconds`: each partition's durable writes by how long
-/// they took, a Prometheus histogram built from the engine's own buckets at each scrape (the
-/// writer counts them without a lock or the registry; `STORE_WRITE_BOUNDS_US`).
-fn store_write_histogram(runtime: &Runtime) -> prometheus::proto::MetricFamily {
+/// The engine's histograms, one metric per partition (label `partition`), built at each
+/// scrape from the buckets the engine counts itself (the writer counts them without a lock
+/// or the registry; `engine::stats`):
+/// - `tollgate_engine_store_write_seconds`: durable writes by how long they took;
+/// - `tollgate_engine_batch_commands`: batches by how many commands they carried.
+fn engine_histograms(runtime: &Runtime) -> [prometheus::proto::MetricFamily; 2] {
+    use crate::engine::{BATCH_COMMANDS_BOUNDS, STORE_WRITE_BOUNDS_US};
+    let stats: Vec<_> = runtime
+        .engines()
+        .iter()
+        .map(|engine| engine.stats().snapshot())
+        .collect();
+    [
+        partition_histogram(
+            "tollgate_engine_store_write_seconds",
+            "Durable writes of batches by how long they took (an fdatasync, a DynamoDB \
+             transaction): the disk's or the table's slow moments, which every call of the \
+             batch waits out",
+            &STORE_WRITE_BOUNDS_US,
+            1e6,
+            stats
+                .iter()
+                .map(|s| (&s.store_write_buckets[..], s.store_write_us_total)),
+        ),
+        partition_histogram(
+            "tollgate_engine_batch_commands",
+            "Batches made durable by how many commands they carried: how many calls share \
+             one durable write",
+            &BATCH_COMMANDS_BOUNDS,
+            1.0,
+            stats.iter().map(|s| (&s.batch_buckets[..], s.commands)),
+        ),
+    ]
+}
+
+/// A histogram family with one metric per partition, in order. Each partition gives its
+/// counts by bucket (not cumulative: `[i]` those at most `bounds[i]` and over the bound
+/// before, the last those over every bound) and the sum of what was counted, both in the
+/// unit of `bounds`; the family is in that unit divided by `per_unit`.
+fn partition_histogram<'a>(
+    name: &str,
+    help: &str,
+    bounds: &[u64],
+    per_unit: f64,
+    partitions: impl Iterator<Item = (&'a [u64], u64)>,
+) -> prometheus::proto::MetricFamily {
     use prometheus::proto::{Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType};
     let mut family = MetricFamily::default();
-    family.set_name("tollgate_engine_store_write_seconds".into());
-    family.set_help(
-        "Durable writes of batches by how long they took (an fdatasync, a DynamoDB \
-         transaction): the disk's or the table's slow moments, which every call of the \
-         batch waits out"
-            .into(),
-    );
+    family.set_name(name.into());
+    family.set_help(help.into());
     family.set_field_type(MetricType::HISTOGRAM);
-    for (p, engine) in runtime.engines().iter().enumerate() {
-        let stats = engine.stats().snapshot();
+    for (p, (counts, sum)) in partitions.enumerate() {
         let mut cumulative = 0;
-        let buckets = crate::engine::STORE_WRITE_BOUNDS_US
+        let buckets = bounds
             .iter()
-            .zip(stats.store_write_buckets)
-            .map(|(&bound_us, count)| {
+            .zip(counts)
+            .map(|(&bound, &count)| {
                 cumulative += count;
                 let mut bucket = Bucket::default();
-                bucket.set_upper_bound(bound_us as f64 / 1e6);
+                bucket.set_upper_bound(bound as f64 / per_unit);
                 bucket.set_cumulative_count(cumulative);
                 bucket
             })
@@ -229,8 +265,8 @@ fn store_write_histogram(runtime: &Runtime) -> prometheus::proto::MetricFamily {
         let mut histogram = Histogram::default();
         histogram.set_bucket(buckets);
         // The +Inf bucket is the count, which the encoder writes itself.
-        histogram.set_sample_count(stats.store_write_buckets.iter().sum());
-        histogram.set_sample_sum(stats.store_write_us_total as f64 / 1e6);
+        histogram.set_sample_count(counts.iter().sum());
+        histogram.set_sample_sum(sum as f64 / per_unit);
         let mut label = LabelPair::default();
         label.set_name("partition".into());
         label.set_value(p.to_string());
@@ -377,7 +413,7 @@ impl Metrics {
         }
         drop(scrape);
         let mut families = self.registry.gather();
-        families.push(store_write_histogram(runtime));
+        families.extend(engine_histograms(runtime));
         let mut out = Vec::new();
         if TextEncoder::new().encode(&families, &mut out).is_err() {
             return String::new();
@@ -499,7 +535,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn store_writes_are_a_histogram_per_partition() {
+    async fn store_writes_and_batch_sizes_are_histograms_per_partition() {
         let t = crate::testing::runtime(crate::testing::TWO_PLANS, 2);
         let metrics = Metrics::new().unwrap();
         for customer in ["acme", "globex", "initech", "umbrella"] {
@@ -509,10 +545,6 @@ mod tests {
                 .unwrap();
         }
         let text = metrics.render(&t.runtime);
-        assert!(
-            text.contains("# TYPE tollgate_engine_store_write_seconds histogram\n"),
-            "{text}"
-        );
         let value = |series: &str| -> f64 {
             text.lines()
                 .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
@@ -520,40 +552,60 @@ mod tests {
                 .parse()
                 .unwrap()
         };
+        // A histogram's buckets on partition `p`: cumulative, from the first bound to +Inf,
+        // which is the count; its count and sum.
+        let histogram = |name: &str, bounds: &[u64], per_unit: f64, p: usize| -> (f64, f64) {
+            assert!(
+                text.contains(&format!("# TYPE {name} histogram\n")),
+                "{name}: {text}"
+            );
+            let count = value(&format!("{name}_count{{partition=\"{p}\"}}"));
+            let mut last = 0.0;
+            for &bound in bounds {
+                let le = bound as f64 / per_unit;
+                let bucket = value(&format!("{name}_bucket{{partition=\"{p}\",le=\"{le}\"}}"));
+                assert!(bucket >= last, "{name}: {text}");
+                last = bucket;
+            }
+            let inf = value(&format!("{name}_bucket{{partition=\"{p}\",le=\"+Inf\"}}"));
+            assert_eq!(inf, count, "{name}: {text}");
+            assert_eq!(
+                last, count,
+                "{name}: nothing here past the last bound: {text}"
+            );
+            (count, value(&format!("{name}_sum{{partition=\"{p}\"}}")))
+        };
         let mut writes = 0.0;
         for p in 0..2 {
-            let count = value(&format!(
-                "tollgate_engine_store_write_seconds_count{{partition=\"{p}\"}}"
-            ));
             let batches = value(&format!(
                 "tollgate_engine_batches_total{{partition=\"{p}\"}}"
             ));
-            assert_eq!(count, batches, "one observation per batch written: {text}");
-            // Buckets are cumulative, from the first bound to +Inf, which is the count.
-            let mut last = 0.0;
-            for bound in crate::engine::STORE_WRITE_BOUNDS_US {
-                let le = bound as f64 / 1e6;
-                let bucket = value(&format!(
-                    "tollgate_engine_store_write_seconds_bucket{{partition=\"{p}\",le=\"{le}\"}}"
-                ));
-                assert!(bucket >= last, "{text}");
-                last = bucket;
-            }
-            let inf = value(&format!(
-                "tollgate_engine_store_write_seconds_bucket{{partition=\"{p}\",le=\"+Inf\"}}"
-            ));
-            assert_eq!(
-                (last, inf),
-                (count, count),
-                "no write here takes 5 s: {text}"
+            let (count, sum) = histogram(
+                "tollgate_engine_store_write_seconds",
+                &crate::engine::STORE_WRITE_BOUNDS_US,
+                1e6,
+                p,
             );
+            assert_eq!(count, batches, "one write per batch: {text}");
             assert!(
-                value(&format!(
-                    "tollgate_engine_store_write_seconds_sum{{partition=\"{p}\"}}"
-                )) <= value(&format!(
+                sum <= value(&format!(
                     "tollgate_engine_store_write_max_seconds{{partition=\"{p}\"}}"
                 )) * count,
                 "{text}"
+            );
+            let (count, sum) = histogram(
+                "tollgate_engine_batch_commands",
+                &crate::engine::BATCH_COMMANDS_BOUNDS,
+                1.0,
+                p,
+            );
+            assert_eq!(count, batches, "one size per batch: {text}");
+            assert_eq!(
+                sum,
+                value(&format!(
+                    "tollgate_engine_commands_total{{partition=\"{p}\"}}"
+                )),
+                "the sizes add up to the commands: {text}"
             );
             writes += count;
         }

@@ -38,7 +38,7 @@ pub use partitions::{
     DEFAULT_EMBEDDED_PARTITIONS, MAX_PARTITIONS, Partitions, partition_of, recorded_count,
 };
 pub use spares::start_filler;
-pub use stats::{EngineStats, STORE_WRITE_BOUNDS_US, StatsSnapshot};
+pub use stats::{BATCH_COMMANDS_BOUNDS, EngineStats, STORE_WRITE_BOUNDS_US, StatsSnapshot};
 
 use crate::ledger::{
     CommandResult, EntryHash, Keyed, Ledger, LedgerConfig, LedgerError, Spares, Timestamp,

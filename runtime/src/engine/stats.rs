@@ -13,9 +13,17 @@ pub const STORE_WRITE_BOUNDS_US: [u64; 12] = [
 /// One bucket per bound, and one for the writes slower than every bound.
 pub const STORE_WRITE_BUCKETS: usize = STORE_WRITE_BOUNDS_US.len() + 1;
 
-/// The bucket a write of `us` microseconds counts in.
-fn store_write_bucket(us: u64) -> usize {
-    STORE_WRITE_BOUNDS_US.partition_point(|&bound| bound < us)
+/// Upper bounds of the buckets that count batches by their commands: powers of two up to
+/// `DEFAULT_MAX_BATCH` (a larger `max_batch` counts past the last). How many calls share a
+/// durable write, and so what one write costs each of them.
+pub const BATCH_COMMANDS_BOUNDS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024, 2_048];
+/// One bucket per bound, and one for the batches larger than every bound.
+pub const BATCH_COMMANDS_BUCKETS: usize = BATCH_COMMANDS_BOUNDS.len() + 1;
+
+/// The bucket `value` counts in: that of the smallest bound at least `value`, or the one past
+/// them all.
+fn bucket(bounds: &[u64], value: u64) -> usize {
+    bounds.partition_point(|&bound| bound < value)
 }
 
 #[derive(Default)]
@@ -28,6 +36,8 @@ pub struct EngineStats {
     store_write_us_max: AtomicU64,
     /// Durable writes by how long they took (`STORE_WRITE_BOUNDS_US`), not cumulative.
     store_write_buckets: [AtomicU64; STORE_WRITE_BUCKETS],
+    /// Batches by their commands (`BATCH_COMMANDS_BOUNDS`), not cumulative.
+    batch_buckets: [AtomicU64; BATCH_COMMANDS_BUCKETS],
     snapshots: AtomicU64,
     snapshots_failed: AtomicU64,
     recovered_batches: AtomicU64,
@@ -50,6 +60,8 @@ pub struct StatsSnapshot {
     /// Durable writes by how long they took: `[i]` counts those over bound `i - 1` and at
     /// most bound `i` of `STORE_WRITE_BOUNDS_US` (the last, those over every bound).
     pub store_write_buckets: [u64; STORE_WRITE_BUCKETS],
+    /// Batches by their commands, as `store_write_buckets` by `BATCH_COMMANDS_BOUNDS`.
+    pub batch_buckets: [u64; BATCH_COMMANDS_BUCKETS],
     pub snapshots: u64,
     /// Snapshots the store could not take for now (tried again later; the log keeps all).
     pub snapshots_failed: u64,
@@ -82,7 +94,9 @@ impl EngineStats {
         self.store_writes.fetch_add(1, Relaxed);
         self.store_write_us_total.fetch_add(store_write_us, Relaxed);
         self.store_write_us_max.fetch_max(store_write_us, Relaxed);
-        self.store_write_buckets[store_write_bucket(store_write_us)].fetch_add(1, Relaxed);
+        self.store_write_buckets[bucket(&STORE_WRITE_BOUNDS_US, store_write_us)]
+            .fetch_add(1, Relaxed);
+        self.batch_buckets[bucket(&BATCH_COMMANDS_BOUNDS, commands)].fetch_add(1, Relaxed);
         self.last_seq.store(seq, Relaxed);
     }
 
@@ -101,6 +115,9 @@ impl EngineStats {
         self.store_write_us_max
             .fetch_max(o.store_write_us_max, Relaxed);
         for (bucket, count) in self.store_write_buckets.iter().zip(o.store_write_buckets) {
+            bucket.fetch_add(count, Relaxed);
+        }
+        for (bucket, count) in self.batch_buckets.iter().zip(o.batch_buckets) {
             bucket.fetch_add(count, Relaxed);
         }
         self.snapshots.fetch_add(o.snapshots, Relaxed);
@@ -137,6 +154,7 @@ impl EngineStats {
             store_write_us_total: self.store_write_us_total.load(Relaxed),
             store_write_us_max: self.store_write_us_max.load(Relaxed),
             store_write_buckets: self.store_write_buckets.each_ref().map(|b| b.load(Relaxed)),
+            batch_buckets: self.batch_buckets.each_ref().map(|b| b.load(Relaxed)),
             snapshots: self.snapshots.load(Relaxed),
             snapshots_failed: self.snapshots_failed.load(Relaxed),
             recovered_batches: self.recovered_batches.load(Relaxed),
@@ -151,7 +169,10 @@ impl EngineStats {
 
 #[cfg(test)]
 mod tests {
-    use super::{EngineStats, STORE_WRITE_BOUNDS_US, STORE_WRITE_BUCKETS};
+    use super::{
+        BATCH_COMMANDS_BOUNDS, BATCH_COMMANDS_BUCKETS, EngineStats, STORE_WRITE_BOUNDS_US,
+        STORE_WRITE_BUCKETS,
+    };
 
     #[test]
     fn a_restarted_partitions_counts_go_on_from_the_old_ones() {
@@ -176,6 +197,12 @@ mod tests {
         buckets[0] = 2;
         buckets[2] = 1;
         assert_eq!(s.store_write_buckets, buckets);
+        // Batches of 2, 3 and 5 commands: in the buckets of at most 2, 4 and 8.
+        let mut batches = [0; BATCH_COMMANDS_BUCKETS];
+        batches[1] = 1;
+        batches[2] = 1;
+        batches[3] = 1;
+        assert_eq!(s.batch_buckets, batches);
         // Gauges are the new engine's own.
         assert_eq!((s.snapshot_bytes, s.last_seq), (700, 3));
     }
@@ -201,5 +228,31 @@ mod tests {
         buckets[STORE_WRITE_BUCKETS - 1] = 2;
         assert_eq!(s.store_write_buckets, buckets);
         assert_eq!(s.store_write_buckets.iter().sum::<u64>(), s.store_writes);
+    }
+
+    #[test]
+    fn each_batch_counts_in_the_bucket_of_its_smallest_bound_at_least_its_commands() {
+        let stats = EngineStats::default();
+        for commands in [1, 2, 3, 23, 24, 64, 65, 2_048, 2_049, 100_000] {
+            stats.batch(commands, 1, 150);
+        }
+        let s = stats.snapshot();
+        let at = |bound: u64| {
+            BATCH_COMMANDS_BOUNDS
+                .iter()
+                .position(|&b| b == bound)
+                .unwrap()
+        };
+        let mut buckets = [0; BATCH_COMMANDS_BUCKETS];
+        buckets[at(1)] = 1;
+        buckets[at(2)] = 1;
+        buckets[at(4)] = 1;
+        buckets[at(32)] = 2;
+        buckets[at(64)] = 1;
+        buckets[at(128)] = 1;
+        buckets[at(2_048)] = 1;
+        buckets[BATCH_COMMANDS_BUCKETS - 1] = 2;
+        assert_eq!(s.batch_buckets, buckets);
+        assert_eq!(s.batch_buckets.iter().sum::<u64>(), s.batches);
     }
 }
