@@ -35,6 +35,44 @@ fn assert_clean_run(report: &serde_json::Value, rpc: &str) {
     assert!(report["ops"].as_u64().unwrap() > 0, "no calls: {report}");
     assert_eq!(report["errors"], 0, "{report}");
     assert!(report["latency_us_p99"].as_u64().unwrap() > 0, "{report}");
+    // The machine's processors, and of them the ones the load generator may run on.
+    let machine = &report["machine"];
+    let cpus = machine["cpus"].as_u64().unwrap();
+    let allowed = machine["cpus_allowed"].as_u64().unwrap();
+    assert!(allowed >= 1 && allowed <= cpus, "{report}");
+}
+
+/// Pinned to one core, as the benchmarks run it, the load generator still reports the
+/// machine's processors, and its own one apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_it_reports_the_machine_and_its_one_core_apart() -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism()?.get() as u64;
+    if cores < 2 || Command::new("taskset").arg("--version").output().is_err() {
+        eprintln!("skipped: needs taskset and 2 cores to pin to one of them");
+        return Ok(());
+    }
+    let catalog = CatalogDir::examples_plus_e2e()?;
+    let server = Server::start_with_catalog(&catalog).await?;
+    let output = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_tollgate-loadgen")])
+        .arg("--addr")
+        .arg(server.grpc_addr().to_string())
+        .args(["--rpc", "empty", "--duration-s", "1", "--warmup-s", "0"])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let report: serde_json::Value = stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .map(serde_json::from_str)
+        .expect("a JSON line")?;
+    assert_clean_run(&report, "empty");
+    assert_eq!(report["machine"]["cpus_allowed"], 1, "{report}");
+    assert!(
+        report["machine"]["cpus"].as_u64().unwrap() >= cores,
+        "{report}"
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -225,19 +225,28 @@ impl Report {
     }
 }
 
-/// What the load runs on, printed with every result.
+/// What the load runs on, printed with every result: the machine's processors and model
+/// (`/proc/cpuinfo`), and how many of them the load generator may run on (its affinity:
+/// 1 under `taskset -c 1`).
 fn machine() -> serde_json::Value {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
-    serde_json::json!({"cpus": cpus, "cpu_model": model, "os": std::env::consts::OS})
+    let allowed = std::thread::available_parallelism().map_or(0, |n| n.get());
+    serde_json::json!({
+        "cpus": cpus,
+        "cpus_allowed": allowed,
+        "cpu_model": model,
+        "os": std::env::consts::OS,
+    })
 }
 
 /// Everything a call needs: the clients and a source of unique ids.
