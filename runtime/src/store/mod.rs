@@ -252,10 +252,13 @@ impl<F> Paced<F> {
         Paced { inner, since: 0 }
     }
 
+    /// One pause point for each write that takes the output past a multiple of
+    /// `PACE_BYTES`: a write of several times that (a long byte string) pauses once after
+    /// it, and does not leave the writes after it a pause each to catch up.
     fn taken(&mut self, bytes: usize) {
         self.since += bytes;
         if self.since >= PACE_BYTES {
-            self.since -= PACE_BYTES;
+            self.since %= PACE_BYTES;
             crate::background::pause_point();
         }
     }
@@ -315,6 +318,22 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write many `PACE_BYTES` long (a long string) comes to one pause point, and the
+    /// small writes after it to none until the output has grown by `PACE_BYTES` again.
+    #[test]
+    fn a_long_write_pauses_once() {
+        let paces = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = paces.clone();
+        let _giving_way = crate::background::give_way_here(std::sync::Arc::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+        let value = ("x".repeat(5 * PACE_BYTES), [1u8; 8]);
+        let bytes = encode_large("test", &value, 0).unwrap();
+        assert_eq!(bytes, encode("test", &value).unwrap());
+        // Measuring, then encoding: once each.
+        assert_eq!(paces.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn encode_large_writes_the_same_bytes_as_encode() {

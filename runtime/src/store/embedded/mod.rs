@@ -587,9 +587,10 @@ fn remove_covered(dir: &Path, seq: u64) -> Result<(), StoreError> {
 const OLD_EXTENSION: &str = "old";
 
 /// Bytes cut off a file between two syncs as it is removed (`remove_gradually`). Unlinked in
-/// one call, a file's blocks are all freed in one journal transaction, and a log `fdatasync`
-/// that needs the journal waits for it: a 430 MB file's unlink took 190-230 ms, and a
-/// concurrent log write of 6 KB 86-135 ms. Cut 1 MiB at a time, each step synced, the log
+/// one call, a file's blocks are all freed at once, and a concurrent log `fdatasync` waits
+/// behind that: a 430 MB file's unlink took 190-230 ms, and a log write of 6 KB 86-135 ms
+/// (on ext4 without a journal, mounted with online `discard`, which likely sends the freed
+/// blocks' discards to the disk together; not traced). Cut 1 MiB at a time, each step synced, the log
 /// write waited 1.55 ms at most and the file took 330 ms to go (8 MiB steps: 4.5 ms at most;
 /// BENCHMARKS.md, session 24).
 const REMOVE_STEP_BYTES: u64 = 1024 * 1024;
